@@ -1,0 +1,47 @@
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11): a
+// counter-based generator, so a dropout mask is a pure function of (seed, step, element). The CPU
+// reference and the CUDA kernels include this same code, so both draw identical masks.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define MNIST_HD __host__ __device__ __forceinline__
+#else
+#define MNIST_HD inline
+#endif
+
+namespace mnist {
+
+struct Philox4 {
+  std::uint32_t v[4];
+};
+
+MNIST_HD std::uint32_t mulhilo32(std::uint32_t a, std::uint32_t b, std::uint32_t* hi) {
+  const std::uint64_t p = static_cast<std::uint64_t>(a) * b;
+  *hi = static_cast<std::uint32_t>(p >> 32);
+  return static_cast<std::uint32_t>(p);
+}
+
+MNIST_HD Philox4 philox4x32_10(Philox4 ctr, std::uint32_t k0, std::uint32_t k1) {
+  for (int round = 0; round < 10; ++round) {
+    std::uint32_t hi0, hi1;
+    const std::uint32_t lo0 = mulhilo32(0xD2511F53u, ctr.v[0], &hi0);
+    const std::uint32_t lo1 = mulhilo32(0xCD9E8D57u, ctr.v[2], &hi1);
+    ctr = Philox4{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return ctr;
+}
+
+// Uniform in [0, 1) with 24 random bits, for element `index` of the dropout layer at `step`.
+MNIST_HD float dropout_uniform(std::uint64_t seed, std::uint64_t step, std::uint32_t index) {
+  const Philox4 r =
+      philox4x32_10(Philox4{{index, static_cast<std::uint32_t>(step),
+                             static_cast<std::uint32_t>(step >> 32), 0x0d0du}},
+                    static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+  return static_cast<float>(r.v[0] >> 8) * (1.0f / 16777216.0f);
+}
+
+}  // namespace mnist

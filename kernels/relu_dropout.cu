@@ -1,0 +1,23 @@
+#include "cuda_check.h"
+#include "relu_dropout.h"
+
+namespace mnist::kernels {
+namespace {
+
+__global__ void relu_dropout_backward_kernel(const float* __restrict__ dh,
+                                             const float* __restrict__ h, float* __restrict__ dz,
+                                             std::size_t n, float inv_keep) {
+  const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
+  if (i < n) dz[i] = h[i] > 0.0f ? dh[i] * inv_keep : 0.0f;
+}
+
+}  // namespace
+
+void relu_dropout_backward(const float* dh, const float* h, float* dz, std::size_t n,
+                           float keep_prob, cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>((n + 255) / 256);
+  relu_dropout_backward_kernel<<<blocks, 256, 0, stream>>>(dh, h, dz, n, 1.0f / keep_prob);
+  MNIST_LAUNCH_CHECK("relu_dropout_backward_kernel");
+}
+
+}  // namespace mnist::kernels

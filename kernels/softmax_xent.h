@@ -1,0 +1,19 @@
+// Softmax cross-entropy, forward and backward fused, and the eval's argmax.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mnist::kernels {
+
+// Per row: row_loss[r] = logsumexp(z) - z[label]; dlogits = (softmax(z) - onehot(label)) / rows.
+// Numerically stable (max subtracted). dlogits may be null (loss only).
+void softmax_xent(const float* logits, const std::uint8_t* labels, float* row_loss, float* dlogits,
+                  int rows, int classes, cudaStream_t stream);
+
+// *correct += number of rows whose argmax (first maximum) equals the label.
+void count_correct(const float* logits, const std::uint8_t* labels, int rows, int classes,
+                   int* correct, cudaStream_t stream);
+
+}  // namespace mnist::kernels

@@ -1,0 +1,56 @@
+// The seam between the training loop and the maths. The loop (order, schedule, evaluation cadence,
+// logging, checkpoints) is written once; a backend owns the parameters and implements one training
+// step and one evaluation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataset.h"
+#include "model.h"
+
+namespace mnist {
+
+// Sample stream: training step t takes samples t*B .. t*B+B-1 of the endless stream formed by
+// concatenating the epoch orders; sample s is train[order(s / N)[s % N]] (N = train.count), so a
+// batch may straddle two epochs, as TF's next_batch did.
+struct StreamPosition {
+  std::int64_t epoch;
+  int index;
+};
+inline StreamPosition stream_position(std::int64_t sample, int train_count) {
+  return {sample / train_count, static_cast<int>(sample % train_count)};
+}
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+
+  // The order of epoch `epoch`. The loop provides each epoch before the first step that draws from
+  // it; a backend keeps the two newest (a batch spans at most two epochs when B <= N).
+  virtual void set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) = 0;
+
+  // One step on the next batch: forward, backward, Adam. Asynchronous on a GPU.
+  virtual void train_step() = 0;
+
+  // Waits until queued work is done (a no-op where nothing is asynchronous).
+  virtual void synchronize() {}
+
+  // Mean cross-entropy of the last training step's batch (waits for the step).
+  virtual float last_loss() = 0;
+
+  // Number of test images classified correctly (dropout off).
+  virtual int evaluate_test() = 0;
+
+  // Training steps taken so far (cheap; no copy of the parameters).
+  virtual std::int64_t steps_taken() const = 0;
+
+  virtual TrainState state() = 0;
+  virtual void set_state(const TrainState& state) = 0;
+};
+
+}  // namespace mnist

@@ -1,0 +1,57 @@
+// The product's backend: every op of the training step is one of our kernels (kernels/), the
+// datasets live on the GPU as bytes, and a training step and an evaluation are each captured once
+// as a CUDA graph and replayed.
+#pragma once
+
+#include <array>
+
+#include "backend.h"
+#include "device_buffer.h"
+
+namespace mnist {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const TrainConfig& config, const MnistData& data, std::vector<float> initial_params);
+
+  std::string name() const override { return "cuda"; }
+  void set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) override;
+  void train_step() override;
+  void synchronize() override;
+  float last_loss() override;
+  int evaluate_test() override;
+  std::int64_t steps_taken() const override { return host_step_; }
+  TrainState state() override;
+  void set_state(const TrainState& state) override;
+
+ private:
+  void record_step(cudaStream_t stream);
+  void record_eval(cudaStream_t stream);
+
+  TrainConfig config_;
+  ModelLayout layout_;
+  int train_count_, test_count_;
+  std::int64_t host_step_ = 0;
+  CudaStream stream_;
+
+  // Resident data.
+  DeviceBuffer<std::uint8_t> train_images_, train_labels_, test_labels_;
+  DeviceBuffer<float> test_x_;         // the test set scaled to [0,1] once
+  DeviceBuffer<std::int32_t> orders_;  // two epoch orders, slot e % 2
+  DeviceBuffer<std::int64_t> step_;    // training steps taken; read by the graph's kernels
+
+  // Parameters and optimiser state, flat (see ModelLayout).
+  DeviceBuffer<float> params_, grads_, adam_m_, adam_v_;
+
+  // Activations of one batch.
+  DeviceBuffer<float> x_, hidden_, logits_, dlogits_, dhidden_, row_loss_, loss_;
+  DeviceBuffer<std::uint8_t> y_;
+
+  // Evaluation scratch.
+  DeviceBuffer<float> eval_hidden_, eval_logits_;
+  DeviceBuffer<int> correct_;
+
+  CudaGraph step_graph_, eval_graph_;
+};
+
+}  // namespace mnist

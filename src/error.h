@@ -1,0 +1,28 @@
+// One error type for the whole program; main() turns it into a message and an exit code.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace mnist {
+
+// Exit codes are part of the product's interface: k8s/job.yaml's podFailurePolicy keys on them.
+enum class ExitCode : int {
+  kOk = 0,
+  kBadArguments = 2,
+  kDataUnavailable = 3,  // every mirror failed, checksum mismatch, malformed idx
+  kGpuUnusable = 4,      // GPU requested but no device, driver too old, or a CUDA error
+  kDiverged = 5,         // loss became NaN or Inf
+  kTerminated = 143,     // SIGTERM: checkpoint saved, then stopped (128 + 15)
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ExitCode code() const { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+}  // namespace mnist

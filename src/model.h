@@ -1,0 +1,58 @@
+// The model's parameters and hyper-parameters, independent of where the maths runs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "options.h"
+
+namespace mnist {
+
+constexpr int kInputs = 784;
+constexpr int kClasses = 10;
+
+// All parameters live in one flat float array (so one fused Adam kernel updates everything and a
+// checkpoint is one blob): for each layer, W (in x out, row-major) then b (out).
+struct Layer {
+  int in = 0, out = 0;
+  std::size_t w = 0, b = 0;  // offsets into the flat array
+};
+
+struct ModelLayout {
+  std::vector<Layer> layers;  // mlp: 784->hidden->10; softmax: 784->10
+  std::size_t total = 0;
+  int hidden() const { return layers.size() > 1 ? layers[0].out : 0; }
+};
+
+ModelLayout make_layout(ModelKind model, int hidden_units);
+
+struct TrainConfig {
+  ModelKind model = ModelKind::kMlp;
+  int hidden_units = 500;
+  int batch_size = 100;
+  float learning_rate = 0.001f;
+  float keep_prob = 0.9f;
+  std::uint64_t seed = 1;
+};
+
+// Adam as in TF's AdamOptimizer (bias correction folded into the step size, epsilon "hat").
+constexpr float kAdamBeta1 = 0.9f;
+constexpr float kAdamBeta2 = 0.999f;
+constexpr float kAdamEpsilon = 1e-8f;
+
+// TF sample initialisation: weights truncated normal (stddev 0.1, redrawn beyond 2 stddev),
+// biases 0.1. Deterministic from the seed, on every platform.
+std::vector<float> initial_parameters(const ModelLayout& layout, std::uint64_t seed);
+
+// Everything that training changes; what a checkpoint holds.
+struct TrainState {
+  std::vector<float> params, adam_m, adam_v;
+  std::int64_t step = 0;  // training steps taken (Adam's t, and the dropout counter)
+};
+
+// The order of the training set for one epoch: a permutation of 0..count-1 that depends only on
+// (seed, epoch), so any epoch can be rebuilt on resume.
+std::vector<std::int32_t> epoch_order(std::uint64_t seed, std::int64_t epoch, int count);
+
+}  // namespace mnist

@@ -1,0 +1,104 @@
+#include "options.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <map>
+
+#include "error.h"
+
+namespace mnist {
+
+const char* backend_name(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kAuto:
+      return "auto";
+    case BackendKind::kCuda:
+      return "cuda";
+    case BackendKind::kCublas:
+      return "cublas";
+    case BackendKind::kCpu:
+      return "cpu";
+  }
+  return "?";
+}
+
+const char* model_name(ModelKind kind) { return kind == ModelKind::kMlp ? "mlp" : "softmax"; }
+
+std::optional<Options> parse_command_line(int argc, const char* const* argv) {
+  Options o;
+  CLI::App app{
+      "mnist-train: trains an MNIST classifier with hand-written CUDA kernels and logs test "
+      "accuracy.\nA drop-in replacement for the TensorFlow mnist_with_summaries.py demo image: "
+      "same flags, defaults and log lines.",
+      "mnist-train"};
+  app.get_formatter()->column_width(34);
+
+  app.add_option("--max_steps", o.max_steps,
+                 "Loop iterations (every 10th evaluates instead of training)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--learning_rate", o.learning_rate, "Adam step size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--dropout", o.dropout_keep, "KEEP probability of the hidden layer's dropout")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->check([](const std::string& s) { return std::stof(s) > 0 ? "" : "must be > 0"; });
+  app.add_option("--data_dir", o.data_dir, "Where the four .gz files are cached")
+      ->capture_default_str();
+  app.add_option("--log_dir", o.log_dir, "Summaries (train/ and test/ subfolders); empty: none")
+      ->capture_default_str();
+  app.add_flag("--fake_data", o.fake_data, "Synthetic data, no download");
+
+  std::string backend = "auto", model = "mlp";
+  app.add_option("--backend", backend,
+                 "auto (cuda when a GPU is visible, else cpu with a warning), cuda (hand-written "
+                 "kernels; exits 4 without a usable GPU), cpu (reference)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cuda", "cpu"}));
+  app.add_option("--model", model, "mlp (784-hidden-10, ReLU, dropout) or softmax (784-10)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mlp", "softmax"}));
+  app.add_option("--hidden_units", o.hidden_units, "Hidden layer width (mlp)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  app.add_option("--batch_size", o.batch_size, "Training batch size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--eval_every", o.eval_every, "Evaluate on the test set when step % N == 0")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 30));
+  app.add_option("--seed", o.seed, "Seed for initialisation, shuffling and dropout")
+      ->capture_default_str();
+  app.add_option("--dataset", o.dataset, "mnist or fashion-mnist (same format, own mirrors)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mnist", "fashion-mnist"}));
+  app.add_option("--mirror", o.mirrors,
+                 "Base URL the four file names are appended to (repeatable, tried in order; "
+                 "http(s):// or file://). Replaces MNIST_MIRROR and the built-in list");
+  app.add_option("--download_timeout", o.download_timeout_s, "Seconds per download attempt")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--download_attempts", o.download_attempts,
+                 "Attempts per mirror (back-off between)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--checkpoint_dir", o.checkpoint_dir,
+                 "Save parameters here on SIGTERM and at the end; resume from it when present");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    throw Error(ExitCode::kBadArguments, std::string(e.what()) + " (see --help)");
+  }
+  const std::map<std::string, BackendKind> backends{
+      {"auto", BackendKind::kAuto}, {"cuda", BackendKind::kCuda}, {"cpu", BackendKind::kCpu}};
+  o.backend = backends.at(backend);
+  o.model = model == "mlp" ? ModelKind::kMlp : ModelKind::kSoftmax;
+  return o;
+}
+
+}  // namespace mnist

@@ -1,0 +1,44 @@
+// Everything the command line can set, with the TensorFlow sample's defaults.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mnist {
+
+enum class BackendKind { kAuto, kCuda, kCublas, kCpu };
+enum class ModelKind { kMlp, kSoftmax };
+
+struct Options {
+  // Flags of the TensorFlow mnist_with_summaries.py sample, same names and defaults.
+  int max_steps = 1000;
+  float learning_rate = 0.001f;
+  float dropout_keep = 0.9f;  // --dropout is the KEEP probability, as in the sample
+  std::string data_dir = "/tmp/tensorflow/input_data";
+  std::string log_dir = "/tmp/tensorflow/logs";
+  bool fake_data = false;
+
+  // Extensions.
+  BackendKind backend = BackendKind::kAuto;
+  ModelKind model = ModelKind::kMlp;
+  int hidden_units = 500;
+  int batch_size = 100;
+  int eval_every = 10;
+  std::uint64_t seed = 1;
+  std::string dataset = "mnist";
+  std::vector<std::string> mirrors;  // empty: MNIST_MIRROR, else the dataset's default list
+  double download_timeout_s = 120.0;
+  int download_attempts = 3;
+  std::string checkpoint_dir;  // empty: no checkpoints
+};
+
+// Parses argv. Throws Error(kBadArguments) on unknown flags or bad values. Returns nullopt when
+// --help was printed (the caller exits 0).
+std::optional<Options> parse_command_line(int argc, const char* const* argv);
+
+const char* backend_name(BackendKind kind);
+const char* model_name(ModelKind kind);
+
+}  // namespace mnist
