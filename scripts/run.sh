@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds mnist-train and runs the main job: the TF sample's 500-step run (extra flags pass through).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/cuda/bin
+cmake --preset release >/dev/null
+cmake --build --preset release --target mnist-train
+exec build/release/mnist-train --max_steps 500 "$@"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds everything and runs the test suite (the README's test command; CI runs exactly this).
+# GPU tests (label gpu) skip without a CUDA device; run them alone with: ctest --preset gpu
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/cuda/bin
+scripts/fetch-test-data.sh
+cmake --preset release
+cmake --build --preset release
+ctest --preset release -j "$(nproc)" "$@"

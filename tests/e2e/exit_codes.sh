@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# exit_codes.sh TRAINER SERVER: each documented exit code, produced by the failure it stands for.
+set -uo pipefail
+trainer=$1 server=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+expect() {  # expect CODE DESCRIPTION -- ARGS...
+  local want=$1 what=$2; shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  if [[ $got == "$want" ]]; then
+    echo "ok   $want  $what: $(tail -n1 "$work/err")"
+  else
+    echo "FAIL $what: exit $got, expected $want"; cat "$work/out" "$work/err"; failures=$((failures + 1))
+  fi
+}
+fake=(--fake_data --backend cpu --log_dir "$work/logs")
+
+expect 0 "trained" -- "$trainer" "${fake[@]}" --max_steps 21
+grep -q '^Final test accuracy: ' "$work/out" || { echo "FAIL: no final accuracy line"; failures=$((failures + 1)); }
+expect 0 "--help" -- "$trainer" --help
+expect 2 "unknown flag" -- "$trainer" --no_such_flag
+expect 2 "bad value" -- "$trainer" --max_steps many
+expect 2 "batch larger than the training set" -- "$trainer" "${fake[@]}" --batch_size 20000
+expect 3 "all mirrors fail" -- "$trainer" --backend cpu --data_dir "$work/data" --download_attempts 1 \
+  --mirror "http://127.0.0.1:9/" --mirror "file://$work/nowhere/"
+grep -q 'train-images-idx3-ubyte.gz: could not get a valid copy' "$work/err" || { echo "FAIL: message"; failures=$((failures + 1)); }
+
+mkdir -p "$work/bad"
+printf 'not gzip' >"$work/bad/train-images-idx3-ubyte.gz"
+expect 3 "corrupt file on the mirror" -- "$trainer" --backend cpu --data_dir "$work/data2" --download_attempts 1 \
+  --mirror "file://$work/bad/"
+[[ ! -e $work/data2/train-images-idx3-ubyte.gz ]] || { echo "FAIL: corrupt file cached"; failures=$((failures + 1)); }
+
+expect 4 "--backend cuda without a visible GPU" -- env CUDA_VISIBLE_DEVICES= "$trainer" --backend cuda --fake_data
+grep -q 'CUDA devices visible: 0' "$work/err" || { echo "FAIL: exit 4 message"; failures=$((failures + 1)); }
+expect 0 "--backend auto without a GPU falls back with a warning" -- env CUDA_VISIBLE_DEVICES= "$trainer" --fake_data --backend auto --log_dir "$work/logs" --max_steps 2
+grep -q 'warning: no CUDA GPU found' "$work/out" || { echo "FAIL: no fallback warning"; failures=$((failures + 1)); }
+expect 5 "divergence" -- "$trainer" "${fake[@]}" --learning_rate 1e30 --max_steps 40
+
+# 143: SIGTERM mid-training saves a checkpoint; a rerun resumes from it.
+"$trainer" "${fake[@]}" --max_steps 100000000 --checkpoint_dir "$work/ckpt" >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 200); do grep -q 'Accuracy at step 20:' "$work/out" && break; sleep 0.05; done
+kill -TERM "$pid"; wait "$pid"; got=$?
+if [[ $got == 143 && -s $work/ckpt/model.ckpt ]]; then echo "ok   143 SIGTERM: $(tail -n1 "$work/err")"
+else echo "FAIL SIGTERM: exit $got"; cat "$work/err"; failures=$((failures + 1)); fi
+step=$(grep -o 'stopped by SIGTERM at step [0-9]*' "$work/err" | grep -o '[0-9]*$')
+expect 0 "resume after SIGTERM" -- "$trainer" "${fake[@]}" --max_steps $((step + 20)) --checkpoint_dir "$work/ckpt"
+grep -q "Resuming from .* at step $step" "$work/out" || { echo "FAIL: did not resume"; failures=$((failures + 1)); }
+
+(( failures == 0 )) && echo "all exit codes as documented"
+exit $(( failures > 0 ))

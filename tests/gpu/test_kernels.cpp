@@ -1,0 +1,280 @@
+// Every kernel against a double-precision CPU reference on fresh random inputs, at odd shapes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "adam.h"
+#include "batch.h"
+#include "cpu_backend.h"
+#include "gemm.h"
+#include "gpu_test_util.h"
+#include "philox.h"
+#include "reduce.h"
+#include "relu_dropout.h"
+#include "softmax_xent.h"
+
+namespace mnist {
+namespace {
+
+using gpu_test::close;
+using gpu_test::poisoned;
+using gpu_test::random_floats;
+
+constexpr double kFp32Bound = 1e-5;  // fp32 sums of up to ~1e4 terms, against float64
+const int kRows[] = {1, 7, 100, 257};
+struct Dims {
+  int k, n;
+};
+const Dims kShapes[] = {{784, 500}, {500, 10}, {784, 10}, {13, 37}};
+
+std::vector<float> download(const DeviceBuffer<float>& b) { return b.download(); }
+
+TEST(GemmKernel, LinearForwardMatchesReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(1);
+  for (int m : kRows) {
+    for (Dims d : kShapes) {
+      const auto x = random_floats(std::size_t(m) * d.k, rng),
+                 w = random_floats(std::size_t(d.k) * d.n, rng), b = random_floats(d.n, rng);
+      DeviceBuffer<float> dx(x), dw(w), db(b);
+      auto dy = poisoned<float>(std::size_t(m) * d.n);
+      kernels::linear_forward(dx.get(), dw.get(), db.get(), dy.get(), m, d.k, d.n, {}, nullptr);
+      std::vector<double> ref(std::size_t(m) * d.n);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < d.n; ++j) {
+          double s = b[j];
+          for (int p = 0; p < d.k; ++p)
+            s += double(x[std::size_t(i) * d.k + p]) * w[std::size_t(p) * d.n + j];
+          ref[std::size_t(i) * d.n + j] = s;
+        }
+      EXPECT_TRUE(close(download(dy), ref, kFp32Bound))
+          << "m=" << m << " k=" << d.k << " n=" << d.n;
+    }
+  }
+}
+
+TEST(GemmKernel, ReluDropoutEpilogueUsesThePhiloxMask) {
+  REQUIRE_GPU();
+  std::mt19937 rng(2);
+  const std::int64_t step = 1234567;
+  DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{step});
+  for (int m : kRows) {
+    const int k = 784, n = 500;
+    const auto x = random_floats(std::size_t(m) * k, rng),
+               w = random_floats(std::size_t(k) * n, rng), b = random_floats(n, rng);
+    DeviceBuffer<float> dx(x), dw(w), db(b);
+    auto dy = poisoned<float>(std::size_t(m) * n);
+    const float keep = 0.9f;
+    kernels::linear_forward(dx.get(), dw.get(), db.get(), dy.get(), m, k, n,
+                            {true, keep, 99, dstep.get()}, nullptr);
+    std::vector<double> ref(std::size_t(m) * n);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double s = b[j];
+        for (int p = 0; p < k; ++p)
+          s += double(x[std::size_t(i) * k + p]) * w[std::size_t(p) * n + j];
+        const bool kept = dropout_uniform(99, step, std::uint32_t(i * n + j)) < keep;
+        ref[std::size_t(i) * n + j] = kept ? std::max(s, 0.0) / keep : 0.0;
+      }
+    EXPECT_TRUE(close(download(dy), ref, kFp32Bound)) << "m=" << m;
+  }
+}
+
+TEST(GemmKernel, WeightGradientMatchesReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(3);
+  for (int m : kRows) {
+    for (Dims d : kShapes) {
+      const auto a = random_floats(std::size_t(m) * d.k, rng),
+                 b = random_floats(std::size_t(m) * d.n, rng);
+      DeviceBuffer<float> da(a), dbuf(b);
+      auto dc = poisoned<float>(std::size_t(d.k) * d.n);
+      kernels::matmul_at_b(da.get(), dbuf.get(), dc.get(), m, d.k, d.n, nullptr);
+      std::vector<double> ref(std::size_t(d.k) * d.n, 0.0);
+      for (int i = 0; i < m; ++i)
+        for (int p = 0; p < d.k; ++p)
+          for (int j = 0; j < d.n; ++j)
+            ref[std::size_t(p) * d.n + j] +=
+                double(a[std::size_t(i) * d.k + p]) * b[std::size_t(i) * d.n + j];
+      EXPECT_TRUE(close(download(dc), ref, kFp32Bound))
+          << "m=" << m << " k=" << d.k << " n=" << d.n;
+    }
+  }
+}
+
+TEST(GemmKernel, InputGradientMatchesReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(4);
+  for (int m : kRows) {
+    for (Dims d : kShapes) {
+      // C[m,k] = A[m,n] * B[k,n]^T
+      const auto a = random_floats(std::size_t(m) * d.n, rng),
+                 b = random_floats(std::size_t(d.k) * d.n, rng);
+      DeviceBuffer<float> da(a), dbuf(b);
+      auto dc = poisoned<float>(std::size_t(m) * d.k);
+      kernels::matmul_a_bt(da.get(), dbuf.get(), dc.get(), m, d.n, d.k, nullptr);
+      std::vector<double> ref(std::size_t(m) * d.k, 0.0);
+      for (int i = 0; i < m; ++i)
+        for (int p = 0; p < d.k; ++p) {
+          double s = 0;
+          for (int j = 0; j < d.n; ++j)
+            s += double(a[std::size_t(i) * d.n + j]) * b[std::size_t(p) * d.n + j];
+          ref[std::size_t(i) * d.k + p] = s;
+        }
+      EXPECT_TRUE(close(download(dc), ref, kFp32Bound))
+          << "m=" << m << " k=" << d.k << " n=" << d.n;
+    }
+  }
+}
+
+std::vector<std::uint8_t> random_labels(int n, std::mt19937& rng) {
+  std::vector<std::uint8_t> y(n);
+  for (auto& v : y) v = static_cast<std::uint8_t>(rng() % 10);
+  return y;
+}
+
+TEST(SoftmaxXentKernel, LossAndGradientMatchReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(5);
+  for (int m : kRows) {
+    const auto z =
+        random_floats(std::size_t(m) * 10, rng, -30.0f, 30.0f);  // large: stability matters
+    const auto y = random_labels(m, rng);
+    DeviceBuffer<float> dz(z);
+    DeviceBuffer<std::uint8_t> dy(y);
+    auto loss = poisoned<float>(m);
+    auto grad = poisoned<float>(std::size_t(m) * 10);
+    kernels::softmax_xent(dz.get(), dy.get(), loss.get(), grad.get(), m, 10, nullptr);
+    std::vector<double> ref_loss(m), ref_grad(std::size_t(m) * 10);
+    for (int i = 0; i < m; ++i) {
+      const double zmax = *std::max_element(z.begin() + i * 10, z.begin() + i * 10 + 10);
+      double sum = 0;
+      for (int j = 0; j < 10; ++j) sum += std::exp(z[i * 10 + j] - zmax);
+      ref_loss[i] = std::log(sum) + zmax - z[i * 10 + y[i]];
+      for (int j = 0; j < 10; ++j)
+        ref_grad[i * 10 + j] = (std::exp(z[i * 10 + j] - zmax) / sum - (j == y[i])) / m;
+    }
+    EXPECT_TRUE(close(download(loss), ref_loss, 1e-5)) << "m=" << m;
+    EXPECT_TRUE(close(download(grad), ref_grad, 1e-5)) << "m=" << m;
+  }
+}
+
+TEST(SoftmaxXentKernel, CountCorrectMatchesArgmax) {
+  REQUIRE_GPU();
+  std::mt19937 rng(6);
+  for (int m : {1, 7, 100, 257, 10000}) {
+    const auto z = random_floats(std::size_t(m) * 10, rng);
+    const auto y = random_labels(m, rng);
+    DeviceBuffer<float> dz(z);
+    DeviceBuffer<std::uint8_t> dy(y);
+    DeviceBuffer<int> correct(std::vector<int>{5});  // accumulates onto what is there
+    kernels::count_correct(dz.get(), dy.get(), m, 10, correct.get(), nullptr);
+    int expected = 5;
+    for (int i = 0; i < m; ++i)
+      expected +=
+          std::max_element(z.begin() + i * 10, z.begin() + i * 10 + 10) - (z.begin() + i * 10) ==
+          y[i];
+    EXPECT_EQ(correct.download()[0], expected) << "m=" << m;
+  }
+}
+
+TEST(ReduceKernel, ColumnSumsAndMeanMatchReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(7);
+  for (int m : kRows) {
+    for (int n : {500, 10, 37}) {
+      const auto a = random_floats(std::size_t(m) * n, rng);
+      DeviceBuffer<float> da(a);
+      auto out = poisoned<float>(n);
+      kernels::column_sums(da.get(), out.get(), m, n, nullptr);
+      std::vector<double> ref(n, 0.0);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) ref[j] += a[std::size_t(i) * n + j];
+      EXPECT_TRUE(close(download(out), ref, kFp32Bound)) << "m=" << m << " n=" << n;
+    }
+    const auto v = random_floats(m, rng, 0.0f, 5.0f);
+    DeviceBuffer<float> dv(v);
+    auto mean = poisoned<float>(1);
+    kernels::mean(dv.get(), mean.get(), m, nullptr);
+    double ref = 0;
+    for (float x : v) ref += x;
+    EXPECT_TRUE(close(download(mean), {ref / m}, 1e-6)) << "m=" << m;
+  }
+}
+
+TEST(ReluDropoutKernel, BackwardPassesGradientWhereTheOutputIsPositive) {
+  REQUIRE_GPU();
+  std::mt19937 rng(8);
+  for (int m : kRows) {
+    const std::size_t n = std::size_t(m) * 500;
+    auto h = random_floats(n, rng);
+    for (std::size_t i = 0; i < n; i += 3) h[i] = 0.0f;  // ReLU'd or dropped
+    const auto dh = random_floats(n, rng);
+    DeviceBuffer<float> dhb(dh), hb(h);
+    auto dz = poisoned<float>(n);
+    kernels::relu_dropout_backward(dhb.get(), hb.get(), dz.get(), n, 0.9f, nullptr);
+    std::vector<double> ref(n);
+    for (std::size_t i = 0; i < n; ++i) ref[i] = h[i] > 0 ? dh[i] / 0.9 : 0.0;
+    EXPECT_TRUE(close(download(dz), ref, 1e-6)) << "m=" << m;
+  }
+}
+
+TEST(AdamKernel, MatchesTheCpuOptimizer) {
+  REQUIRE_GPU();
+  std::mt19937 rng(9);
+  for (std::size_t n : {std::size_t(1), std::size_t(397510), std::size_t(1000003)}) {
+    auto p = random_floats(n, rng), m = random_floats(n, rng, 0.0f, 0.01f),
+         v = random_floats(n, rng, 0.0f, 1e-4f);
+    const auto g = random_floats(n, rng, -0.1f, 0.1f);
+    DeviceBuffer<float> dp(p), dg(g), dm(m), dv(v);
+    const std::int64_t step = 41;
+    DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{step});
+    kernels::adam_update(dp.get(), dg.get(), dm.get(), dv.get(), n, 0.001f, kAdamBeta1, kAdamBeta2,
+                         kAdamEpsilon, dstep.get(), nullptr);
+    cpu::adam(p.data(), g.data(), m.data(), v.data(), n, 0.001f, step + 1);
+    EXPECT_TRUE(close(download(dp), std::vector<double>(p.begin(), p.end()), 1e-6)) << "n=" << n;
+    EXPECT_TRUE(close(download(dm), std::vector<double>(m.begin(), m.end()), 1e-6)) << "n=" << n;
+    EXPECT_TRUE(close(download(dv), std::vector<double>(v.begin(), v.end()), 1e-6)) << "n=" << n;
+    kernels::advance_step(dstep.get(), nullptr);
+    EXPECT_EQ(dstep.download()[0], step + 1);
+  }
+}
+
+TEST(BatchKernel, GatherFollowsTheEpochStreamAcrossAnEpochBoundary) {
+  REQUIRE_GPU();
+  std::mt19937 rng(10);
+  const int count = 1000, batch = 257;
+  std::vector<std::uint8_t> images(std::size_t(count) * 784), labels = random_labels(count, rng);
+  for (auto& px : images) px = static_cast<std::uint8_t>(rng());
+  const auto order0 = epoch_order(1, 0, count), order1 = epoch_order(1, 1, count);
+  std::vector<std::int32_t> orders(order0);
+  orders.insert(orders.end(), order1.begin(), order1.end());
+  DeviceBuffer<std::uint8_t> dimages(images), dlabels(labels);
+  DeviceBuffer<std::int32_t> dorders(orders);
+  const std::int64_t step = 3;  // samples 771..1027: crosses into epoch 1
+  DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{step});
+  auto x = poisoned<float>(std::size_t(batch) * 784);
+  DeviceBuffer<std::uint8_t> y(batch);
+  kernels::gather_batch(dimages.get(), dlabels.get(), dorders.get(), count, dstep.get(), batch, 784,
+                        x.get(), y.get(), nullptr);
+  std::vector<double> ref(std::size_t(batch) * 784);
+  std::vector<std::uint8_t> ref_y(batch);
+  for (int r = 0; r < batch; ++r) {
+    const auto pos = stream_position(step * batch + r, count);
+    const int sample = (pos.epoch == 0 ? order0 : order1)[pos.index];
+    ref_y[r] = labels[sample];
+    for (int k = 0; k < 784; ++k)
+      ref[std::size_t(r) * 784 + k] = images[std::size_t(sample) * 784 + k] / 255.0;
+  }
+  EXPECT_TRUE(close(download(x), ref, 1e-6));
+  EXPECT_EQ(y.download(), ref_y);
+
+  auto all = poisoned<float>(images.size());
+  kernels::bytes_to_unit_float(dimages.get(), all.get(), images.size(), nullptr);
+  std::vector<double> ref_all(images.begin(), images.end());
+  for (auto& v : ref_all) v /= 255.0;
+  EXPECT_TRUE(close(download(all), ref_all, 1e-6));
+}
+
+}  // namespace
+}  // namespace mnist
