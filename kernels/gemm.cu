@@ -1,3 +1,5 @@
+#include <stdexcept>
+
 #include "cuda_check.h"
 #include "gemm.h"
 #include "philox.h"
@@ -5,115 +7,209 @@
 namespace mnist::kernels {
 namespace {
 
-// 64x64 output tile per block, 16-deep K slices through shared memory; each of the 256 threads
-// owns a 4x4 sub-tile strided by 16 so a warp's shared-memory reads hit distinct banks.
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 256;
+// ---- Operand loaders: element (i, p) of op(A) (row i, reduction index p) or (p, j) of B. ----
+// kRowsContiguous tells the tile loader which index to vary fastest across threads, so a warp's
+// global reads are consecutive addresses.
 
-// A(i, p) is the (row i, reduction p) element of op(A); B(p, j) likewise.
-template <bool kTransA, bool kTransB>
-__global__ void __launch_bounds__(kThreads)
-    gemm_kernel(const float* __restrict__ a, const float* __restrict__ b,
-                const float* __restrict__ bias, float* __restrict__ c, int m, int n, int k, int lda,
-                int ldb, ReluDropout epi) {
-  __shared__ float as[kTileK][kTileM + 4];
-  __shared__ float bs[kTileK][kTileN + 4];
-  const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;
-  const int m0 = blockIdx.y * kTileM, n0 = blockIdx.x * kTileN;
-  float acc[4][4] = {};
+struct DenseA {  // A[i, p] = a[i * lda + p]
+  const float* a;
+  int lda;
+  static constexpr bool kRowsContiguous = false;
+  __device__ float operator()(int i, int p) const { return a[std::size_t(i) * lda + p]; }
+};
 
-  for (int k0 = 0; k0 < k; k0 += kTileK) {
-#pragma unroll
-    for (int l = 0; l < (kTileM * kTileK) / kThreads; ++l) {
-      const int idx = tid + l * kThreads;
-      // Map threads so consecutive threads read consecutive global addresses.
-      const int r = kTransA ? idx % kTileM : idx / kTileK;
-      const int p = kTransA ? idx / kTileM : idx % kTileK;
-      const int gi = m0 + r, gp = k0 + p;
-      float v = 0.0f;
-      if (gi < m && gp < k)
-        v = kTransA ? a[std::size_t(gp) * lda + gi] : a[std::size_t(gi) * lda + gp];
-      as[p][r] = v;
+__device__ __forceinline__ int image_of(const ByteRows& x, int row) {
+  if (x.indices) return x.indices[row];
+  if (!x.orders) return row;
+  const std::int64_t s = *x.step * x.batch + row;
+  const std::int64_t epoch = s / x.count;
+  return x.orders[(epoch % 2) * x.count + static_cast<int>(s % x.count)];
+}
+
+struct BytesA {  // A[i, p] = pixel p of batch row i, / 255
+  ByteRows x;
+  static constexpr bool kRowsContiguous = false;
+  __device__ float operator()(int i, int p) const {
+    return x.images[std::size_t(image_of(x, i)) * kImagePixelsK + p] * (1.0f / 255.0f);
+  }
+};
+
+struct BytesTransposedWithOnes {  // A[i, p] = pixel i of batch row p / 255; row 784 is all ones
+  ByteRows x;
+  static constexpr bool kRowsContiguous = true;
+  __device__ float operator()(int i, int p) const {
+    if (i == kImagePixelsK) return 1.0f;
+    return x.images[std::size_t(image_of(x, p)) * kImagePixelsK + i] * (1.0f / 255.0f);
+  }
+};
+
+struct DenseTransposedWithOnes {  // A[i, p] = h[p, i] for i < k; row k is all ones
+  const float* h;
+  int k;
+  static constexpr bool kRowsContiguous = true;
+  __device__ float operator()(int i, int p) const {
+    return i == k ? 1.0f : h[std::size_t(p) * k + i];
+  }
+};
+
+struct DenseB {  // B[p, j] = b[p * ldb + j]
+  const float* b;
+  int ldb;
+  __device__ float operator()(int p, int j) const { return b[std::size_t(p) * ldb + j]; }
+};
+
+// ---- Epilogues: receive each finished element once. ----
+
+struct StoreBiasActivation {
+  float* y;
+  const float* bias;
+  ReluDropout act;
+  std::int64_t step = 0;  // read once per block from act.step
+  // Optional record of the gathered batch (written by the blocks holding column 0).
+  ByteRows rows{};
+  GatherRecord record{};
+  __device__ void load_state() {
+    if (act.enabled && act.keep_prob < 1.0f) step = *act.step;
+  }
+  __device__ void operator()(int i, int j, int n, float acc) const {
+    float v = acc + (bias ? bias[j] : 0.0f);
+    if (act.enabled) {
+      v = fmaxf(v, 0.0f);
+      if (act.keep_prob < 1.0f) {
+        const auto index = static_cast<std::uint32_t>(std::size_t(i) * n + j);
+        v = dropout_uniform(act.seed, static_cast<std::uint64_t>(step), index) < act.keep_prob
+                ? v / act.keep_prob
+                : 0.0f;
+      }
     }
-#pragma unroll
-    for (int l = 0; l < (kTileN * kTileK) / kThreads; ++l) {
-      const int idx = tid + l * kThreads;
-      const int r = kTransB ? idx / kTileK : idx % kTileN;
-      const int p = kTransB ? idx % kTileK : idx / kTileN;
-      const int gj = n0 + r, gp = k0 + p;
-      float v = 0.0f;
-      if (gj < n && gp < k)
-        v = kTransB ? b[std::size_t(gj) * ldb + gp] : b[std::size_t(gp) * ldb + gj];
-      bs[p][r] = v;
+    y[std::size_t(i) * n + j] = v;
+    if (j == 0 && (record.batch_images || record.batch_labels)) {
+      const int image = image_of(rows, i);
+      if (record.batch_images) record.batch_images[i] = image;
+      if (record.batch_labels) record.batch_labels[i] = record.labels[image];
+    }
+  }
+};
+
+struct ApplyAdam {
+  AdamUpdate u;
+  float lr_t;
+  __device__ void load_state() {
+    const float t = static_cast<float>(*u.step);
+    lr_t = u.lr * sqrtf(1.0f - powf(u.beta2, t)) / (1.0f - powf(u.beta1, t));
+  }
+  __device__ void operator()(int i, int j, int n, float g) const {
+    const std::size_t idx = std::size_t(i) * n + j;
+    if (u.grad) u.grad[idx] = g;
+    const float m = u.beta1 * u.m[idx] + (1.0f - u.beta1) * g;
+    const float v = u.beta2 * u.v[idx] + (1.0f - u.beta2) * g * g;
+    u.m[idx] = m;
+    u.v[idx] = v;
+    u.params[idx] -= lr_t * m / (sqrtf(v) + u.eps);
+  }
+};
+
+// ---- The tiled kernel: a BM x BN tile per block, BK-deep slices through shared memory, a TM x TN
+// register tile per thread strided across the block tile so shared-memory reads are
+// conflict-free. Out-of-range elements load as zero; the epilogue sees only in-range ones. ----
+template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+    gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k) {
+  constexpr int kThreadsX = BN / TN, kThreadsY = BM / TM, kThreads = kThreadsX * kThreadsY;
+  __shared__ float as[BK][BM + 1];
+  __shared__ float bs[BK][BN + 1];
+  const int tid = threadIdx.x, tx = tid % kThreadsX, ty = tid / kThreadsX;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  float acc[TM][TN] = {};
+
+  for (int k0 = 0; k0 < k; k0 += BK) {
+    for (int idx = tid; idx < BM * BK; idx += kThreads) {
+      const int r = LoadA::kRowsContiguous ? idx % BM : idx / BK;
+      const int p = LoadA::kRowsContiguous ? idx / BM : idx % BK;
+      as[p][r] = (m0 + r < m && k0 + p < k) ? load_a(m0 + r, k0 + p) : 0.0f;
+    }
+    for (int idx = tid; idx < BN * BK; idx += kThreads) {
+      const int c = idx % BN, p = idx / BN;
+      bs[p][c] = (n0 + c < n && k0 + p < k) ? load_b(k0 + p, n0 + c) : 0.0f;
     }
     __syncthreads();
 #pragma unroll
-    for (int p = 0; p < kTileK; ++p) {
-      float av[4], bv[4];
+    for (int p = 0; p < BK; ++p) {
+      float av[TM], bv[TN];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) av[i] = as[p][ty + 16 * i];
+      for (int i = 0; i < TM; ++i) av[i] = as[p][ty + kThreadsY * i];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = bs[p][tx + 16 * j];
+      for (int j = 0; j < TN; ++j) bv[j] = bs[p][tx + kThreadsX * j];
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < TM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
     }
     __syncthreads();
   }
 
-  const std::int64_t step = epi.enabled && epi.step ? *epi.step : 0;
-  const float inv_keep = 1.0f / epi.keep_prob;
+  epilogue.load_state();
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int gi = m0 + ty + 16 * i;
-    if (gi >= m) continue;
+  for (int i = 0; i < TM; ++i) {
+    const int gi = m0 + ty + kThreadsY * i;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int gj = n0 + tx + 16 * j;
-      if (gj >= n) continue;
-      float v = acc[i][j] + (bias ? bias[gj] : 0.0f);
-      if (epi.enabled) {
-        v = fmaxf(v, 0.0f);
-        if (epi.keep_prob < 1.0f) {
-          const auto index = static_cast<std::uint32_t>(std::size_t(gi) * n + gj);
-          v = dropout_uniform(epi.seed, static_cast<std::uint64_t>(step), index) < epi.keep_prob
-                  ? v * inv_keep
-                  : 0.0f;
-        }
-      }
-      c[std::size_t(gi) * n + gj] = v;
+    for (int j = 0; j < TN; ++j) {
+      const int gj = n0 + tx + kThreadsX * j;
+      if (gi < m && gj < n) epilogue(gi, gj, n, acc[i][j]);
     }
   }
 }
 
-template <bool kTransA, bool kTransB>
-void launch_gemm(const float* a, const float* b, const float* bias, float* c, int m, int n, int k,
-                 int lda, int ldb, const ReluDropout& epi, cudaStream_t stream) {
+template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
+void launch(LoadA a, LoadB b, Epilogue e, int m, int n, int k, cudaStream_t stream) {
   if (m <= 0 || n <= 0 || k <= 0) throw std::invalid_argument("gemm: empty shape");
-  const dim3 grid((n + kTileN - 1) / kTileN, (m + kTileM - 1) / kTileM);
-  gemm_kernel<kTransA, kTransB>
-      <<<grid, kThreads, 0, stream>>>(a, b, bias, c, m, n, k, lda, ldb, epi);
+  const dim3 grid((n + BN - 1) / BN, (m + BM - 1) / BM);
+  gemm_kernel<BM, BN, BK, TM, TN><<<grid, (BM / TM) * (BN / TN), 0, stream>>>(a, b, e, m, n, k);
   MNIST_LAUNCH_CHECK("gemm_kernel");
+}
+
+// Tile shape by problem size: small problems want many small tiles to reach all SMs; large ones
+// want big register tiles for arithmetic intensity.
+template <class LoadA, class LoadB, class Epilogue>
+void launch_sized(LoadA a, LoadB b, Epilogue e, int m, int n, int k, cudaStream_t stream) {
+  const long long tiles64 = (long long)((m + 63) / 64) * ((n + 63) / 64);
+  if (n <= 16) {
+    launch<32, 16, 16, 2, 1>(a, b, e, m, n, k, stream);
+  } else if (tiles64 < 132) {
+    launch<16, 32, 16, 1, 2>(a, b, e, m, n, k, stream);
+  } else if (tiles64 < 1024) {
+    launch<64, 64, 16, 4, 4>(a, b, e, m, n, k, stream);
+  } else {
+    launch<128, 128, 8, 8, 8>(a, b, e, m, n, k, stream);
+  }
 }
 
 }  // namespace
 
+void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,
+                          int n, const ReluDropout& epilogue, const GatherRecord& record,
+                          cudaStream_t stream) {
+  const StoreBiasActivation store{y, bias, epilogue, 0, x, record};
+  launch_sized(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, stream);
+}
+
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
                     int n, const ReluDropout& epilogue, cudaStream_t stream) {
-  launch_gemm<false, false>(x, w, bias, y, m, n, k, k, n, epilogue, stream);
+  launch_sized(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k, stream);
 }
 
-void matmul_at_b(const float* a, const float* b, float* c, int m, int k, int n,
-                 cudaStream_t stream) {
-  // C[k,n] = sum over the m rows: op(A) is A^T (k x m), stored m x k.
-  launch_gemm<true, false>(a, b, nullptr, c, k, n, m, k, n, ReluDropout{}, stream);
+void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
+                            const AdamUpdate& adam, cudaStream_t stream) {
+  // Output (784 + 1) x n with a reduction over the batch: 32 x 32 tiles give 400 blocks for n =
+  // 500.
+  launch<32, 32, 16, 2, 2>(BytesTransposedWithOnes{x}, DenseB{dz, n}, ApplyAdam{adam, 0.0f},
+                           kImagePixelsK + 1, n, batch, stream);
 }
 
-void matmul_a_bt(const float* a, const float* b, float* c, int m, int n, int k,
-                 cudaStream_t stream) {
-  // C[m,k] = sum over n: op(B) is B^T (n x k), stored k x n.
-  launch_gemm<false, true>(a, b, nullptr, c, m, k, n, n, n, ReluDropout{}, stream);
+void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
+                      const AdamUpdate& adam, cudaStream_t stream) {
+  launch_sized(DenseTransposedWithOnes{h, k}, DenseB{dz, n}, ApplyAdam{adam, 0.0f}, k + 1, n, batch,
+               stream);
 }
 
 }  // namespace mnist::kernels

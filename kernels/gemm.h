@@ -1,5 +1,9 @@
-// Tiled fp32 matrix products for the model's three shapes of product. Row-major throughout.
-// Every launcher checks its launch; all are stream-ordered and graph-capturable.
+// The model's matrix products as tiled fp32 kernels with fused prologues and epilogues:
+//   forward:  Y = X*W + b, X gathered from the GPU-resident bytes and scaled to [0,1] while it is
+//             loaded (never stored as floats), then ReLU + inverted dropout in the epilogue;
+//   backward: [dW; db] = [X^T; 1^T] * dZ, i.e. the weight gradient with the bias gradient as one
+//             extra row, and Adam applied in the epilogue, so gradients are never stored.
+// Row-major throughout; all stream-ordered and graph-capturable; every launch is checked.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,8 +12,23 @@
 
 namespace mnist::kernels {
 
-// Optional fused epilogue of the forward product: ReLU then inverted dropout with the Philox mask
-// of (seed, *step, row * n + col), scaled by 1 / keep_prob. keep_prob >= 1 means no dropout.
+// Rows of a matrix of images held as bytes. Row r is image:
+//   indices[r]                                  when indices is set (a batch gathered earlier);
+//   orders[(e % 2) * count + s % count]         when orders is set, with s = *step * batch + r and
+//                                               e = s / count (the epoch-order stream,
+//                                               src/backend.h);
+//   r                                           otherwise (the whole test set).
+struct ByteRows {
+  const std::uint8_t* images = nullptr;  // count x 784
+  const std::int32_t* indices = nullptr;
+  const std::int32_t* orders = nullptr;
+  int count = 0;
+  const std::int64_t* step = nullptr;  // device pointer
+  int batch = 0;
+};
+
+// Fused epilogue of the forward product: ReLU, then inverted dropout with the Philox mask of
+// (seed, *step, row * n + col) scaled by 1 / keep_prob. keep_prob >= 1: ReLU only.
 struct ReluDropout {
   bool enabled = false;
   float keep_prob = 1.0f;
@@ -17,16 +36,43 @@ struct ReluDropout {
   const std::int64_t* step = nullptr;  // device pointer: the training step counter
 };
 
-// Y[m,n] = X[m,k] * W[k,n] + bias[n], then the epilogue.
+// TF Adam applied to a layer's [W; b] region of the flat parameter array, with t = *step (the step
+// counter already advanced for this step). grad, when set, also receives the raw gradient.
+struct AdamUpdate {
+  float* params = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  float lr = 0.001f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  const std::int64_t* step = nullptr;
+  float* grad = nullptr;
+};
+
+constexpr int kImagePixelsK = 784;
+
+// Where the forward product records the batch it gathered (all optional): batch_images[r] = the
+// image of row r, batch_labels[r] = labels[that image]. Later kernels of the step read these rather
+// than the step counter.
+struct GatherRecord {
+  const std::uint8_t* labels = nullptr;
+  std::uint8_t* batch_labels = nullptr;
+  std::int32_t* batch_images = nullptr;
+};
+
+// Y[m, n] = X[m, :] * W[784, n] + bias[n], then the epilogue.
+void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,
+                          int n, const ReluDropout& epilogue, const GatherRecord& record,
+                          cudaStream_t stream);
+
+// Y[m, n] = X[m, k] * W[k, n] + bias[n] for a float X (the cuBLAS baseline's tests use it too).
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
                     int n, const ReluDropout& epilogue, cudaStream_t stream);
 
-// C[k,n] = A[m,k]^T * B[m,n]: the weight gradient X^T * dY.
-void matmul_at_b(const float* a, const float* b, float* c, int m, int k, int n,
-                 cudaStream_t stream);
+// G = [X^T; 1^T] * dZ  ((784 + 1) x n, reduction over the batch), then Adam on that region.
+void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
+                            const AdamUpdate& adam, cudaStream_t stream);
 
-// C[m,k] = A[m,n] * B[k,n]^T: the input gradient dY * W^T.
-void matmul_a_bt(const float* a, const float* b, float* c, int m, int n, int k,
-                 cudaStream_t stream);
+// G = [H^T; 1^T] * dZ  ((k + 1) x n, H is batch x k), then Adam on that region.
+void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
+                      const AdamUpdate& adam, cudaStream_t stream);
 
 }  // namespace mnist::kernels

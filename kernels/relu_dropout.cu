@@ -1,4 +1,5 @@
 #include "cuda_check.h"
+#include "philox.h"
 #include "relu_dropout.h"
 
 namespace mnist::kernels {
@@ -18,6 +19,30 @@ void relu_dropout_backward(const float* dh, const float* h, float* dz, std::size
   const auto blocks = static_cast<unsigned>((n + 255) / 256);
   relu_dropout_backward_kernel<<<blocks, 256, 0, stream>>>(dh, h, dz, n, 1.0f / keep_prob);
   MNIST_LAUNCH_CHECK("relu_dropout_backward_kernel");
+}
+
+}  // namespace mnist::kernels
+
+namespace mnist::kernels {
+namespace {
+
+__global__ void dropout_forward_kernel(const float* __restrict__ a, float* __restrict__ h,
+                                       std::size_t n, float keep_prob, std::uint64_t seed,
+                                       const std::int64_t* step) {
+  const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const bool kept = keep_prob >= 1.0f || dropout_uniform(seed, static_cast<std::uint64_t>(*step),
+                                                         static_cast<std::uint32_t>(i)) < keep_prob;
+  h[i] = kept ? a[i] / keep_prob : 0.0f;
+}
+
+}  // namespace
+
+void dropout_forward(const float* a, float* h, std::size_t n, float keep_prob, std::uint64_t seed,
+                     const std::int64_t* step, cudaStream_t stream) {
+  dropout_forward_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(
+      a, h, n, keep_prob, seed, step);
+  MNIST_LAUNCH_CHECK("dropout_forward_kernel");
 }
 
 }  // namespace mnist::kernels

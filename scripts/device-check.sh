@@ -17,10 +17,13 @@ echo "== ctest -L gpu"
 ctest --test-dir build/release -L gpu --output-on-failure 2>&1 | tee "$out/ctest_gpu.log" | grep -E "tests passed|Skipped|Failed|FAILED|Total Test"
 for tool in memcheck racecheck; do
   echo "== compute-sanitizer --tool $tool"
-  timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 9 build/release/tests/gpu_tests ${SANITIZER_FILTER:-} \
+  timeout ${SANITIZER_TIMEOUT:-300} compute-sanitizer --tool "$tool" --error-exitcode 9 build/release/tests/gpu_tests ${SANITIZER_FILTER:-} \
     >"$out/sanitizer_$tool.log" 2>&1
   echo "exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED|SKIPPED" "$out/sanitizer_$tool.log" | tail -4
 done
+echo "== benchmark"
+build/release/mnist-train --benchmark --backend cuda --mirror "file://$PWD/.devdata/mnist/" --data_dir /tmp/seed-data \
+  --benchmark_out "$out/benchmark.json" 2>&1 | tee "$out/benchmark.log" | grep -v "^Extracting\|^Successfully"
 echo "== seed job"
 /usr/bin/time -f "wall %e s, max RSS %M KB" build/release/mnist-train --backend cuda --max_steps 500 \
   --mirror "file://$PWD/.devdata/mnist/" --data_dir /tmp/seed-data --log_dir /tmp/seed-logs 2>&1 | tee "$out/seed.log" \

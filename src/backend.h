@@ -24,6 +24,16 @@ inline StreamPosition stream_position(std::int64_t sample, int train_count) {
   return {sample / train_count, static_cast<int>(sample % train_count)};
 }
 
+// Timestamps in a backend's own order of work, for --benchmark: device events on a GPU (so the
+// host's launch overhead between back-to-back steps is not counted), a host clock on the CPU.
+class Stopwatch {
+ public:
+  virtual ~Stopwatch() = default;
+  virtual void mark() = 0;
+  // Microseconds between consecutive marks (waits for the work before the last mark).
+  virtual std::vector<double> intervals_us() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -51,6 +61,8 @@ class Backend {
 
   virtual TrainState state() = 0;
   virtual void set_state(const TrainState& state) = 0;
+
+  virtual std::unique_ptr<Stopwatch> stopwatch() = 0;
 };
 
 }  // namespace mnist

@@ -1,6 +1,7 @@
 #include "backends.h"
 
 #include "cpu_backend.h"
+#include "cublas_backend.h"
 #include "cuda_backend.h"
 #include "gpu_device.h"
 

@@ -1,6 +1,7 @@
 #include "cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "../kernels/philox.h"
@@ -169,6 +170,25 @@ void CpuBackend::train_step() {
   cpu::adam(state_.params.data(), grad.data(), state_.adam_m.data(), state_.adam_v.data(),
             layout_.total, config_.learning_rate, state_.step);
 }
+
+namespace {
+class HostStopwatch final : public Stopwatch {
+ public:
+  void mark() override { marks_.push_back(std::chrono::steady_clock::now()); }
+  std::vector<double> intervals_us() override {
+    std::vector<double> out;
+    for (std::size_t i = 1; i < marks_.size(); ++i) {
+      out.push_back(std::chrono::duration<double, std::micro>(marks_[i] - marks_[i - 1]).count());
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> marks_;
+};
+}  // namespace
+
+std::unique_ptr<Stopwatch> CpuBackend::stopwatch() { return std::make_unique<HostStopwatch>(); }
 
 int CpuBackend::evaluate_test() {
   const Dataset& test = data_.test;

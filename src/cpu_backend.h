@@ -19,6 +19,7 @@ class CpuBackend final : public Backend {
   std::int64_t steps_taken() const override { return state_.step; }
   TrainState state() override { return state_; }
   void set_state(const TrainState& state) override { state_ = state; }
+  std::unique_ptr<Stopwatch> stopwatch() override;
 
   // Pieces of the step, public for the gradient checks.
   // Gathers the batch of step `step` into x (B x 784, scaled to [0,1]) and its labels.

@@ -1,11 +1,10 @@
 #include "cuda_backend.h"
 
-#include "../kernels/adam.h"
-#include "../kernels/batch.h"
 #include "../kernels/gemm.h"
+#include "../kernels/output_layer.h"
 #include "../kernels/reduce.h"
-#include "../kernels/relu_dropout.h"
 #include "../kernels/softmax_xent.h"
+#include "event_stopwatch.h"
 
 namespace mnist {
 
@@ -19,30 +18,35 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       test_count_(data.test.count),
       train_images_(data.train.images),
       train_labels_(data.train.labels),
+      test_images_(data.test.images),
       test_labels_(data.test.labels),
-      test_x_(std::size_t(data.test.count) * kInputs),
       orders_(2 * std::size_t(data.train.count)),
       step_(std::vector<std::int64_t>{0}),
       params_(initial_params),
-      grads_(layout_.total),
       adam_m_(std::vector<float>(layout_.total, 0.0f)),
       adam_v_(std::vector<float>(layout_.total, 0.0f)),
-      x_(std::size_t(config.batch_size) * kInputs),
       hidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
       logits_(std::size_t(config.batch_size) * kClasses),
       dlogits_(std::size_t(config.batch_size) * kClasses),
       dhidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
       row_loss_(config.batch_size),
       loss_(1),
-      y_(config.batch_size),
-      eval_hidden_(std::size_t(data.test.count) * std::max(layout_.hidden(), 1)),
-      eval_logits_(std::size_t(data.test.count) * kClasses),
+      batch_labels_(config.batch_size),
+      batch_images_(config.batch_size),
+      eval_out_(std::size_t(data.test.count) * std::max(layout_.hidden(), kClasses)),
       correct_(1) {
   if (initial_params.size() != layout_.total)
     throw std::invalid_argument("CudaBackend: parameter count");
-  DeviceBuffer<std::uint8_t> test_bytes(data.test.images);
-  k::bytes_to_unit_float(test_bytes.get(), test_x_.get(), test_bytes.size(), stream_.get());
-  MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  if (layout_.layers.back().out != k::kOutputClasses)
+    throw std::invalid_argument("CudaBackend: 10 classes");
+}
+
+std::size_t CudaBackend::device_bytes() const {
+  return train_images_.size() + train_labels_.size() + test_images_.size() + test_labels_.size() +
+         4 * orders_.size() + 8 + 4 * (3 * params_.size()) +
+         4 * (hidden_.size() + logits_.size() + dlogits_.size() + dhidden_.size() +
+              row_loss_.size() + 1) +
+         batch_labels_.size() + 4 * batch_images_.size() + 4 * eval_out_.size() + 4;
 }
 
 void CudaBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) {
@@ -53,53 +57,63 @@ void CudaBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::int
   MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // `order` is pageable host memory
 }
 
+// One training step as 3 (softmax) or 4 (mlp) kernels:
+//   forward GEMM on the gathered bytes (+ bias, ReLU, dropout) -> output layer fused with the
+//   loss, its gradient and the gradient into the hidden layer -> weight-gradient GEMMs with the
+//   bias gradient as an extra row and Adam in their epilogue.
 void CudaBackend::record_step(cudaStream_t s) {
   const int batch = config_.batch_size;
   float* p = params_.get();
-  float* g = grads_.get();
-  k::gather_batch(train_images_.get(), train_labels_.get(), orders_.get(), train_count_,
-                  step_.get(), batch, kInputs, x_.get(), y_.get(), s);
-  const Layer& out = layout_.layers.back();
-  const float* last_input = x_.get();
+  const k::ByteRows batch_rows{train_images_.get(), nullptr,     orders_.get(),
+                               train_count_,        step_.get(), batch};
+  const k::ByteRows gathered{
+      train_images_.get(), batch_images_.get(), nullptr, train_count_, nullptr, batch};
+  const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get()};
+  auto adam_for = [&](const Layer& l) {
+    return k::AdamUpdate{
+        p + l.w,    adam_m_.get() + l.w, adam_v_.get() + l.w, config_.learning_rate,
+        kAdamBeta1, kAdamBeta2,          kAdamEpsilon,        step_.get(),
+        nullptr};
+  };
+  const Layer& first = layout_.layers.front();
   if (layout_.layers.size() == 2) {
-    const Layer& l1 = layout_.layers[0];
-    k::ReluDropout epi{true, config_.keep_prob, config_.seed, step_.get()};
-    k::linear_forward(x_.get(), p + l1.w, p + l1.b, hidden_.get(), batch, l1.in, l1.out, epi, s);
-    last_input = hidden_.get();
+    const Layer& out = layout_.layers[1];
+    const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
+    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(), batch, first.out,
+                            relu_dropout, record, s);
+    k::output_layer_train(hidden_.get(), batch, first.out, p + out.w, p + out.b,
+                          batch_labels_.get(), config_.keep_prob, row_loss_.get(), dlogits_.get(),
+                          dhidden_.get(), step_.get(), s);
+    k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_for(first), s);
+    k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_for(out), s);
+  } else {
+    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, logits_.get(), batch, first.out,
+                            {}, record, s);
+    k::softmax_xent(logits_.get(), batch_labels_.get(), row_loss_.get(), dlogits_.get(), batch,
+                    first.out, step_.get(), s);
+    k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_for(first), s);
   }
-  k::linear_forward(last_input, p + out.w, p + out.b, logits_.get(), batch, out.in, out.out,
-                    k::ReluDropout{}, s);
-  k::softmax_xent(logits_.get(), y_.get(), row_loss_.get(), dlogits_.get(), batch, out.out, s);
-  k::matmul_at_b(last_input, dlogits_.get(), g + out.w, batch, out.in, out.out, s);
-  k::column_sums(dlogits_.get(), g + out.b, batch, out.out, s);
-  if (layout_.layers.size() == 2) {
-    const Layer& l1 = layout_.layers[0];
-    k::matmul_a_bt(dlogits_.get(), p + out.w, dhidden_.get(), batch, out.out, l1.out, s);
-    k::relu_dropout_backward(dhidden_.get(), hidden_.get(), dhidden_.get(),
-                             std::size_t(batch) * l1.out, config_.keep_prob, s);
-    k::matmul_at_b(x_.get(), dhidden_.get(), g + l1.w, batch, l1.in, l1.out, s);
-    k::column_sums(dhidden_.get(), g + l1.b, batch, l1.out, s);
-  }
-  k::adam_update(p, g, adam_m_.get(), adam_v_.get(), layout_.total, config_.learning_rate,
-                 kAdamBeta1, kAdamBeta2, kAdamEpsilon, step_.get(), s);
-  k::advance_step(step_.get(), s);
 }
 
 void CudaBackend::record_eval(cudaStream_t s) {
   const float* p = params_.get();
+  const k::ByteRows test_rows{test_images_.get(), nullptr, nullptr,
+                              test_count_,        nullptr, test_count_};
   MNIST_CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(int), s));
-  const float* input = test_x_.get();
+  const Layer& first = layout_.layers.front();
   if (layout_.layers.size() == 2) {
-    const Layer& l1 = layout_.layers[0];
-    k::ReluDropout relu_only{true, 1.0f, 0, nullptr};
-    k::linear_forward(input, p + l1.w, p + l1.b, eval_hidden_.get(), test_count_, l1.in, l1.out,
-                      relu_only, s);
-    input = eval_hidden_.get();
+    const Layer& out = layout_.layers[1];
+    const k::ReluDropout relu_only{true, 1.0f, 0, nullptr};
+    k::linear_forward_bytes(test_rows, p + first.w, p + first.b, eval_out_.get(), test_count_,
+                            first.out, relu_only, {}, s);
+    k::output_layer_count_correct(eval_out_.get(), test_count_, first.out, p + out.w, p + out.b,
+                                  test_labels_.get(), correct_.get(), s);
+  } else {
+    k::linear_forward_bytes(test_rows, p + first.w, p + first.b, eval_out_.get(), test_count_,
+                            first.out, {}, {}, s);
+    k::count_correct(eval_out_.get(), test_labels_.get(), test_count_, first.out, correct_.get(),
+                     s);
   }
-  const Layer& out = layout_.layers.back();
-  k::linear_forward(input, p + out.w, p + out.b, eval_logits_.get(), test_count_, out.in, out.out,
-                    k::ReluDropout{}, s);
-  k::count_correct(eval_logits_.get(), test_labels_.get(), test_count_, out.out, correct_.get(), s);
 }
 
 void CudaBackend::train_step() {
@@ -107,6 +121,10 @@ void CudaBackend::train_step() {
     step_graph_.capture(stream_.get(), [this](cudaStream_t s) { record_step(s); });
   step_graph_.launch(stream_.get());
   host_step_ += 1;
+}
+
+std::unique_ptr<Stopwatch> CudaBackend::stopwatch() {
+  return std::make_unique<EventStopwatch>(stream_.get());
 }
 
 void CudaBackend::synchronize() { MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
@@ -125,12 +143,12 @@ int CudaBackend::evaluate_test() {
 
 TrainState CudaBackend::state() {
   synchronize();
-  TrainState s;
-  s.params = params_.download(stream_.get());
-  s.adam_m = adam_m_.download(stream_.get());
-  s.adam_v = adam_v_.download(stream_.get());
-  s.step = host_step_;
-  return s;
+  TrainState st;
+  st.params = params_.download(stream_.get());
+  st.adam_m = adam_m_.download(stream_.get());
+  st.adam_v = adam_v_.download(stream_.get());
+  st.step = host_step_;
+  return st;
 }
 
 void CudaBackend::set_state(const TrainState& state) {

@@ -1,9 +1,7 @@
 // The product's backend: every op of the training step is one of our kernels (kernels/), the
 // datasets live on the GPU as bytes, and a training step and an evaluation are each captured once
-// as a CUDA graph and replayed.
+// as a CUDA graph and replayed. The step counter lives on the GPU, so a replay needs no input.
 #pragma once
-
-#include <array>
 
 #include "backend.h"
 #include "device_buffer.h"
@@ -23,6 +21,10 @@ class CudaBackend final : public Backend {
   std::int64_t steps_taken() const override { return host_step_; }
   TrainState state() override;
   void set_state(const TrainState& state) override;
+  std::unique_ptr<Stopwatch> stopwatch() override;
+
+  // Device memory this backend holds, in bytes (for --benchmark's report).
+  std::size_t device_bytes() const;
 
  private:
   void record_step(cudaStream_t stream);
@@ -34,21 +36,23 @@ class CudaBackend final : public Backend {
   std::int64_t host_step_ = 0;
   CudaStream stream_;
 
-  // Resident data.
-  DeviceBuffer<std::uint8_t> train_images_, train_labels_, test_labels_;
-  DeviceBuffer<float> test_x_;         // the test set scaled to [0,1] once
+  // Resident data, as bytes.
+  DeviceBuffer<std::uint8_t> train_images_, train_labels_, test_images_, test_labels_;
   DeviceBuffer<std::int32_t> orders_;  // two epoch orders, slot e % 2
-  DeviceBuffer<std::int64_t> step_;    // training steps taken; read by the graph's kernels
+  DeviceBuffer<std::int64_t>
+      step_;  // training steps taken; the graph's kernels read and advance it
 
-  // Parameters and optimiser state, flat (see ModelLayout).
-  DeviceBuffer<float> params_, grads_, adam_m_, adam_v_;
+  // Parameters and Adam state, flat (see ModelLayout). No gradient buffer: Adam runs in the
+  // weight-gradient kernels' epilogue.
+  DeviceBuffer<float> params_, adam_m_, adam_v_;
 
-  // Activations of one batch.
-  DeviceBuffer<float> x_, hidden_, logits_, dlogits_, dhidden_, row_loss_, loss_;
-  DeviceBuffer<std::uint8_t> y_;
+  // One batch.
+  DeviceBuffer<float> hidden_, logits_, dlogits_, dhidden_, row_loss_, loss_;
+  DeviceBuffer<std::uint8_t> batch_labels_;
+  DeviceBuffer<std::int32_t> batch_images_;
 
   // Evaluation scratch.
-  DeviceBuffer<float> eval_hidden_, eval_logits_;
+  DeviceBuffer<float> eval_out_;
   DeviceBuffer<int> correct_;
 
   CudaGraph step_graph_, eval_graph_;

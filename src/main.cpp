@@ -6,8 +6,10 @@
 #include <iostream>
 
 #include "backends.h"
+#include "benchmark.h"
 #include "dataset.h"
 #include "error.h"
+#include "gpu_device.h"
 #include "model.h"
 #include "options.h"
 #include "trainer.h"
@@ -49,6 +51,12 @@ int run(int argc, char** argv) {
     throw Error(ExitCode::kBadArguments, "--batch_size " + std::to_string(options.batch_size) +
                                              " exceeds the " + std::to_string(data.train.count) +
                                              " training images");
+  }
+
+  if (options.benchmark) {
+    run_benchmark(options, data, kind != BackendKind::kCpu || probe_gpus().device_count > 0,
+                  std::cout);
+    return 0;
   }
 
   TrainConfig config;

@@ -51,11 +51,13 @@ std::optional<Options> parse_command_line(int argc, const char* const* argv) {
   app.add_flag("--fake_data", o.fake_data, "Synthetic data, no download");
 
   std::string backend = "auto", model = "mlp";
-  app.add_option("--backend", backend,
-                 "auto (cuda when a GPU is visible, else cpu with a warning), cuda (hand-written "
-                 "kernels; exits 4 without a usable GPU), cpu (reference)")
+  app.add_option(
+         "--backend", backend,
+         "auto (cuda when a GPU is visible, else cpu with a warning), cuda (hand-written "
+         "kernels; exits 4 without a usable GPU), cublas (cuBLAS/cuDNN baseline; same exit 4), "
+         "cpu (reference)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cuda", "cpu"}));
+      ->check(CLI::IsMember({"auto", "cuda", "cublas", "cpu"}));
   app.add_option("--model", model, "mlp (784-hidden-10, ReLU, dropout) or softmax (784-10)")
       ->capture_default_str()
       ->check(CLI::IsMember({"mlp", "softmax"}));
@@ -86,6 +88,24 @@ std::optional<Options> parse_command_line(int argc, const char* const* argv) {
   app.add_option("--checkpoint_dir", o.checkpoint_dir,
                  "Save parameters here on SIGTERM and at the end; resume from it when present");
 
+  app.add_flag(
+      "--benchmark", o.benchmark,
+      "Measure instead of training: step latency and throughput per backend and batch size, the "
+      "seed job, time to 98% accuracy, peak device memory, our GEMMs vs cuBLAS");
+  app.add_option("--benchmark_batches", o.benchmark_batches, "Batch sizes to time")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--benchmark_backends", o.benchmark_backends,
+                 "Backends to time (default: cuda,cublas with a GPU, else cpu)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"cuda", "cublas", "cpu"}));
+  app.add_option("--benchmark_steps", o.benchmark_steps,
+                 "Timed steps per configuration (after 20 warm-up steps)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 24));
+  app.add_option("--benchmark_out", o.benchmark_out, "Also write the results as JSON to this file");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -94,8 +114,10 @@ std::optional<Options> parse_command_line(int argc, const char* const* argv) {
   } catch (const CLI::ParseError& e) {
     throw Error(ExitCode::kBadArguments, std::string(e.what()) + " (see --help)");
   }
-  const std::map<std::string, BackendKind> backends{
-      {"auto", BackendKind::kAuto}, {"cuda", BackendKind::kCuda}, {"cpu", BackendKind::kCpu}};
+  const std::map<std::string, BackendKind> backends{{"auto", BackendKind::kAuto},
+                                                    {"cuda", BackendKind::kCuda},
+                                                    {"cublas", BackendKind::kCublas},
+                                                    {"cpu", BackendKind::kCpu}};
   o.backend = backends.at(backend);
   o.model = model == "mlp" ? ModelKind::kMlp : ModelKind::kSoftmax;
   return o;

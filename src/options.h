@@ -32,6 +32,13 @@ struct Options {
   double download_timeout_s = 120.0;
   int download_attempts = 3;
   std::string checkpoint_dir;  // empty: no checkpoints
+
+  // --benchmark mode.
+  bool benchmark = false;
+  std::vector<int> benchmark_batches = {100, 1024, 8192};
+  std::vector<std::string> benchmark_backends;  // empty: cuda,cublas with a GPU, else cpu
+  int benchmark_steps = 200;
+  std::string benchmark_out;
 };
 
 // Parses argv. Throws Error(kBadArguments) on unknown flags or bad values. Returns nullopt when

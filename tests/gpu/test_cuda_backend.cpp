@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backends.h"
 #include "cpu_backend.h"
-#include "cuda_backend.h"
 #include "gpu_test_util.h"
 
 namespace mnist {
@@ -25,18 +25,28 @@ TrainConfig config(ModelKind model, int batch, float keep) {
   return c;
 }
 
+// The CPU reference next to one GPU backend (cuda or cublas), from identical parameters.
 struct Pair {
   CpuBackend cpu;
-  CudaBackend gpu;
-  Pair(const TrainConfig& c, std::uint64_t init_seed)
+  std::unique_ptr<Backend> gpu_owner;
+  Backend& gpu;
+  Pair(BackendKind kind, const TrainConfig& c, std::uint64_t init_seed)
       : cpu(c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed)),
-        gpu(c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed)) {}
+        gpu_owner(make_backend(
+            kind, c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed))),
+        gpu(*gpu_owner) {}
   void order(std::int64_t epoch) {
     const auto o = epoch_order(5, epoch, fake().train.count);
     cpu.set_epoch_order(epoch, o);
     gpu.set_epoch_order(epoch, o);
   }
 };
+
+// Every test runs for both GPU backends: ours and the cuBLAS/cuDNN baseline.
+class GpuBackend : public ::testing::TestWithParam<BackendKind> {};
+INSTANTIATE_TEST_SUITE_P(Backends, GpuBackend,
+                         ::testing::Values(BackendKind::kCuda, BackendKind::kCublas),
+                         [](const ::testing::TestParamInfo<BackendKind>& p) { return std::string(backend_name(p.param)); });
 
 // ||gpu - cpu|| relative to how far training moved the parameters from `start`.
 double relative_drift(const std::vector<float>& gpu, const std::vector<float>& cpu,
@@ -50,10 +60,10 @@ double relative_drift(const std::vector<float>& gpu, const std::vector<float>& c
 }
 
 // Trains both backends from identical parameters for `steps` steps, starting at `first_step`.
-void expect_same_training(ModelKind model, int batch, float keep, int steps,
+void expect_same_training(BackendKind kind, ModelKind model, int batch, float keep, int steps,
                           std::int64_t first_step = 0) {
   const TrainConfig c = config(model, batch, keep);
-  Pair pair(c, 4);
+  Pair pair(kind, c, 4);
   TrainState initial = pair.cpu.state();
   initial.step = first_step;
   pair.cpu.set_state(initial);
@@ -82,32 +92,32 @@ void expect_same_training(ModelKind model, int batch, float keep, int steps,
   EXPECT_NEAR(gpu_correct, cpu_correct, 3);
 }
 
-TEST(CudaBackend, MlpTrainingStepsMatchTheCpuWithDropout) {
+TEST_P(GpuBackend, MlpTrainingStepsMatchTheCpuWithDropout) {
   REQUIRE_GPU();
-  expect_same_training(ModelKind::kMlp, 100, 0.9f, 8);
+  expect_same_training(GetParam(), ModelKind::kMlp, 100, 0.9f, 8);
 }
 
-TEST(CudaBackend, MlpWithoutDropoutAndAnOddBatch) {
+TEST_P(GpuBackend, MlpWithoutDropoutAndAnOddBatch) {
   REQUIRE_GPU();
-  expect_same_training(ModelKind::kMlp, 7, 1.0f, 8);
+  expect_same_training(GetParam(), ModelKind::kMlp, 7, 1.0f, 8);
 }
 
-TEST(CudaBackend, SoftmaxMatchesTheCpu) {
+TEST_P(GpuBackend, SoftmaxMatchesTheCpu) {
   REQUIRE_GPU();
-  expect_same_training(ModelKind::kSoftmax, 257, 1.0f, 8);
+  expect_same_training(GetParam(), ModelKind::kSoftmax, 257, 1.0f, 8);
 }
 
-TEST(CudaBackend, BatchesStraddlingAnEpochBoundaryMatchTheCpu) {
+TEST_P(GpuBackend, BatchesStraddlingAnEpochBoundaryMatchTheCpu) {
   REQUIRE_GPU();
   // 10,000 training images in batches of 300: step 33 takes the last 100 of epoch 0 and the
   // first 200 of epoch 1.
-  expect_same_training(ModelKind::kMlp, 300, 0.9f, 4, 31);
+  expect_same_training(GetParam(), ModelKind::kMlp, 300, 0.9f, 4, 31);
 }
 
-TEST(CudaBackend, EvaluationMatchesTheCpuOnTheSameParameters) {
+TEST_P(GpuBackend, EvaluationMatchesTheCpuOnTheSameParameters) {
   REQUIRE_GPU();
   const TrainConfig c = config(ModelKind::kMlp, 100, 0.9f);
-  Pair pair(c, 8);
+  Pair pair(GetParam(), c, 8);
   pair.order(0);
   for (int i = 0; i < 20; ++i) pair.cpu.train_step();
   pair.gpu.set_state(pair.cpu.state());
@@ -116,14 +126,15 @@ TEST(CudaBackend, EvaluationMatchesTheCpuOnTheSameParameters) {
   EXPECT_EQ(pair.gpu.state().params, pair.cpu.state().params);
 }
 
-TEST(CudaBackend, TrainingIsBitwiseReproducible) {
+TEST_P(GpuBackend, TrainingIsBitwiseReproducible) {
   REQUIRE_GPU();
-  auto run = [] {
+  auto run = [this] {
     const TrainConfig c = config(ModelKind::kMlp, 100, 0.9f);
-    CudaBackend b(c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), 1));
-    b.set_epoch_order(0, epoch_order(1, 0, fake().train.count));
-    for (int i = 0; i < 10; ++i) b.train_step();
-    return b.state().params;
+    auto b = make_backend(GetParam(), c, fake(),
+                          initial_parameters(make_layout(c.model, c.hidden_units), 1));
+    b->set_epoch_order(0, epoch_order(1, 0, fake().train.count));
+    for (int i = 0; i < 10; ++i) b->train_step();
+    return b->state().params;
   };
   EXPECT_EQ(run(), run());
 }

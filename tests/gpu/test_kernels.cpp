@@ -8,6 +8,7 @@
 #include "cpu_backend.h"
 #include "gemm.h"
 #include "gpu_test_util.h"
+#include "output_layer.h"
 #include "philox.h"
 #include "reduce.h"
 #include "relu_dropout.h"
@@ -80,49 +81,153 @@ TEST(GemmKernel, ReluDropoutEpilogueUsesThePhiloxMask) {
   }
 }
 
-TEST(GemmKernel, WeightGradientMatchesReference) {
+std::vector<std::uint8_t> random_bytes(std::size_t n, std::mt19937& rng) {
+  std::vector<std::uint8_t> v(n);
+  for (auto& x : v)
+    x = rng() % 3 == 0 ? static_cast<std::uint8_t>(rng()) : 0;  // sparse, like MNIST
+  return v;
+}
+
+// A resident "training set" of `count` random images with two epoch orders on the device.
+struct ByteSet {
+  int count;
+  std::vector<std::uint8_t> images, labels;
+  std::vector<std::int32_t> order0, order1;
+  DeviceBuffer<std::uint8_t> d_images, d_labels;
+  DeviceBuffer<std::int32_t> d_orders;
+  ByteSet(int n, std::mt19937& rng)
+      : count(n),
+        images(random_bytes(std::size_t(n) * 784, rng)),
+        labels(std::size_t(n)),
+        order0(epoch_order(rng(), 0, n)),
+        order1(epoch_order(rng(), 1, n)),
+        d_images(images) {
+    for (auto& l : labels) l = static_cast<std::uint8_t>(rng() % 10);
+    d_labels = DeviceBuffer<std::uint8_t>(labels);
+    std::vector<std::int32_t> both(order0);
+    both.insert(both.end(), order1.begin(), order1.end());
+    d_orders = DeviceBuffer<std::int32_t>(both);
+  }
+  int image(std::int64_t step, int batch, int r) const {
+    const auto pos = stream_position(step * batch + r, count);
+    return (pos.epoch % 2 == 0 ? order0 : order1)[pos.index];
+  }
+  double pixel(int image_index, int k) const {
+    return images[std::size_t(image_index) * 784 + k] / 255.0;
+  }
+};
+
+TEST(GemmKernel, ForwardOnGatheredBytesMatchesReference) {
   REQUIRE_GPU();
   std::mt19937 rng(3);
+  ByteSet set(1000, rng);
   for (int m : kRows) {
-    for (Dims d : kShapes) {
-      const auto a = random_floats(std::size_t(m) * d.k, rng),
-                 b = random_floats(std::size_t(m) * d.n, rng);
-      DeviceBuffer<float> da(a), dbuf(b);
-      auto dc = poisoned<float>(std::size_t(d.k) * d.n);
-      kernels::matmul_at_b(da.get(), dbuf.get(), dc.get(), m, d.k, d.n, nullptr);
-      std::vector<double> ref(std::size_t(d.k) * d.n, 0.0);
-      for (int i = 0; i < m; ++i)
-        for (int p = 0; p < d.k; ++p)
-          for (int j = 0; j < d.n; ++j)
-            ref[std::size_t(p) * d.n + j] +=
-                double(a[std::size_t(i) * d.k + p]) * b[std::size_t(i) * d.n + j];
-      EXPECT_TRUE(close(download(dc), ref, kFp32Bound))
-          << "m=" << m << " k=" << d.k << " n=" << d.n;
+    for (int n : {500, 10, 37}) {
+      const std::int64_t step = 1000 / m;  // lands the batch on (or across) the epoch boundary
+      DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{step});
+      const auto w = random_floats(std::size_t(784) * n, rng), b = random_floats(n, rng);
+      DeviceBuffer<float> dw(w), db(b);
+      auto dy = poisoned<float>(std::size_t(m) * n);
+      DeviceBuffer<std::uint8_t> batch_labels(m);
+      DeviceBuffer<std::int32_t> batch_images(m);
+      const float keep = n == 500 ? 0.9f : 1.0f;
+      const kernels::ByteRows rows{set.d_images.get(), nullptr,     set.d_orders.get(),
+                                   set.count,          dstep.get(), m};
+      kernels::linear_forward_bytes(
+          rows, dw.get(), db.get(), dy.get(), m, n, {n == 500, keep, 5, dstep.get()},
+          {set.d_labels.get(), batch_labels.get(), batch_images.get()}, nullptr);
+      std::vector<double> ref(std::size_t(m) * n);
+      std::vector<std::uint8_t> ref_labels(m);
+      std::vector<std::int32_t> ref_images(m);
+      for (int i = 0; i < m; ++i) {
+        const int image = set.image(step, m, i);
+        ref_images[i] = image;
+        ref_labels[i] = set.labels[image];
+        for (int j = 0; j < n; ++j) {
+          double acc = b[j];
+          for (int p = 0; p < 784; ++p) acc += set.pixel(image, p) * w[std::size_t(p) * n + j];
+          if (n == 500) {
+            const bool kept = dropout_uniform(5, step, std::uint32_t(i * n + j)) < keep;
+            acc = kept ? std::max(acc, 0.0) / keep : 0.0;
+          }
+          ref[std::size_t(i) * n + j] = acc;
+        }
+      }
+      EXPECT_TRUE(close(download(dy), ref, kFp32Bound)) << "m=" << m << " n=" << n;
+      EXPECT_EQ(batch_labels.download(), ref_labels);
+      EXPECT_EQ(batch_images.download(), ref_images);
     }
   }
 }
 
-TEST(GemmKernel, InputGradientMatchesReference) {
+// Runs a weight-gradient + Adam kernel (via `run`) and checks the raw gradient against `ref_grad`
+// and the update against the CPU optimizer applied to the reference gradient.
+template <typename Run>
+void check_grad_adam(std::size_t size, const std::vector<double>& ref_grad, std::mt19937& rng,
+                     Run run) {
+  auto p = random_floats(size, rng), m = random_floats(size, rng, 0.0f, 0.01f),
+       v = random_floats(size, rng, 0.0f, 1e-4f);
+  DeviceBuffer<float> dp(p), dm(m), dv(v);
+  auto grad = poisoned<float>(size);
+  const std::int64_t t = 7;
+  DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{t});
+  run(kernels::AdamUpdate{dp.get(), dm.get(), dv.get(), 0.001f, kAdamBeta1, kAdamBeta2,
+                          kAdamEpsilon, dstep.get(), grad.get()});
+  EXPECT_TRUE(close(download(grad), ref_grad, kFp32Bound));
+  std::vector<float> g(ref_grad.begin(), ref_grad.end());
+  cpu::adam(p.data(), g.data(), m.data(), v.data(), size, 0.001f, t);
+  EXPECT_TRUE(close(download(dp), std::vector<double>(p.begin(), p.end()), 1e-6));
+  EXPECT_TRUE(close(download(dv), std::vector<double>(v.begin(), v.end()), 1e-5));
+}
+
+TEST(GemmKernel, WeightGradientOnBytesWithBiasRowAndAdam) {
   REQUIRE_GPU();
   std::mt19937 rng(4);
-  for (int m : kRows) {
-    for (Dims d : kShapes) {
-      // C[m,k] = A[m,n] * B[k,n]^T
-      const auto a = random_floats(std::size_t(m) * d.n, rng),
-                 b = random_floats(std::size_t(d.k) * d.n, rng);
-      DeviceBuffer<float> da(a), dbuf(b);
-      auto dc = poisoned<float>(std::size_t(m) * d.k);
-      kernels::matmul_a_bt(da.get(), dbuf.get(), dc.get(), m, d.n, d.k, nullptr);
-      std::vector<double> ref(std::size_t(m) * d.k, 0.0);
-      for (int i = 0; i < m; ++i)
-        for (int p = 0; p < d.k; ++p) {
-          double s = 0;
-          for (int j = 0; j < d.n; ++j)
-            s += double(a[std::size_t(i) * d.n + j]) * b[std::size_t(p) * d.n + j];
-          ref[std::size_t(i) * d.k + p] = s;
+  ByteSet set(600, rng);
+  for (int batch : kRows) {
+    for (int n : {500, 10}) {
+      std::vector<std::int32_t> images(batch);
+      for (auto& i : images) i = static_cast<std::int32_t>(rng() % set.count);
+      DeviceBuffer<std::int32_t> d_images(images);
+      const auto dz = random_floats(std::size_t(batch) * n, rng);
+      DeviceBuffer<float> d_dz(dz);
+      std::vector<double> ref(std::size_t(785) * n, 0.0);
+      for (int r = 0; r < batch; ++r)
+        for (int j = 0; j < n; ++j) {
+          const double d = dz[std::size_t(r) * n + j];
+          for (int p = 0; p < 784; ++p) ref[std::size_t(p) * n + j] += set.pixel(images[r], p) * d;
+          ref[std::size_t(784) * n + j] += d;
         }
-      EXPECT_TRUE(close(download(dc), ref, kFp32Bound))
-          << "m=" << m << " k=" << d.k << " n=" << d.n;
+      const kernels::ByteRows rows{set.d_images.get(), d_images.get(), nullptr,
+                                   set.count,          nullptr,        batch};
+      SCOPED_TRACE("batch=" + std::to_string(batch) + " n=" + std::to_string(n));
+      check_grad_adam(ref.size(), ref, rng, [&](const kernels::AdamUpdate& adam) {
+        kernels::weight_grad_adam_bytes(rows, d_dz.get(), batch, n, adam, nullptr);
+      });
+    }
+  }
+}
+
+TEST(GemmKernel, WeightGradientOnFloatsWithBiasRowAndAdam) {
+  REQUIRE_GPU();
+  std::mt19937 rng(5);
+  for (int batch : kRows) {
+    for (Dims d : {Dims{500, 10}, Dims{13, 37}}) {
+      const auto h = random_floats(std::size_t(batch) * d.k, rng),
+                 dz = random_floats(std::size_t(batch) * d.n, rng);
+      DeviceBuffer<float> dh(h), d_dz(dz);
+      std::vector<double> ref(std::size_t(d.k + 1) * d.n, 0.0);
+      for (int r = 0; r < batch; ++r)
+        for (int j = 0; j < d.n; ++j) {
+          const double g = dz[std::size_t(r) * d.n + j];
+          for (int p = 0; p < d.k; ++p)
+            ref[std::size_t(p) * d.n + j] += double(h[std::size_t(r) * d.k + p]) * g;
+          ref[std::size_t(d.k) * d.n + j] += g;
+        }
+      SCOPED_TRACE("batch=" + std::to_string(batch) + " k=" + std::to_string(d.k));
+      check_grad_adam(ref.size(), ref, rng, [&](const kernels::AdamUpdate& adam) {
+        kernels::weight_grad_adam(dh.get(), d.k, d_dz.get(), batch, d.n, adam, nullptr);
+      });
     }
   }
 }
@@ -144,7 +249,9 @@ TEST(SoftmaxXentKernel, LossAndGradientMatchReference) {
     DeviceBuffer<std::uint8_t> dy(y);
     auto loss = poisoned<float>(m);
     auto grad = poisoned<float>(std::size_t(m) * 10);
-    kernels::softmax_xent(dz.get(), dy.get(), loss.get(), grad.get(), m, 10, nullptr);
+    DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{41});
+    kernels::softmax_xent(dz.get(), dy.get(), loss.get(), grad.get(), m, 10, step.get(), nullptr);
+    EXPECT_EQ(step.download()[0], 42);
     std::vector<double> ref_loss(m), ref_grad(std::size_t(m) * 10);
     for (int i = 0; i < m; ++i) {
       const double zmax = *std::max_element(z.begin() + i * 10, z.begin() + i * 10 + 10);
@@ -156,6 +263,80 @@ TEST(SoftmaxXentKernel, LossAndGradientMatchReference) {
     }
     EXPECT_TRUE(close(download(loss), ref_loss, 1e-5)) << "m=" << m;
     EXPECT_TRUE(close(download(grad), ref_grad, 1e-5)) << "m=" << m;
+  }
+}
+
+TEST(OutputLayerKernel, LossAndGradientsMatchReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(12);
+  for (int m : kRows) {
+    for (int hidden : {500, 13, 40}) {
+      auto h = random_floats(std::size_t(m) * hidden, rng, -1.0f, 3.0f);
+      for (auto& v : h) v = std::max(v, 0.0f);  // post-ReLU/dropout activations
+      const auto w2 = random_floats(std::size_t(hidden) * 10, rng), b2 = random_floats(10, rng);
+      const auto y = random_labels(m, rng);
+      DeviceBuffer<float> dh_in(h), dw2(w2), db2(b2);
+      DeviceBuffer<std::uint8_t> dy(y);
+      auto loss = poisoned<float>(m), dlogits = poisoned<float>(std::size_t(m) * 10),
+           dh = poisoned<float>(std::size_t(m) * hidden);
+      DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{9});
+      const float keep = 0.8f;
+      kernels::output_layer_train(dh_in.get(), m, hidden, dw2.get(), db2.get(), dy.get(), keep,
+                                  loss.get(), dlogits.get(), dh.get(), step.get(), nullptr);
+      std::vector<double> ref_loss(m), ref_dlogits(std::size_t(m) * 10),
+          ref_dh(std::size_t(m) * hidden);
+      for (int r = 0; r < m; ++r) {
+        double z[10];
+        for (int j = 0; j < 10; ++j) {
+          z[j] = b2[j];
+          for (int i = 0; i < hidden; ++i)
+            z[j] += double(h[std::size_t(r) * hidden + i]) * w2[std::size_t(i) * 10 + j];
+        }
+        const double zmax = *std::max_element(z, z + 10);
+        double sum = 0;
+        for (double v : z) sum += std::exp(v - zmax);
+        ref_loss[r] = std::log(sum) + zmax - z[y[r]];
+        for (int j = 0; j < 10; ++j)
+          ref_dlogits[r * 10 + j] = (std::exp(z[j] - zmax) / sum - (j == y[r])) / m;
+        for (int i = 0; i < hidden; ++i) {
+          double s = 0;
+          for (int j = 0; j < 10; ++j) s += ref_dlogits[r * 10 + j] * w2[std::size_t(i) * 10 + j];
+          ref_dh[std::size_t(r) * hidden + i] = h[std::size_t(r) * hidden + i] > 0 ? s / keep : 0.0;
+        }
+      }
+      EXPECT_TRUE(close(download(loss), ref_loss, 1e-5)) << "m=" << m << " hidden=" << hidden;
+      EXPECT_TRUE(close(download(dlogits), ref_dlogits, 1e-5)) << "m=" << m << " hidden=" << hidden;
+      EXPECT_TRUE(close(download(dh), ref_dh, 1e-5)) << "m=" << m << " hidden=" << hidden;
+      EXPECT_EQ(step.download()[0], 10);
+    }
+  }
+}
+
+TEST(OutputLayerKernel, CountCorrectMatchesArgmax) {
+  REQUIRE_GPU();
+  std::mt19937 rng(13);
+  for (int m : {1, 7, 100, 257, 10000}) {
+    const int hidden = 500;
+    const auto h = random_floats(std::size_t(m) * hidden, rng, 0.0f, 1.0f);
+    const auto w2 = random_floats(std::size_t(hidden) * 10, rng), b2 = random_floats(10, rng);
+    const auto y = random_labels(m, rng);
+    DeviceBuffer<float> dh(h), dw2(w2), db2(b2);
+    DeviceBuffer<std::uint8_t> dy(y);
+    DeviceBuffer<int> correct(std::vector<int>{3});
+    kernels::output_layer_count_correct(dh.get(), m, hidden, dw2.get(), db2.get(), dy.get(),
+                                        correct.get(), nullptr);
+    int expected = 3;
+    for (int r = 0; r < m; ++r) {
+      double z[10];
+      for (int j = 0; j < 10; ++j) {
+        z[j] = b2[j];
+        for (int i = 0; i < hidden; ++i)
+          z[j] += double(h[std::size_t(r) * hidden + i]) * w2[std::size_t(i) * 10 + j];
+      }
+      expected += std::max_element(z, z + 10) - z == y[r];
+    }
+    // A float32 near-tie may resolve differently from float64: allow one in a thousand.
+    EXPECT_NEAR(correct.download()[0], expected, 1 + m / 1000) << "m=" << m;
   }
 }
 

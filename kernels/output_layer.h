@@ -1,0 +1,27 @@
+// The MLP's output layer (hidden -> 10 classes) fused per batch row: logits, softmax
+// cross-entropy, its gradient, and the gradient back through W2 and the ReLU/dropout mask.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mnist::kernels {
+
+constexpr int kOutputClasses = 10;
+
+// Per row r of h (rows x hidden, post-ReLU/dropout):
+//   logits = h[r] * W2 + b2; row_loss[r] = logsumexp(logits) - logits[label];
+//   dlogits[r] = (softmax(logits) - onehot(label)) / rows;
+//   dh[r, i] = h[r, i] > 0 ? (dlogits[r] . W2[i, :]) / keep_prob : 0.
+// Block 0 then advances *step: the forward kernel has read it, and Adam reads the advanced value.
+void output_layer_train(const float* h, int rows, int hidden, const float* w2, const float* b2,
+                        const std::uint8_t* labels, float keep_prob, float* row_loss,
+                        float* dlogits, float* dh, std::int64_t* step, cudaStream_t stream);
+
+// *correct += rows whose argmax of h[r] * W2 + b2 (first maximum) equals labels[r].
+void output_layer_count_correct(const float* h, int rows, int hidden, const float* w2,
+                                const float* b2, const std::uint8_t* labels, int* correct,
+                                cudaStream_t stream);
+
+}  // namespace mnist::kernels

@@ -1,0 +1,209 @@
+#include "cublas_backend.h"
+
+#include "../kernels/adam.h"
+#include "../kernels/batch.h"
+#include "../kernels/reduce.h"
+#include "../kernels/relu_dropout.h"
+#include "../kernels/softmax_xent.h"
+#include "event_stopwatch.h"
+
+namespace mnist {
+
+namespace k = kernels;
+
+void sgemm_row_major(cublasHandle_t h, bool transpose_a, bool transpose_b, int m, int n, int k,
+                     const float* a, const float* b, float* c, float beta) {
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, and a row-major matrix read
+  // column-major is its transpose: so pass B first, with the same transpose flags.
+  const float alpha = 1.0f;
+  const int lda = transpose_a ? m : k;  // row-major leading dimensions of the stored matrices
+  const int ldb = transpose_b ? k : n;
+  MNIST_CUBLAS_CHECK(cublasSgemm(h, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb,
+                                 a, lda, &beta, c, n));
+}
+
+CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
+                             std::vector<float> initial_params)
+    : config_(config),
+      layout_(make_layout(config.model, config.hidden_units)),
+      train_count_(data.train.count),
+      test_count_(data.test.count),
+      cublas_(stream_.get()),
+      cudnn_(stream_.get()),
+      batch_hidden_(config.batch_size, std::max(layout_.hidden(), 1)),
+      batch_classes_(config.batch_size, kClasses),
+      test_hidden_(data.test.count, std::max(layout_.hidden(), 1)),
+      test_classes_(data.test.count, kClasses),
+      hidden_bias_(1, std::max(layout_.hidden(), 1)),
+      class_bias_(1, kClasses),
+      train_images_(data.train.images),
+      train_labels_(data.train.labels),
+      test_labels_(data.test.labels),
+      test_x_(std::size_t(data.test.count) * kInputs),
+      orders_(2 * std::size_t(data.train.count)),
+      step_(std::vector<std::int64_t>{0}),
+      params_(initial_params),
+      grads_(layout_.total),
+      adam_m_(std::vector<float>(layout_.total, 0.0f)),
+      adam_v_(std::vector<float>(layout_.total, 0.0f)),
+      x_(std::size_t(config.batch_size) * kInputs),
+      z_(batch_hidden_size()),
+      a_(batch_hidden_size()),
+      h_(batch_hidden_size()),
+      logits_(std::size_t(config.batch_size) * kClasses),
+      logp_(std::size_t(config.batch_size) * kClasses),
+      dlogp_(std::size_t(config.batch_size) * kClasses),
+      dlogits_(std::size_t(config.batch_size) * kClasses),
+      dh_(batch_hidden_size()),
+      da_(batch_hidden_size()),
+      dz_(batch_hidden_size()),
+      row_loss_(config.batch_size),
+      loss_(1),
+      y_(config.batch_size),
+      eval_hidden_(std::size_t(data.test.count) * std::max(layout_.hidden(), 1)),
+      eval_logits_(std::size_t(data.test.count) * kClasses),
+      correct_(1) {
+  if (initial_params.size() != layout_.total)
+    throw std::invalid_argument("CublasBackend: parameter count");
+  DeviceBuffer<std::uint8_t> test_bytes(data.test.images);
+  k::bytes_to_unit_float(test_bytes.get(), test_x_.get(), test_bytes.size(), stream_.get());
+  synchronize();
+}
+
+std::size_t CublasBackend::batch_hidden_size() const {
+  return std::size_t(config_.batch_size) * std::max(layout_.hidden(), 1);
+}
+
+void CublasBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) {
+  std::int32_t* slot = orders_.get() + (epoch % 2) * std::size_t(train_count_);
+  MNIST_CUDA_CHECK(cudaMemcpyAsync(slot, order.data(), order.size() * sizeof(std::int32_t),
+                                   cudaMemcpyHostToDevice, stream_.get()));
+  synchronize();
+}
+
+void CublasBackend::bias_add(const TensorDesc& rows, const TensorDesc& bias_desc, const float* bias,
+                             float* y) {
+  const float one = 1.0f;
+  MNIST_CUDNN_CHECK(cudnnAddTensor(cudnn_.get(), &one, bias_desc.get(), bias, &one, rows.get(), y));
+}
+
+void CublasBackend::record_step(cudaStream_t s) {
+  const int batch = config_.batch_size;
+  const float one = 1.0f, zero = 0.0f;
+  float* p = params_.get();
+  float* g = grads_.get();
+  cublasHandle_t blas = cublas_.get();
+  cudnnHandle_t dnn = cudnn_.get();
+  k::gather_batch(train_images_.get(), train_labels_.get(), orders_.get(), train_count_,
+                  step_.get(), batch, kInputs, x_.get(), y_.get(), s);
+  const Layer& out = layout_.layers.back();
+  const float* last_input = x_.get();
+  const bool mlp = layout_.layers.size() == 2;
+  if (mlp) {
+    const Layer& l1 = layout_.layers[0];
+    sgemm_row_major(blas, false, false, batch, l1.out, l1.in, x_.get(), p + l1.w, z_.get());
+    bias_add(batch_hidden_, hidden_bias_, p + l1.b, z_.get());
+    MNIST_CUDNN_CHECK(cudnnActivationForward(dnn, relu_.get(), &one, batch_hidden_.get(), z_.get(),
+                                             &zero, batch_hidden_.get(), a_.get()));
+    k::dropout_forward(a_.get(), h_.get(), h_.size(), config_.keep_prob, config_.seed, step_.get(),
+                       s);
+    last_input = h_.get();
+  }
+  sgemm_row_major(blas, false, false, batch, out.out, out.in, last_input, p + out.w, logits_.get());
+  bias_add(batch_classes_, class_bias_, p + out.b, logits_.get());
+  MNIST_CUDNN_CHECK(cudnnSoftmaxForward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
+                                        batch_classes_.get(), logits_.get(), &zero,
+                                        batch_classes_.get(), logp_.get()));
+  k::nll_from_log_softmax(logp_.get(), y_.get(), row_loss_.get(), dlogp_.get(), batch, kClasses, s);
+  MNIST_CUDNN_CHECK(cudnnSoftmaxBackward(
+      dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, batch_classes_.get(), logp_.get(),
+      batch_classes_.get(), dlogp_.get(), &zero, batch_classes_.get(), dlogits_.get()));
+  sgemm_row_major(blas, true, false, out.in, out.out, batch, last_input, dlogits_.get(), g + out.w);
+  k::column_sums(dlogits_.get(), g + out.b, batch, out.out, s);
+  if (mlp) {
+    const Layer& l1 = layout_.layers[0];
+    sgemm_row_major(blas, false, true, batch, l1.out, out.out, dlogits_.get(), p + out.w,
+                    dh_.get());
+    // Dropout's backward is ours (the mask); ReLU's backward is cuDNN's.
+    k::relu_dropout_backward(dh_.get(), h_.get(), da_.get(), da_.size(), config_.keep_prob, s);
+    MNIST_CUDNN_CHECK(cudnnActivationBackward(dnn, relu_.get(), &one, batch_hidden_.get(), a_.get(),
+                                              batch_hidden_.get(), da_.get(), batch_hidden_.get(),
+                                              z_.get(), &zero, batch_hidden_.get(), dz_.get()));
+    sgemm_row_major(blas, true, false, l1.in, l1.out, batch, x_.get(), dz_.get(), g + l1.w);
+    k::column_sums(dz_.get(), g + l1.b, batch, l1.out, s);
+  }
+  k::adam_update(p, g, adam_m_.get(), adam_v_.get(), layout_.total, config_.learning_rate,
+                 kAdamBeta1, kAdamBeta2, kAdamEpsilon, step_.get(), s);
+  k::advance_step(step_.get(), s);
+}
+
+void CublasBackend::record_eval(cudaStream_t s) {
+  const float one = 1.0f, zero = 0.0f;
+  const float* p = params_.get();
+  MNIST_CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(int), s));
+  const float* input = test_x_.get();
+  if (layout_.layers.size() == 2) {
+    const Layer& l1 = layout_.layers[0];
+    sgemm_row_major(cublas_.get(), false, false, test_count_, l1.out, l1.in, input, p + l1.w,
+                    eval_hidden_.get());
+    bias_add(test_hidden_, hidden_bias_, p + l1.b, eval_hidden_.get());
+    MNIST_CUDNN_CHECK(cudnnActivationForward(cudnn_.get(), relu_.get(), &one, test_hidden_.get(),
+                                             eval_hidden_.get(), &zero, test_hidden_.get(),
+                                             eval_hidden_.get()));
+    input = eval_hidden_.get();
+  }
+  const Layer& out = layout_.layers.back();
+  sgemm_row_major(cublas_.get(), false, false, test_count_, out.out, out.in, input, p + out.w,
+                  eval_logits_.get());
+  bias_add(test_classes_, class_bias_, p + out.b, eval_logits_.get());
+  k::count_correct(eval_logits_.get(), test_labels_.get(), test_count_, out.out, correct_.get(), s);
+}
+
+void CublasBackend::train_step() {
+  if (!step_graph_.ready())
+    step_graph_.capture(stream_.get(), [this](cudaStream_t s) { record_step(s); });
+  step_graph_.launch(stream_.get());
+  host_step_ += 1;
+}
+
+void CublasBackend::synchronize() { MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
+
+float CublasBackend::last_loss() {
+  k::mean(row_loss_.get(), loss_.get(), config_.batch_size, stream_.get());
+  return loss_.download(stream_.get())[0];
+}
+
+int CublasBackend::evaluate_test() {
+  if (!eval_graph_.ready())
+    eval_graph_.capture(stream_.get(), [this](cudaStream_t s) { record_eval(s); });
+  eval_graph_.launch(stream_.get());
+  return correct_.download(stream_.get())[0];
+}
+
+std::unique_ptr<Stopwatch> CublasBackend::stopwatch() {
+  return std::make_unique<EventStopwatch>(stream_.get());
+}
+
+TrainState CublasBackend::state() {
+  synchronize();
+  TrainState st;
+  st.params = params_.download(stream_.get());
+  st.adam_m = adam_m_.download(stream_.get());
+  st.adam_v = adam_v_.download(stream_.get());
+  st.step = host_step_;
+  return st;
+}
+
+void CublasBackend::set_state(const TrainState& state) {
+  if (state.params.size() != layout_.total)
+    throw std::invalid_argument("CublasBackend: parameter count");
+  synchronize();
+  params_.upload(state.params, stream_.get());
+  adam_m_.upload(state.adam_m, stream_.get());
+  adam_v_.upload(state.adam_v, stream_.get());
+  step_.upload(std::vector<std::int64_t>{state.step}, stream_.get());
+  host_step_ = state.step;
+}
+
+}  // namespace mnist
