@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine against a build made elsewhere (build/release carried along): the gpu
+# Runs on the GPU machine against a build made elsewhere ($build carried along): the gpu
 # test label plainly and under compute-sanitizer, then the seed job. Used to verify releases.
 set -uo pipefail
 root=$(pwd)
+build=${BUILD:-build/device}  # made elsewhere by: cmake --preset device && cmake --build --preset device
 out=${OUT:-/tmp/device-check}; mkdir -p "$out"
 # The carried build has this checkout's absolute paths baked in (CTest files).
 [[ -e /work/main ]] || { mkdir -p /work && ln -s "$root" /work/main; }
@@ -14,17 +15,17 @@ if [[ ! -f $data/train-images-idx3-ubyte ]]; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "== ctest -L gpu"
-ctest --test-dir build/release -L gpu --output-on-failure 2>&1 | tee "$out/ctest_gpu.log" | grep -E "tests passed|Skipped|Failed|FAILED|Total Test"
+ctest --test-dir $build -L gpu --output-on-failure 2>&1 | tee "$out/ctest_gpu.log" | grep -E "tests passed|Skipped|Failed|FAILED|Total Test"
 for tool in memcheck racecheck; do
   echo "== compute-sanitizer --tool $tool"
-  timeout ${SANITIZER_TIMEOUT:-300} compute-sanitizer --tool "$tool" --error-exitcode 9 build/release/tests/gpu_tests ${SANITIZER_FILTER:-} \
+  timeout ${SANITIZER_TIMEOUT:-300} compute-sanitizer --tool "$tool" --error-exitcode 9 $build/tests/gpu_tests ${SANITIZER_FILTER:-} \
     >"$out/sanitizer_$tool.log" 2>&1
   echo "exit $?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED|SKIPPED" "$out/sanitizer_$tool.log" | tail -4
 done
 echo "== benchmark"
-build/release/mnist-train --benchmark --backend cuda --mirror "file://$PWD/.devdata/mnist/" --data_dir /tmp/seed-data \
+$build/mnist-train --benchmark --backend cuda --mirror "file://$PWD/.devdata/mnist/" --data_dir /tmp/seed-data \
   --benchmark_out "$out/benchmark.json" 2>&1 | tee "$out/benchmark.log" | grep -v "^Extracting\|^Successfully"
 echo "== seed job"
-/usr/bin/time -f "wall %e s, max RSS %M KB" build/release/mnist-train --backend cuda --max_steps 500 \
+/usr/bin/time -f "wall %e s, max RSS %M KB" $build/mnist-train --backend cuda --max_steps 500 \
   --mirror "file://$PWD/.devdata/mnist/" --data_dir /tmp/seed-data --log_dir /tmp/seed-logs 2>&1 | tee "$out/seed.log" \
   | grep -E "Found device|driver|Accuracy at step (0|490)|Final|wall"
