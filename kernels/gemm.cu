@@ -8,14 +8,17 @@ namespace mnist::kernels {
 namespace {
 
 // ---- Operand loaders: element (i, p) of op(A) (row i, reduction index p) or (p, j) of B. ----
-// kRowsContiguous tells the tile loader which index to vary fastest across threads, so a warp's
-// global reads are consecutive addresses.
+// An A loader first maps each row of the block's tile to a key once (row_key, kept in shared
+// memory: for gathered images that is the image index, so the 64-bit stream arithmetic runs once
+// per row, not once per element), then reads elements by (key, i, p). kRowsContiguous tells the
+// tile loader which index to vary fastest across threads so a warp reads consecutive addresses.
 
 struct DenseA {  // A[i, p] = a[i * lda + p]
   const float* a;
   int lda;
   static constexpr bool kRowsContiguous = false;
-  __device__ float operator()(int i, int p) const { return a[std::size_t(i) * lda + p]; }
+  __device__ int row_key(int i) const { return i; }
+  __device__ float operator()(int key, int, int p) const { return a[std::size_t(key) * lda + p]; }
 };
 
 __device__ __forceinline__ int image_of(const ByteRows& x, int row) {
@@ -29,17 +32,19 @@ __device__ __forceinline__ int image_of(const ByteRows& x, int row) {
 struct BytesA {  // A[i, p] = pixel p of batch row i, / 255
   ByteRows x;
   static constexpr bool kRowsContiguous = false;
-  __device__ float operator()(int i, int p) const {
-    return x.images[std::size_t(image_of(x, i)) * kImagePixelsK + p] * (1.0f / 255.0f);
+  __device__ int row_key(int i) const { return image_of(x, i); }
+  __device__ float operator()(int image, int, int p) const {
+    return x.images[std::size_t(image) * kImagePixelsK + p] * (1.0f / 255.0f);
   }
 };
 
 struct BytesTransposedWithOnes {  // A[i, p] = pixel i of batch row p / 255; row 784 is all ones
-  ByteRows x;
+  ByteRows x;                     // x.indices must be set (the batch the forward gathered)
   static constexpr bool kRowsContiguous = true;
-  __device__ float operator()(int i, int p) const {
+  __device__ int row_key(int i) const { return i; }
+  __device__ float operator()(int, int i, int p) const {
     if (i == kImagePixelsK) return 1.0f;
-    return x.images[std::size_t(image_of(x, p)) * kImagePixelsK + i] * (1.0f / 255.0f);
+    return x.images[std::size_t(x.indices[p]) * kImagePixelsK + i] * (1.0f / 255.0f);
   }
 };
 
@@ -47,7 +52,8 @@ struct DenseTransposedWithOnes {  // A[i, p] = h[p, i] for i < k; row k is all o
   const float* h;
   int k;
   static constexpr bool kRowsContiguous = true;
-  __device__ float operator()(int i, int p) const {
+  __device__ int row_key(int i) const { return i; }
+  __device__ float operator()(int, int i, int p) const {
     return i == k ? 1.0f : h[std::size_t(p) * k + i];
   }
 };
@@ -111,28 +117,58 @@ struct ApplyAdam {
 
 // ---- The tiled kernel: a BM x BN tile per block, BK-deep slices through shared memory, a TM x TN
 // register tile per thread strided across the block tile so shared-memory reads are
-// conflict-free. Out-of-range elements load as zero; the epilogue sees only in-range ones. ----
+// conflict-free. The next slice's global loads are issued into registers before the current slice
+// is multiplied, so their latency hides behind the arithmetic. Out-of-range elements load as zero;
+// the epilogue sees only in-range ones. ----
 template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k) {
   constexpr int kThreadsX = BN / TN, kThreadsY = BM / TM, kThreads = kThreadsX * kThreadsY;
+  constexpr int kAPerThread = BM * BK / kThreads, kBPerThread = BN * BK / kThreads;
+  static_assert(BM * BK % kThreads == 0 && BN * BK % kThreads == 0,
+                "tile loads must divide evenly");
   __shared__ float as[BK][BM + 1];
   __shared__ float bs[BK][BN + 1];
+  __shared__ int row_keys[BM];
   const int tid = threadIdx.x, tx = tid % kThreadsX, ty = tid / kThreadsX;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  float acc[TM][TN] = {};
+  for (int r = tid; r < BM; r += kThreads) row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
+  __syncthreads();
 
-  for (int k0 = 0; k0 < k; k0 += BK) {
-    for (int idx = tid; idx < BM * BK; idx += kThreads) {
+  float a_next[kAPerThread], b_next[kBPerThread];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int l = 0; l < kAPerThread; ++l) {
+      const int idx = tid + l * kThreads;
       const int r = LoadA::kRowsContiguous ? idx % BM : idx / BK;
       const int p = LoadA::kRowsContiguous ? idx / BM : idx % BK;
-      as[p][r] = (m0 + r < m && k0 + p < k) ? load_a(m0 + r, k0 + p) : 0.0f;
+      a_next[l] = (m0 + r < m && k0 + p < k) ? load_a(row_keys[r], m0 + r, k0 + p) : 0.0f;
     }
-    for (int idx = tid; idx < BN * BK; idx += kThreads) {
+#pragma unroll
+    for (int l = 0; l < kBPerThread; ++l) {
+      const int idx = tid + l * kThreads;
       const int c = idx % BN, p = idx / BN;
-      bs[p][c] = (n0 + c < n && k0 + p < k) ? load_b(k0 + p, n0 + c) : 0.0f;
+      b_next[l] = (n0 + c < n && k0 + p < k) ? load_b(k0 + p, n0 + c) : 0.0f;
+    }
+  };
+
+  float acc[TM][TN] = {};
+  fetch(0);
+  for (int k0 = 0; k0 < k; k0 += BK) {
+#pragma unroll
+    for (int l = 0; l < kAPerThread; ++l) {
+      const int idx = tid + l * kThreads;
+      const int r = LoadA::kRowsContiguous ? idx % BM : idx / BK;
+      const int p = LoadA::kRowsContiguous ? idx / BM : idx % BK;
+      as[p][r] = a_next[l];
+    }
+#pragma unroll
+    for (int l = 0; l < kBPerThread; ++l) {
+      const int idx = tid + l * kThreads;
+      bs[idx / BN][idx % BN] = b_next[l];
     }
     __syncthreads();
+    if (k0 + BK < k) fetch(k0 + BK);
 #pragma unroll
     for (int p = 0; p < BK; ++p) {
       float av[TM], bv[TN];
@@ -176,7 +212,7 @@ void launch_sized(LoadA a, LoadB b, Epilogue e, int m, int n, int k, cudaStream_
   if (n <= 16) {
     launch<32, 16, 16, 2, 1>(a, b, e, m, n, k, stream);
   } else if (tiles64 < 132) {
-    launch<16, 32, 16, 1, 2>(a, b, e, m, n, k, stream);
+    launch<16, 32, 32, 1, 2>(a, b, e, m, n, k, stream);
   } else if (tiles64 < 1024) {
     launch<64, 64, 16, 4, 4>(a, b, e, m, n, k, stream);
   } else {

@@ -35,8 +35,6 @@ CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
       batch_classes_(config.batch_size, kClasses),
       test_hidden_(data.test.count, std::max(layout_.hidden(), 1)),
       test_classes_(data.test.count, kClasses),
-      hidden_bias_(1, std::max(layout_.hidden(), 1)),
-      class_bias_(1, kClasses),
       train_images_(data.train.images),
       train_labels_(data.train.labels),
       test_labels_(data.test.labels),
@@ -63,7 +61,8 @@ CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
       y_(config.batch_size),
       eval_hidden_(std::size_t(data.test.count) * std::max(layout_.hidden(), 1)),
       eval_logits_(std::size_t(data.test.count) * kClasses),
-      correct_(1) {
+      correct_(1),
+      ones_(std::vector<float>(std::max(config.batch_size, data.test.count), 1.0f)) {
   if (initial_params.size() != layout_.total)
     throw std::invalid_argument("CublasBackend: parameter count");
   DeviceBuffer<std::uint8_t> test_bytes(data.test.images);
@@ -82,10 +81,14 @@ void CublasBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::i
   synchronize();
 }
 
-void CublasBackend::bias_add(const TensorDesc& rows, const TensorDesc& bias_desc, const float* bias,
-                             float* y) {
-  const float one = 1.0f;
-  MNIST_CUDNN_CHECK(cudnnAddTensor(cudnn_.get(), &one, bias_desc.get(), bias, &one, rows.get(), y));
+// Y[rows, n] += 1[rows] * bias[n]^T: a rank-1 cuBLAS product (the vendor way to broadcast a bias).
+void CublasBackend::bias_add(int rows, int n, const float* bias, float* y) {
+  sgemm_row_major(cublas_.get(), false, false, rows, n, 1, ones_.get(), bias, y, 1.0f);
+}
+
+// grad[n] = 1[rows]^T * dz[rows, n]: the bias gradient as a cuBLAS product.
+void CublasBackend::bias_grad(int rows, int n, const float* dz, float* grad) {
+  sgemm_row_major(cublas_.get(), true, false, 1, n, rows, ones_.get(), dz, grad);
 }
 
 void CublasBackend::record_step(cudaStream_t s) {
@@ -103,7 +106,7 @@ void CublasBackend::record_step(cudaStream_t s) {
   if (mlp) {
     const Layer& l1 = layout_.layers[0];
     sgemm_row_major(blas, false, false, batch, l1.out, l1.in, x_.get(), p + l1.w, z_.get());
-    bias_add(batch_hidden_, hidden_bias_, p + l1.b, z_.get());
+    bias_add(batch, l1.out, p + l1.b, z_.get());
     MNIST_CUDNN_CHECK(cudnnActivationForward(dnn, relu_.get(), &one, batch_hidden_.get(), z_.get(),
                                              &zero, batch_hidden_.get(), a_.get()));
     k::dropout_forward(a_.get(), h_.get(), h_.size(), config_.keep_prob, config_.seed, step_.get(),
@@ -111,7 +114,7 @@ void CublasBackend::record_step(cudaStream_t s) {
     last_input = h_.get();
   }
   sgemm_row_major(blas, false, false, batch, out.out, out.in, last_input, p + out.w, logits_.get());
-  bias_add(batch_classes_, class_bias_, p + out.b, logits_.get());
+  bias_add(batch, out.out, p + out.b, logits_.get());
   MNIST_CUDNN_CHECK(cudnnSoftmaxForward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
                                         batch_classes_.get(), logits_.get(), &zero,
                                         batch_classes_.get(), logp_.get()));
@@ -120,7 +123,7 @@ void CublasBackend::record_step(cudaStream_t s) {
       dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, batch_classes_.get(), logp_.get(),
       batch_classes_.get(), dlogp_.get(), &zero, batch_classes_.get(), dlogits_.get()));
   sgemm_row_major(blas, true, false, out.in, out.out, batch, last_input, dlogits_.get(), g + out.w);
-  k::column_sums(dlogits_.get(), g + out.b, batch, out.out, s);
+  bias_grad(batch, out.out, dlogits_.get(), g + out.b);
   if (mlp) {
     const Layer& l1 = layout_.layers[0];
     sgemm_row_major(blas, false, true, batch, l1.out, out.out, dlogits_.get(), p + out.w,
@@ -131,7 +134,7 @@ void CublasBackend::record_step(cudaStream_t s) {
                                               batch_hidden_.get(), da_.get(), batch_hidden_.get(),
                                               z_.get(), &zero, batch_hidden_.get(), dz_.get()));
     sgemm_row_major(blas, true, false, l1.in, l1.out, batch, x_.get(), dz_.get(), g + l1.w);
-    k::column_sums(dz_.get(), g + l1.b, batch, l1.out, s);
+    bias_grad(batch, l1.out, dz_.get(), g + l1.b);
   }
   k::adam_update(p, g, adam_m_.get(), adam_v_.get(), layout_.total, config_.learning_rate,
                  kAdamBeta1, kAdamBeta2, kAdamEpsilon, step_.get(), s);
@@ -147,7 +150,7 @@ void CublasBackend::record_eval(cudaStream_t s) {
     const Layer& l1 = layout_.layers[0];
     sgemm_row_major(cublas_.get(), false, false, test_count_, l1.out, l1.in, input, p + l1.w,
                     eval_hidden_.get());
-    bias_add(test_hidden_, hidden_bias_, p + l1.b, eval_hidden_.get());
+    bias_add(test_count_, l1.out, p + l1.b, eval_hidden_.get());
     MNIST_CUDNN_CHECK(cudnnActivationForward(cudnn_.get(), relu_.get(), &one, test_hidden_.get(),
                                              eval_hidden_.get(), &zero, test_hidden_.get(),
                                              eval_hidden_.get()));
@@ -156,7 +159,7 @@ void CublasBackend::record_eval(cudaStream_t s) {
   const Layer& out = layout_.layers.back();
   sgemm_row_major(cublas_.get(), false, false, test_count_, out.out, out.in, input, p + out.w,
                   eval_logits_.get());
-  bias_add(test_classes_, class_bias_, p + out.b, eval_logits_.get());
+  bias_add(test_count_, out.out, p + out.b, eval_logits_.get());
   k::count_correct(eval_logits_.get(), test_labels_.get(), test_count_, out.out, correct_.get(), s);
 }
 

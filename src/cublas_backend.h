@@ -1,6 +1,7 @@
-// The vendor baseline: the same step with cuBLAS for every GEMM and cuDNN for the bias, ReLU and
-// softmax (forward and backward); our kernels only for what the libraries lack (batch gather,
-// dropout mask, the NLL of the log-softmax, bias-gradient sums, Adam, argmax). `--benchmark`
+// The vendor baseline: the same step with cuBLAS for every product (bias broadcast and bias
+// gradients included, as rank-1 products) and cuDNN for ReLU and softmax (forward and backward);
+// our kernels only for what the libraries lack (batch gather, dropout mask, the NLL of the
+// log-softmax, Adam, argmax). `--benchmark`
 // compares the hand-written backend against this one.
 #pragma once
 
@@ -32,7 +33,8 @@ class CublasBackend final : public Backend {
   void record_step(cudaStream_t stream);
   void record_eval(cudaStream_t stream);
   std::size_t batch_hidden_size() const;
-  void bias_add(const TensorDesc& rows, const TensorDesc& bias_desc, const float* bias, float* y);
+  void bias_add(int rows, int n, const float* bias, float* y);
+  void bias_grad(int rows, int n, const float* dz, float* grad);
 
   TrainConfig config_;
   ModelLayout layout_;
@@ -42,7 +44,7 @@ class CublasBackend final : public Backend {
   CublasHandle cublas_;
   CudnnHandle cudnn_;
   ReluDesc relu_;
-  TensorDesc batch_hidden_, batch_classes_, test_hidden_, test_classes_, hidden_bias_, class_bias_;
+  TensorDesc batch_hidden_, batch_classes_, test_hidden_, test_classes_;
 
   DeviceBuffer<std::uint8_t> train_images_, train_labels_, test_labels_;
   DeviceBuffer<float> test_x_;
@@ -54,6 +56,7 @@ class CublasBackend final : public Backend {
   DeviceBuffer<std::uint8_t> y_;
   DeviceBuffer<float> eval_hidden_, eval_logits_;
   DeviceBuffer<int> correct_;
+  DeviceBuffer<float> ones_;  // for bias broadcast and bias gradients through cuBLAS
   CudaGraph step_graph_, eval_graph_;
 };
 
