@@ -115,6 +115,16 @@ struct ApplyAdam {
   }
 };
 
+// Split-K: each z-slice stores its partial sum; adam_from_partials adds them in a fixed order.
+struct StorePartial {
+  float* partials;  // splits x m x n
+  std::size_t slice;
+  __device__ void load_state() {}
+  __device__ void operator()(int i, int j, int n, float acc) const {
+    partials[blockIdx.z * slice + std::size_t(i) * n + j] = acc;
+  }
+};
+
 // ---- The tiled kernel: a BM x BN tile per block, BK-deep slices through shared memory, a TM x TN
 // register tile per thread strided across the block tile so shared-memory reads are
 // conflict-free. The next slice's global loads are issued into registers before the current slice
@@ -122,7 +132,7 @@ struct ApplyAdam {
 // the epilogue sees only in-range ones. ----
 template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN))
-    gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k) {
+    gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k_total) {
   constexpr int kThreadsX = BN / TN, kThreadsY = BM / TM, kThreads = kThreadsX * kThreadsY;
   constexpr int kAPerThread = BM * BK / kThreads, kBPerThread = BN * BK / kThreads;
   static_assert(BM * BK % kThreads == 0 && BN * BK % kThreads == 0,
@@ -132,6 +142,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
   __shared__ int row_keys[BM];
   const int tid = threadIdx.x, tx = tid % kThreadsX, ty = tid / kThreadsX;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  // Split-K: block z reduces over [k_begin, k); the epilogue then sees a partial sum.
+  const int k_chunk = (k_total + gridDim.z - 1) / gridDim.z;
+  const int k_begin = blockIdx.z * k_chunk, k = min(k_total, k_begin + k_chunk);
   for (int r = tid; r < BM; r += kThreads) row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
   __syncthreads();
 
@@ -153,8 +166,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
   };
 
   float acc[TM][TN] = {};
-  fetch(0);
-  for (int k0 = 0; k0 < k; k0 += BK) {
+  fetch(k_begin);
+  for (int k0 = k_begin; k0 < k; k0 += BK) {
 #pragma unroll
     for (int l = 0; l < kAPerThread; ++l) {
       const int idx = tid + l * kThreads;
@@ -197,9 +210,10 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 }
 
 template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
-void launch(LoadA a, LoadB b, Epilogue e, int m, int n, int k, cudaStream_t stream) {
+void launch(LoadA a, LoadB b, Epilogue e, int m, int n, int k, cudaStream_t stream,
+            int splits = 1) {
   if (m <= 0 || n <= 0 || k <= 0) throw std::invalid_argument("gemm: empty shape");
-  const dim3 grid((n + BN - 1) / BN, (m + BM - 1) / BM);
+  const dim3 grid((n + BN - 1) / BN, (m + BM - 1) / BM, splits);
   gemm_kernel<BM, BN, BK, TM, TN><<<grid, (BM / TM) * (BN / TN), 0, stream>>>(a, b, e, m, n, k);
   MNIST_LAUNCH_CHECK("gemm_kernel");
 }
@@ -234,18 +248,77 @@ void linear_forward(const float* x, const float* w, const float* bias, float* y,
   launch_sized(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k, stream);
 }
 
+// Large batches: a 64 x 64 tile grid has too few blocks for the SMs, and each block would loop
+// over the whole batch. Split the batch into slices whose partial gradients a second kernel adds
+// (in a fixed order, so results stay reproducible) before Adam.
+static int split_count(int batch, const AdamUpdate& adam) {
+  if (!adam.split_scratch || batch < 1024) return 1;
+  return std::min(kMaxWeightGradSplits, batch / 512);
+}
+
 void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
                             const AdamUpdate& adam, cudaStream_t stream) {
-  // Output (784 + 1) x n with a reduction over the batch: 32 x 32 tiles give 400 blocks for n =
-  // 500.
-  launch<32, 32, 16, 2, 2>(BytesTransposedWithOnes{x}, DenseB{dz, n}, ApplyAdam{adam, 0.0f},
-                           kImagePixelsK + 1, n, batch, stream);
+  const int m = kImagePixelsK + 1;
+  const int splits = split_count(batch, adam);
+  if (splits == 1) {
+    // (784 + 1) x n with a reduction over a small batch: 32 x 32 tiles give 400 blocks for n = 500.
+    launch<32, 32, 16, 2, 2>(BytesTransposedWithOnes{x}, DenseB{dz, n}, ApplyAdam{adam, 0.0f}, m, n,
+                             batch, stream);
+    return;
+  }
+  const std::size_t slice = std::size_t(m) * n;
+  launch<64, 64, 16, 4, 4>(BytesTransposedWithOnes{x}, DenseB{dz, n},
+                           StorePartial{adam.split_scratch, slice}, m, n, batch, stream, splits);
+  adam_from_partials(adam.split_scratch, splits, slice, adam, stream);
 }
 
 void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
                       const AdamUpdate& adam, cudaStream_t stream) {
-  launch_sized(DenseTransposedWithOnes{h, k}, DenseB{dz, n}, ApplyAdam{adam, 0.0f}, k + 1, n, batch,
-               stream);
+  const int splits = split_count(batch, adam);
+  if (splits == 1) {
+    launch_sized(DenseTransposedWithOnes{h, k}, DenseB{dz, n}, ApplyAdam{adam, 0.0f}, k + 1, n,
+                 batch, stream);
+    return;
+  }
+  const std::size_t slice = std::size_t(k + 1) * n;
+  if (n <= 16) {
+    launch<32, 16, 16, 2, 1>(DenseTransposedWithOnes{h, k}, DenseB{dz, n},
+                             StorePartial{adam.split_scratch, slice}, k + 1, n, batch, stream,
+                             splits);
+  } else {
+    launch<64, 64, 16, 4, 4>(DenseTransposedWithOnes{h, k}, DenseB{dz, n},
+                             StorePartial{adam.split_scratch, slice}, k + 1, n, batch, stream,
+                             splits);
+  }
+  adam_from_partials(adam.split_scratch, splits, slice, adam, stream);
+}
+
+namespace {
+
+__global__ void adam_from_partials_kernel(const float* __restrict__ partials, int splits,
+                                          std::size_t n, AdamUpdate u) {
+  const float t = static_cast<float>(*u.step);
+  const float lr_t = u.lr * sqrtf(1.0f - powf(u.beta2, t)) / (1.0f - powf(u.beta1, t));
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    float g = 0.0f;
+    for (int z = 0; z < splits; ++z) g += partials[z * n + i];
+    if (u.grad) u.grad[i] = g;
+    const float m = u.beta1 * u.m[i] + (1.0f - u.beta1) * g;
+    const float v = u.beta2 * u.v[i] + (1.0f - u.beta2) * g * g;
+    u.m[i] = m;
+    u.v[i] = v;
+    u.params[i] -= lr_t * m / (sqrtf(v) + u.eps);
+  }
+}
+
+}  // namespace
+
+void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,
+                        cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 2048));
+  adam_from_partials_kernel<<<blocks, 256, 0, stream>>>(partials, splits, n, adam);
+  MNIST_LAUNCH_CHECK("adam_from_partials_kernel");
 }
 
 }  // namespace mnist::kernels

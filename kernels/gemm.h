@@ -45,7 +45,12 @@ struct AdamUpdate {
   float lr = 0.001f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   const std::int64_t* step = nullptr;
   float* grad = nullptr;
+  // Room for kMaxWeightGradSplits partial gradients of the region, or null. With it, batches of
+  // 1024 and more split the reduction over the batch across more blocks (see gemm.cu).
+  float* split_scratch = nullptr;
 };
+
+constexpr int kMaxWeightGradSplits = 8;
 
 constexpr int kImagePixelsK = 784;
 
@@ -74,5 +79,9 @@ void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n
 // G = [H^T; 1^T] * dZ  ((k + 1) x n, H is batch x k), then Adam on that region.
 void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
                       const AdamUpdate& adam, cudaStream_t stream);
+
+// Adds `splits` partial gradients (each n values, in order) and applies Adam to the region.
+void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,
+                        cudaStream_t stream);
 
 }  // namespace mnist::kernels

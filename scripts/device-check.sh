@@ -25,6 +25,11 @@ done
 echo "== benchmark"
 $build/mnist-train --benchmark --backend cuda --mirror "file://$PWD/.devdata/mnist/" --data_dir /tmp/seed-data \
   --benchmark_out "$out/benchmark.json" 2>&1 | tee "$out/benchmark.log" | grep -v "^Extracting\|^Successfully"
+echo "== kernel durations of the cuBLAS/cuDNN baseline's step (ncu, first graph replay's nodes)"
+timeout 150 ncu --clock-control none --graph-profiling node --metrics gpu__time_duration.sum -c 40 \
+  $build/mnist-train --benchmark --fake_data --benchmark_backends cublas --benchmark_batches 100 --benchmark_steps 1 \
+  >"$out/ncu_cublas.log" 2>&1
+grep -E "^  [a-zA-Z_].*\(|gpu__time_duration" "$out/ncu_cublas.log" | paste - - | awk '{print $1, $(NF)}' | sort | uniq -c | sort -k3 -n -r | head -12
 echo "== seed job"
 /usr/bin/time -f "wall %e s, max RSS %M KB" $build/mnist-train --backend cuda --max_steps 500 \
   --mirror "file://$PWD/.devdata/mnist/" --data_dir /tmp/seed-data --log_dir /tmp/seed-logs 2>&1 | tee "$out/seed.log" \

@@ -25,6 +25,9 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       params_(initial_params),
       adam_m_(std::vector<float>(layout_.total, 0.0f)),
       adam_v_(std::vector<float>(layout_.total, 0.0f)),
+      split_scratch_(config.batch_size >= 1024
+                         ? k::kMaxWeightGradSplits * (layout_.layers[0].b + layout_.layers[0].out)
+                         : 0),
       hidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
       logits_(std::size_t(config.batch_size) * kClasses),
       dlogits_(std::size_t(config.batch_size) * kClasses),
@@ -43,7 +46,7 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
 
 std::size_t CudaBackend::device_bytes() const {
   return train_images_.size() + train_labels_.size() + test_images_.size() + test_labels_.size() +
-         4 * orders_.size() + 8 + 4 * (3 * params_.size()) +
+         4 * orders_.size() + 8 + 4 * (3 * params_.size() + split_scratch_.size()) +
          4 * (hidden_.size() + logits_.size() + dlogits_.size() + dhidden_.size() +
               row_loss_.size() + 1) +
          batch_labels_.size() + 4 * batch_images_.size() + 4 * eval_out_.size() + 4;
@@ -70,10 +73,16 @@ void CudaBackend::record_step(cudaStream_t s) {
       train_images_.get(), batch_images_.get(), nullptr, train_count_, nullptr, batch};
   const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get()};
   auto adam_for = [&](const Layer& l) {
-    return k::AdamUpdate{
-        p + l.w,    adam_m_.get() + l.w, adam_v_.get() + l.w, config_.learning_rate,
-        kAdamBeta1, kAdamBeta2,          kAdamEpsilon,        step_.get(),
-        nullptr};
+    return k::AdamUpdate{p + l.w,
+                         adam_m_.get() + l.w,
+                         adam_v_.get() + l.w,
+                         config_.learning_rate,
+                         kAdamBeta1,
+                         kAdamBeta2,
+                         kAdamEpsilon,
+                         step_.get(),
+                         nullptr,
+                         split_scratch_.size() ? split_scratch_.get() : nullptr};
   };
   const Layer& first = layout_.layers.front();
   if (layout_.layers.size() == 2) {

@@ -45,6 +45,7 @@ class CudaBackend final : public Backend {
   // Parameters and Adam state, flat (see ModelLayout). No gradient buffer: Adam runs in the
   // weight-gradient kernels' epilogue.
   DeviceBuffer<float> params_, adam_m_, adam_v_;
+  DeviceBuffer<float> split_scratch_;  // partial weight gradients, for batches of 1024 and more
 
   // One batch.
   DeviceBuffer<float> hidden_, logits_, dlogits_, dhidden_, row_loss_, loss_;

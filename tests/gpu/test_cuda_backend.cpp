@@ -46,7 +46,9 @@ struct Pair {
 class GpuBackend : public ::testing::TestWithParam<BackendKind> {};
 INSTANTIATE_TEST_SUITE_P(Backends, GpuBackend,
                          ::testing::Values(BackendKind::kCuda, BackendKind::kCublas),
-                         [](const ::testing::TestParamInfo<BackendKind>& p) { return std::string(backend_name(p.param)); });
+                         [](const ::testing::TestParamInfo<BackendKind>& p) {
+                           return std::string(backend_name(p.param));
+                         });
 
 // ||gpu - cpu|| relative to how far training moved the parameters from `start`.
 double relative_drift(const std::vector<float>& gpu, const std::vector<float>& cpu,
@@ -112,6 +114,11 @@ TEST_P(GpuBackend, BatchesStraddlingAnEpochBoundaryMatchTheCpu) {
   // 10,000 training images in batches of 300: step 33 takes the last 100 of epoch 0 and the
   // first 200 of epoch 1.
   expect_same_training(GetParam(), ModelKind::kMlp, 300, 0.9f, 4, 31);
+}
+
+TEST_P(GpuBackend, LargeBatchSplitReductionMatchesTheCpu) {
+  REQUIRE_GPU();
+  expect_same_training(GetParam(), ModelKind::kMlp, 2048, 0.9f, 3);
 }
 
 TEST_P(GpuBackend, EvaluationMatchesTheCpuOnTheSameParameters) {

@@ -164,7 +164,8 @@ TEST(GemmKernel, ForwardOnGatheredBytesMatchesReference) {
 // and the update against the CPU optimizer applied to the reference gradient.
 template <typename Run>
 void check_grad_adam(std::size_t size, const std::vector<double>& ref_grad, std::mt19937& rng,
-                     Run run) {
+                     Run run, bool split) {
+  DeviceBuffer<float> scratch(split ? kernels::kMaxWeightGradSplits * size : 0);
   auto p = random_floats(size, rng), m = random_floats(size, rng, 0.0f, 0.01f),
        v = random_floats(size, rng, 0.0f, 1e-4f);
   DeviceBuffer<float> dp(p), dm(m), dv(v);
@@ -172,7 +173,7 @@ void check_grad_adam(std::size_t size, const std::vector<double>& ref_grad, std:
   const std::int64_t t = 7;
   DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{t});
   run(kernels::AdamUpdate{dp.get(), dm.get(), dv.get(), 0.001f, kAdamBeta1, kAdamBeta2,
-                          kAdamEpsilon, dstep.get(), grad.get()});
+                          kAdamEpsilon, dstep.get(), grad.get(), split ? scratch.get() : nullptr});
   EXPECT_TRUE(close(download(grad), ref_grad, kFp32Bound));
   std::vector<float> g(ref_grad.begin(), ref_grad.end());
   cpu::adam(p.data(), g.data(), m.data(), v.data(), size, 0.001f, t);
@@ -184,8 +185,9 @@ TEST(GemmKernel, WeightGradientOnBytesWithBiasRowAndAdam) {
   REQUIRE_GPU();
   std::mt19937 rng(4);
   ByteSet set(600, rng);
-  for (int batch : kRows) {
+  for (int batch : {1, 7, 100, 257, 2048}) {
     for (int n : {500, 10}) {
+      const bool split = batch >= 1024;  // exercises the split-K path and its fixed-order sum
       std::vector<std::int32_t> images(batch);
       for (auto& i : images) i = static_cast<std::int32_t>(rng() % set.count);
       DeviceBuffer<std::int32_t> d_images(images);
@@ -201,9 +203,12 @@ TEST(GemmKernel, WeightGradientOnBytesWithBiasRowAndAdam) {
       const kernels::ByteRows rows{set.d_images.get(), d_images.get(), nullptr,
                                    set.count,          nullptr,        batch};
       SCOPED_TRACE("batch=" + std::to_string(batch) + " n=" + std::to_string(n));
-      check_grad_adam(ref.size(), ref, rng, [&](const kernels::AdamUpdate& adam) {
-        kernels::weight_grad_adam_bytes(rows, d_dz.get(), batch, n, adam, nullptr);
-      });
+      check_grad_adam(
+          ref.size(), ref, rng,
+          [&](const kernels::AdamUpdate& adam) {
+            kernels::weight_grad_adam_bytes(rows, d_dz.get(), batch, n, adam, nullptr);
+          },
+          split);
     }
   }
 }
@@ -211,8 +216,9 @@ TEST(GemmKernel, WeightGradientOnBytesWithBiasRowAndAdam) {
 TEST(GemmKernel, WeightGradientOnFloatsWithBiasRowAndAdam) {
   REQUIRE_GPU();
   std::mt19937 rng(5);
-  for (int batch : kRows) {
+  for (int batch : {1, 7, 100, 257, 3000}) {
     for (Dims d : {Dims{500, 10}, Dims{13, 37}}) {
+      const bool split = batch >= 1024;
       const auto h = random_floats(std::size_t(batch) * d.k, rng),
                  dz = random_floats(std::size_t(batch) * d.n, rng);
       DeviceBuffer<float> dh(h), d_dz(dz);
@@ -225,9 +231,12 @@ TEST(GemmKernel, WeightGradientOnFloatsWithBiasRowAndAdam) {
           ref[std::size_t(d.k) * d.n + j] += g;
         }
       SCOPED_TRACE("batch=" + std::to_string(batch) + " k=" + std::to_string(d.k));
-      check_grad_adam(ref.size(), ref, rng, [&](const kernels::AdamUpdate& adam) {
-        kernels::weight_grad_adam(dh.get(), d.k, d_dz.get(), batch, d.n, adam, nullptr);
-      });
+      check_grad_adam(
+          ref.size(), ref, rng,
+          [&](const kernels::AdamUpdate& adam) {
+            kernels::weight_grad_adam(dh.get(), d.k, d_dz.get(), batch, d.n, adam, nullptr);
+          },
+          split);
     }
   }
 }
