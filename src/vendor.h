@@ -60,13 +60,14 @@ class CudnnHandle {
   cudnnHandle_t h_{};
 };
 
-// An NCHW float tensor descriptor of shape n x c x 1 x 1 (a row-major rows x cols matrix).
+// A packed NCHW float tensor descriptor (a row-major rows x cols matrix is n = rows, c = cols for
+// softmax over each row; an element-wise op sees it as one rows x cols image: 1 x 1 x rows x cols).
 class TensorDesc {
  public:
-  TensorDesc(int n, int c) {
+  TensorDesc(int n, int c, int h = 1, int w = 1) {
     MNIST_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d_));
     MNIST_CUDNN_CHECK(
-        cudnnSetTensor4dDescriptor(d_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, 1, 1));
+        cudnnSetTensor4dDescriptor(d_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
   }
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d_); }
   TensorDesc(const TensorDesc&) = delete;
