@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/cuda/bin
 scripts/fetch-test-data.sh
+npm ci --silent --no-audit --no-fund --prefix tests/deploy  # the k8s schema validator
 cmake --preset release
 cmake --build --preset release
 ctest --preset release -j "$(nproc)" "$@"

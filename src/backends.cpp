@@ -1,5 +1,9 @@
 #include "backends.h"
 
+#include <cstdlib>
+
+#include "error.h"
+
 #include "cpu_backend.h"
 #include "cublas_backend.h"
 #include "cuda_backend.h"
@@ -12,6 +16,14 @@ BackendKind resolve_backend(BackendKind requested, std::ostream& log) {
   if (requested == BackendKind::kAuto) {
     const GpuProbe probe = probe_gpus();
     if (probe.device_count == 0) {
+      // The NVIDIA device plugin sets NVIDIA_VISIBLE_DEVICES in a container that was given a GPU:
+      // then a missing device is a broken node, never a reason to train on the CPU and pass.
+      const char* assigned = std::getenv("NVIDIA_VISIBLE_DEVICES");
+      const std::string a = assigned ? assigned : "";
+      if (!a.empty() && a != "void" && a != "none") {
+        throw Error(ExitCode::kGpuUnusable, "this container was assigned a GPU (NVIDIA_VISIBLE_DEVICES=" + a +
+                                                ") but CUDA cannot use it: " + describe(probe));
+      }
       log << "warning: no CUDA GPU found, training on the CPU (" << describe(probe)
           << "); pass --backend cuda to fail instead" << std::endl;
       return BackendKind::kCpu;

@@ -44,6 +44,13 @@ DatasetSpec builtin_dataset_spec(const std::string& name) {
 std::vector<std::string> resolve_mirrors(const std::vector<std::string>& flags,
                                          const std::vector<std::string>& defaults) {
   if (!flags.empty()) return flags;
+  std::vector<std::string> baked;  // a folder of files shipped with a container image, tried first
+  if (const char* dir = std::getenv("MNIST_BAKED_DATA"); dir && *dir) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(dir, ec) && !std::filesystem::is_empty(dir, ec)) {
+      baked.push_back(std::string("file://") + dir + "/");
+    }
+  }
   if (const char* env = std::getenv("MNIST_MIRROR"); env && *env) {
     std::vector<std::string> out;
     std::stringstream ss(env);
@@ -52,9 +59,13 @@ std::vector<std::string> resolve_mirrors(const std::vector<std::string>& flags,
       item.erase(item.find_last_not_of(" \t") + 1);
       if (!item.empty()) out.push_back(item);
     }
-    if (!out.empty()) return out;
+    if (!out.empty()) {
+      out.insert(out.begin(), baked.begin(), baked.end());
+      return out;
+    }
   }
-  return defaults;
+  baked.insert(baked.end(), defaults.begin(), defaults.end());
+  return baked;
 }
 
 namespace {

@@ -25,28 +25,37 @@ void validate(const Options& o) {
     throw Error(ExitCode::kBadArguments, "--batch_size must not exceed the 55000 training images");
 }
 
+MnistData load_real_data(const Options& options) {
+  FetchPolicy policy;
+  const DatasetSpec spec = builtin_dataset_spec(options.dataset);
+  policy.mirrors = resolve_mirrors(options.mirrors, spec.mirrors);
+  policy.timeout_s = options.download_timeout_s;
+  policy.attempts = options.download_attempts;
+  policy.show_progress = isatty(STDERR_FILENO) != 0;
+  return load_dataset(spec, options.data_dir, policy, std::cout);
+}
+
 int run(int argc, char** argv) {
   const auto parsed = parse_command_line(argc, argv);
   if (!parsed) return 0;
   const Options& options = *parsed;
   validate(options);
+  if (options.dry_run) {
+    std::cout << "flags OK: backend " << backend_name(options.backend) << ", model " << model_name(options.model)
+              << ", max_steps " << options.max_steps << ", batch " << options.batch_size << ", data "
+              << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir) << std::endl;
+    return 0;
+  }
   std::signal(SIGTERM, on_sigterm);
+  if (options.download_only) {
+    load_real_data(options);
+    return 0;
+  }
 
   // The GPU is checked before any download, so a broken node fails in seconds.
   const BackendKind kind = resolve_backend(options.backend, std::cout);
 
-  MnistData data;
-  if (options.fake_data) {
-    data = make_fake_data(options.seed);
-  } else {
-    FetchPolicy policy;
-    const DatasetSpec spec = builtin_dataset_spec(options.dataset);
-    policy.mirrors = resolve_mirrors(options.mirrors, spec.mirrors);
-    policy.timeout_s = options.download_timeout_s;
-    policy.attempts = options.download_attempts;
-    policy.show_progress = isatty(STDERR_FILENO) != 0;
-    data = load_dataset(spec, options.data_dir, policy, std::cout);
-  }
+  const MnistData data = options.fake_data ? make_fake_data(options.seed) : load_real_data(options);
   if (options.batch_size > data.train.count) {
     throw Error(ExitCode::kBadArguments, "--batch_size " + std::to_string(options.batch_size) +
                                              " exceeds the " + std::to_string(data.train.count) +

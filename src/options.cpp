@@ -88,6 +88,10 @@ std::optional<Options> parse_command_line(int argc, const char* const* argv) {
   app.add_option("--checkpoint_dir", o.checkpoint_dir,
                  "Save parameters here on SIGTERM and at the end; resume from it when present");
 
+  app.add_flag("--download_only", o.download_only,
+               "Download and verify the dataset into --data_dir, then exit (prepares air-gapped mirrors "
+               "and container images)");
+  app.add_flag("--dry_run", o.dry_run, "Check the flags, print the configuration and exit 0 (nothing else runs)");
   app.add_flag(
       "--benchmark", o.benchmark,
       "Measure instead of training: step latency and throughput per backend and batch size, the "

@@ -32,6 +32,8 @@ struct Options {
   double download_timeout_s = 120.0;
   int download_attempts = 3;
   std::string checkpoint_dir;  // empty: no checkpoints
+  bool download_only = false;  // fetch and verify the data into data_dir, then exit
+  bool dry_run = false;        // validate the flags, print the configuration, exit
 
   // --benchmark mode.
   bool benchmark = false;
