@@ -1,12 +1,12 @@
 #include "backends.h"
 
 #include <cstdlib>
-
-#include "error.h"
+#include <stdexcept>
 
 #include "cpu_backend.h"
 #include "cublas_backend.h"
 #include "cuda_backend.h"
+#include "error.h"
 #include "gpu_device.h"
 
 namespace mnist {
@@ -21,8 +21,9 @@ BackendKind resolve_backend(BackendKind requested, std::ostream& log) {
       const char* assigned = std::getenv("NVIDIA_VISIBLE_DEVICES");
       const std::string a = assigned ? assigned : "";
       if (!a.empty() && a != "void" && a != "none") {
-        throw Error(ExitCode::kGpuUnusable, "this container was assigned a GPU (NVIDIA_VISIBLE_DEVICES=" + a +
-                                                ") but CUDA cannot use it: " + describe(probe));
+        throw Error(ExitCode::kGpuUnusable,
+                    "this container was assigned a GPU (NVIDIA_VISIBLE_DEVICES=" + a +
+                        ") but CUDA cannot use it: " + describe(probe));
       }
       log << "warning: no CUDA GPU found, training on the CPU (" << describe(probe)
           << "); pass --backend cuda to fail instead" << std::endl;
@@ -39,9 +40,14 @@ std::unique_ptr<Backend> make_backend(BackendKind kind, const TrainConfig& confi
   switch (kind) {
     case BackendKind::kCuda:
       return std::make_unique<CudaBackend>(config, data, std::move(initial_params));
-    default:
+    case BackendKind::kCublas:
+      return std::make_unique<CublasBackend>(config, data, std::move(initial_params));
+    case BackendKind::kCpu:
       return std::make_unique<CpuBackend>(config, data, std::move(initial_params));
+    case BackendKind::kAuto:
+      break;
   }
+  throw std::logic_error("make_backend: resolve 'auto' first (resolve_backend)");
 }
 
 }  // namespace mnist

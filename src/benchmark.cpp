@@ -47,6 +47,7 @@ TrainConfig config_for(const Options& o, int batch) {
   c.learning_rate = o.learning_rate;
   c.keep_prob = o.model == ModelKind::kMlp ? o.dropout_keep : 1.0f;
   c.seed = o.seed;
+  c.cuda_graphs = o.cuda_graphs;
   return c;
 }
 

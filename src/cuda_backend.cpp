@@ -126,9 +126,7 @@ void CudaBackend::record_eval(cudaStream_t s) {
 }
 
 void CudaBackend::train_step() {
-  if (!step_graph_.ready())
-    step_graph_.capture(stream_.get(), [this](cudaStream_t s) { record_step(s); });
-  step_graph_.launch(stream_.get());
+  step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_step(s); });
   host_step_ += 1;
 }
 
@@ -144,9 +142,7 @@ float CudaBackend::last_loss() {
 }
 
 int CudaBackend::evaluate_test() {
-  if (!eval_graph_.ready())
-    eval_graph_.capture(stream_.get(), [this](cudaStream_t s) { record_eval(s); });
-  eval_graph_.launch(stream_.get());
+  eval_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_eval(s); });
   return correct_.download(stream_.get())[0];
 }
 

@@ -103,6 +103,17 @@ class CudaGraph {
     MNIST_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
   }
   void launch(cudaStream_t stream) const { MNIST_CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
+  // Replays the graph (capturing it the first time), or with use_graph false simply enqueues the
+  // work eagerly.
+  template <typename Record>
+  void run(cudaStream_t stream, bool use_graph, Record&& record) {
+    if (!use_graph) {
+      record(stream);
+      return;
+    }
+    if (!ready()) capture(stream, record);
+    launch(stream);
+  }
   void reset() {
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);

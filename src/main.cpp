@@ -41,9 +41,11 @@ int run(int argc, char** argv) {
   const Options& options = *parsed;
   validate(options);
   if (options.dry_run) {
-    std::cout << "flags OK: backend " << backend_name(options.backend) << ", model " << model_name(options.model)
-              << ", max_steps " << options.max_steps << ", batch " << options.batch_size << ", data "
-              << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir) << std::endl;
+    std::cout << "flags OK: backend " << backend_name(options.backend) << ", model "
+              << model_name(options.model) << ", max_steps " << options.max_steps << ", batch "
+              << options.batch_size << ", data "
+              << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir)
+              << std::endl;
     return 0;
   }
   std::signal(SIGTERM, on_sigterm);
@@ -75,6 +77,7 @@ int run(int argc, char** argv) {
   config.learning_rate = options.learning_rate;
   config.keep_prob = options.model == ModelKind::kMlp ? options.dropout_keep : 1.0f;
   config.seed = options.seed;
+  config.cuda_graphs = options.cuda_graphs;
   const ModelLayout layout = make_layout(config.model, config.hidden_units);
   auto backend = make_backend(kind, config, data, initial_parameters(layout, config.seed));
   std::cout << "Training " << model_name(config.model) << " (" << layout.total << " parameters) on "

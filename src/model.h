@@ -34,6 +34,7 @@ struct TrainConfig {
   float learning_rate = 0.001f;
   float keep_prob = 0.9f;
   std::uint64_t seed = 1;
+  bool cuda_graphs = true;  // GPU backends: replay a captured graph per step (off: launch eagerly)
 };
 
 // Adam as in TF's AdamOptimizer (bias correction folded into the step size, epsilon "hat").

@@ -88,10 +88,19 @@ std::optional<Options> parse_command_line(int argc, const char* const* argv) {
   app.add_option("--checkpoint_dir", o.checkpoint_dir,
                  "Save parameters here on SIGTERM and at the end; resume from it when present");
 
-  app.add_flag("--download_only", o.download_only,
-               "Download and verify the dataset into --data_dir, then exit (prepares air-gapped mirrors "
-               "and container images)");
-  app.add_flag("--dry_run", o.dry_run, "Check the flags, print the configuration and exit 0 (nothing else runs)");
+  std::string graphs = "on";
+  app.add_option(
+         "--cuda_graphs", graphs,
+         "GPU backends replay each step and evaluation as a captured CUDA graph (on), or launch "
+         "each kernel eagerly (off: slower; for profilers and comparisons)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_flag(
+      "--download_only", o.download_only,
+      "Download and verify the dataset into --data_dir, then exit (prepares air-gapped mirrors "
+      "and container images)");
+  app.add_flag("--dry_run", o.dry_run,
+               "Check the flags, print the configuration and exit 0 (nothing else runs)");
   app.add_flag(
       "--benchmark", o.benchmark,
       "Measure instead of training: step latency and throughput per backend and batch size, the "
@@ -124,6 +133,7 @@ std::optional<Options> parse_command_line(int argc, const char* const* argv) {
                                                     {"cpu", BackendKind::kCpu}};
   o.backend = backends.at(backend);
   o.model = model == "mlp" ? ModelKind::kMlp : ModelKind::kSoftmax;
+  o.cuda_graphs = graphs == "on";
   return o;
 }
 

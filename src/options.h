@@ -32,6 +32,7 @@ struct Options {
   double download_timeout_s = 120.0;
   int download_attempts = 3;
   std::string checkpoint_dir;  // empty: no checkpoints
+  bool cuda_graphs = true;     // --cuda_graphs on|off
   bool download_only = false;  // fetch and verify the data into data_dir, then exit
   bool dry_run = false;        // validate the flags, print the configuration, exit
 

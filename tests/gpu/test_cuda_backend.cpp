@@ -27,15 +27,18 @@ TrainConfig config(ModelKind model, int batch, float keep) {
 
 // The CPU reference next to one GPU backend (cuda or cublas), from identical parameters.
 struct Pair {
+  BackendKind kind_;
   CpuBackend cpu;
   std::unique_ptr<Backend> gpu_owner;
   Backend& gpu;
   Pair(BackendKind kind, const TrainConfig& c, std::uint64_t init_seed)
-      : cpu(c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed)),
+      : kind_(kind),
+        cpu(c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed)),
         gpu_owner(make_backend(
             kind, c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed))),
         gpu(*gpu_owner) {}
   void order(std::int64_t epoch) {
+    EXPECT_EQ(gpu.name(), backend_name(kind_)) << "make_backend built the wrong backend";
     const auto o = epoch_order(5, epoch, fake().train.count);
     cpu.set_epoch_order(epoch, o);
     gpu.set_epoch_order(epoch, o);
