@@ -10,13 +10,13 @@
 #include <functional>
 #include <vector>
 
-#define CK(x)                                                                  \
-  do {                                                                         \
-    auto rc = (x);                                                             \
-    if (rc != 0) {                                                             \
+#define CK(x)                                                                     \
+  do {                                                                            \
+    auto rc = (x);                                                                \
+    if (rc != 0) {                                                                \
       std::fprintf(stderr, "%s failed (%d) at line %d\n", #x, int(rc), __LINE__); \
-      return 1;                                                                \
-    }                                                                          \
+      return 1;                                                                   \
+    }                                                                             \
   } while (0)
 
 static double median_us(cudaStream_t s, const std::function<void()>& op) {
@@ -69,30 +69,36 @@ int main() {
       return median_us(s, [&] { cudnnActivationForward(dnn, relu, &one, d, x, &zero, d, y); });
     };
     auto act_b = [&](cudnnTensorDescriptor_t d) {
-      return median_us(s, [&] { cudnnActivationBackward(dnn, relu, &one, d, y, d, dy, d, x, &zero, d, dx); });
+      return median_us(
+          s, [&] { cudnnActivationBackward(dnn, relu, &one, d, y, d, dy, d, x, &zero, d, dx); });
     };
     const double sm_f = median_us(s, [&] {
-      cudnnSoftmaxForward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, classes, x, &zero, classes, y);
+      cudnnSoftmaxForward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, classes, x,
+                          &zero, classes, y);
     });
     const double sm_b = median_us(s, [&] {
-      cudnnSoftmaxBackward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, classes, y, classes, dy, &zero,
-                           classes, dx);
+      cudnnSoftmaxBackward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, classes, y,
+                           classes, dy, &zero, classes, dx);
     });
     cublasHandle_t blas;
     CK(cublasCreate(&blas));
     CK(cublasSetStream(blas, s));
     CK(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH));
-    // The baseline's bias broadcast (rank-1: Y += 1 * b^T) and bias gradient (1^T * dZ), column-major.
+    // The baseline's bias broadcast (rank-1: Y += 1 * b^T) and bias gradient (1^T * dZ),
+    // column-major.
     const double rank1 = median_us(s, [&] {
       cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, 500, rows, 1, &one, x, 500, dy, 1, &one, y, 500);
     });
     const double colsum = median_us(s, [&] {
-      cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, 500, 1, rows, &one, dy, 500, x, 1, &zero, dx, 500);
+      cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, 500, 1, rows, &one, dy, 500, x, 1, &zero, dx,
+                  500);
     });
-    std::printf("rows %5d: cuBLAS rank-1 bias add %8.1f us, bias-gradient product %8.1f us\n", rows, rank1, colsum);
+    std::printf("rows %5d: cuBLAS rank-1 bias add %8.1f us, bias-gradient product %8.1f us\n", rows,
+                rank1, colsum);
     cublasDestroy(blas);
     std::printf(
-        "rows %5d: relu fwd %8.1f us (1x1xRxC) %8.1f us (Rx500x1x1); relu bwd %8.1f / %8.1f us; log-softmax "
+        "rows %5d: relu fwd %8.1f us (1x1xRxC) %8.1f us (Rx500x1x1); relu bwd %8.1f / %8.1f us; "
+        "log-softmax "
         "fwd %8.1f us, bwd %8.1f us\n",
         rows, act_f(image), act_f(rows_c), act_b(image), act_b(rows_c), sm_f, sm_b);
     cudaFree(x);

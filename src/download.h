@@ -32,7 +32,8 @@ struct FetchPolicy {
 };
 
 // Mirror list precedence: --mirror flags, else MNIST_MIRROR (comma-separated), else the defaults;
-// without --mirror, a non-empty folder named by MNIST_BAKED_DATA (an image's baked copy) goes first.
+// without --mirror, a non-empty folder named by MNIST_BAKED_DATA (an image's baked copy) goes
+// first.
 std::vector<std::string> resolve_mirrors(const std::vector<std::string>& flags,
                                          const std::vector<std::string>& defaults);
 

@@ -192,10 +192,13 @@ TEST(Mirrors, ABakedFolderGoesFirstWhenItHoldsFiles) {
   const fs::path dir = fs::temp_directory_path() / ("mnist_baked_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   ::setenv("MNIST_BAKED_DATA", dir.c_str(), 1);
-  EXPECT_EQ(resolve_mirrors({}, {"d"}), std::vector<std::string>{"d"}) << "an empty folder is skipped";
+  EXPECT_EQ(resolve_mirrors({}, {"d"}), std::vector<std::string>{"d"})
+      << "an empty folder is skipped";
   std::ofstream(dir / "train-images-idx3-ubyte.gz") << "x";
-  EXPECT_EQ(resolve_mirrors({}, {"d"}), (std::vector<std::string>{"file://" + dir.string() + "/", "d"}));
-  EXPECT_EQ(resolve_mirrors({"f"}, {"d"}), std::vector<std::string>{"f"}) << "--mirror still replaces all";
+  EXPECT_EQ(resolve_mirrors({}, {"d"}),
+            (std::vector<std::string>{"file://" + dir.string() + "/", "d"}));
+  EXPECT_EQ(resolve_mirrors({"f"}, {"d"}), std::vector<std::string>{"f"})
+      << "--mirror still replaces all";
   ::unsetenv("MNIST_BAKED_DATA");
   fs::remove_all(dir);
 }
