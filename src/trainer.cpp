@@ -127,10 +127,8 @@ std::int64_t load_checkpoint_if_present(const Options& options, Backend& backend
   const std::size_t n = header.at("parameters").get<std::size_t>();
   if (blob.size() != 12 + std::size_t(length) + 3 * n * sizeof(float))
     throw bad("size does not match its header");
-  const auto* floats =
-      reinterpret_cast<const float*>(blob.data() + 12 + length);  // NOLINT: packed floats
   std::vector<float> all(n * 3);
-  std::memcpy(all.data(), floats, all.size() * sizeof(float));
+  std::memcpy(all.data(), blob.data() + 12 + length, all.size() * sizeof(float));
   s.params.assign(all.begin(), all.begin() + n);
   s.adam_m.assign(all.begin() + n, all.begin() + 2 * n);
   s.adam_v.assign(all.begin() + 2 * n, all.end());
