@@ -368,20 +368,10 @@ TEST(SoftmaxXentKernel, CountCorrectMatchesArgmax) {
   }
 }
 
-TEST(ReduceKernel, ColumnSumsAndMeanMatchReference) {
+TEST(ReduceKernel, MeanMatchesReference) {
   REQUIRE_GPU();
   std::mt19937 rng(7);
   for (int m : kRows) {
-    for (int n : {500, 10, 37}) {
-      const auto a = random_floats(std::size_t(m) * n, rng);
-      DeviceBuffer<float> da(a);
-      auto out = poisoned<float>(n);
-      kernels::column_sums(da.get(), out.get(), m, n, nullptr);
-      std::vector<double> ref(n, 0.0);
-      for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j) ref[j] += a[std::size_t(i) * n + j];
-      EXPECT_TRUE(close(download(out), ref, kFp32Bound)) << "m=" << m << " n=" << n;
-    }
     const auto v = random_floats(m, rng, 0.0f, 5.0f);
     DeviceBuffer<float> dv(v);
     auto mean = poisoned<float>(1);
