@@ -1,4 +1,5 @@
 #include "adam.h"
+#include "adam_rule.cuh"
 #include "cuda_check.h"
 
 namespace mnist::kernels {
@@ -7,16 +8,14 @@ namespace {
 __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g,
                             float* __restrict__ m, float* __restrict__ v, std::size_t n, float lr,
                             float beta1, float beta2, float eps, const std::int64_t* step) {
-  const float t = static_cast<float>(*step + 1);
-  const float lr_t = lr * sqrtf(1.0f - powf(beta2, t)) / (1.0f - powf(beta1, t));
+  const AdamRule rule = AdamRule::at(lr, beta1, beta2, eps, *step + 1);
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
        i += std::size_t(gridDim.x) * blockDim.x) {
-    const float gi = g[i];
-    const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-    const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+    float pi = p[i], mi = m[i], vi = v[i];
+    rule.apply(pi, mi, vi, g[i]);
+    p[i] = pi;
     m[i] = mi;
     v[i] = vi;
-    p[i] -= lr_t * mi / (sqrtf(vi) + eps);
   }
 }
 

@@ -1,5 +1,8 @@
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
+#include "adam_rule.cuh"
 #include "cuda_check.h"
 #include "gemm.h"
 #include "philox.h"
@@ -7,18 +10,68 @@
 namespace mnist::kernels {
 namespace {
 
-// ---- Operand loaders: element (i, p) of op(A) (row i, reduction index p) or (p, j) of B. ----
-// An A loader first maps each row of the block's tile to a key once (row_key, kept in shared
-// memory: for gathered images that is the image index, so the 64-bit stream arithmetic runs once
-// per row, not once per element), then reads elements by (key, i, p). kRowsContiguous tells the
-// tile loader which index to vary fastest across threads so a warp reads consecutive addresses.
+// ---- Four-element vectors. Every operand and result moves in runs of four consecutive elements:
+// one 16-byte (floats) or 4-byte (pixels) access when the run is whole and aligned, element by
+// element otherwise. `valid` counts the elements of the run inside the matrix (may be <= 0). ----
+
+using Vec4 = float[4];
+
+__device__ __forceinline__ bool aligned(const void* p, unsigned bytes) {
+  return (reinterpret_cast<std::uintptr_t>(p) & (bytes - 1)) == 0;
+}
+
+__device__ __forceinline__ void zero4(Vec4& out) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q) out[q] = 0.0f;
+}
+
+__device__ __forceinline__ void load4(const float* src, int valid, Vec4& out) {
+  if (valid >= 4 && aligned(src, 16)) {
+    const float4 t = *reinterpret_cast<const float4*>(src);
+    out[0] = t.x, out[1] = t.y, out[2] = t.z, out[3] = t.w;
+    return;
+  }
+#pragma unroll
+  for (int q = 0; q < 4; ++q) out[q] = q < valid ? src[q] : 0.0f;
+}
+
+// Pixels, scaled to [0, 1] as they are read.
+__device__ __forceinline__ void load4(const std::uint8_t* src, int valid, Vec4& out) {
+  constexpr float kScale = 1.0f / 255.0f;
+  if (valid >= 4 && aligned(src, 4)) {
+    const uchar4 t = *reinterpret_cast<const uchar4*>(src);
+    out[0] = t.x * kScale, out[1] = t.y * kScale, out[2] = t.z * kScale, out[3] = t.w * kScale;
+    return;
+  }
+#pragma unroll
+  for (int q = 0; q < 4; ++q) out[q] = q < valid ? src[q] * kScale : 0.0f;
+}
+
+__device__ __forceinline__ void store4(float* dst, const Vec4& v, int valid) {
+  if (valid >= 4 && aligned(dst, 16)) {
+    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+    return;
+  }
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    if (q < valid) dst[q] = v[q];
+}
+
+// ---- Operand loaders. An A loader reads op(A) rows i.., reduction index p.. as four elements:
+// along p (kAlongRows = false: A is stored row by row, e.g. images) or along i (kAlongRows = true:
+// A is stored transposed, e.g. X^T in the weight gradient). Row-wise loaders first map each row of
+// the block's tile to a key once (row_key, kept in shared memory: for gathered images the image
+// index, so the stream arithmetic runs once per row). Bounds: i < m, p < k (the block's slice). ----
 
 struct DenseA {  // A[i, p] = a[i * lda + p]
   const float* a;
   int lda;
-  static constexpr bool kRowsContiguous = false;
+  static constexpr bool kAlongRows = false;
   __device__ int row_key(int i) const { return i; }
-  __device__ float operator()(int key, int, int p) const { return a[std::size_t(key) * lda + p]; }
+  __device__ void load(int key, int i, int p, int m, int k, Vec4& out) const {
+    if (i < m) load4(a + std::size_t(key) * lda + p, k - p, out);
+    else zero4(out);
+  }
 };
 
 __device__ __forceinline__ int image_of(const ByteRows& x, int row) {
@@ -31,288 +84,387 @@ __device__ __forceinline__ int image_of(const ByteRows& x, int row) {
 
 struct BytesA {  // A[i, p] = pixel p of batch row i, / 255
   ByteRows x;
-  static constexpr bool kRowsContiguous = false;
+  static constexpr bool kAlongRows = false;
   __device__ int row_key(int i) const { return image_of(x, i); }
-  __device__ float operator()(int image, int, int p) const {
-    return x.images[std::size_t(image) * kImagePixelsK + p] * (1.0f / 255.0f);
+  __device__ void load(int image, int i, int p, int m, int k, Vec4& out) const {
+    if (i < m) load4(x.images + std::size_t(image) * kImagePixelsK + p, k - p, out);
+    else zero4(out);
   }
 };
+
+// Writes the four elements of a transposed operand's run: `cols` stored values (row i.. of the
+// transposed matrix), then the row of ones at i == cols, then zeros.
+template <class Src>
+__device__ __forceinline__ void load_with_ones_row(const Src* src, int i, int cols, Vec4& out) {
+  if (i > cols) return zero4(out);
+  load4(src, cols - i, out);
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    if (i + q == cols) out[q] = 1.0f;
+}
 
 struct BytesTransposedWithOnes {  // A[i, p] = pixel i of batch row p / 255; row 784 is all ones
   ByteRows x;                     // x.indices must be set (the batch the forward gathered)
-  static constexpr bool kRowsContiguous = true;
-  __device__ int row_key(int i) const { return i; }
-  __device__ float operator()(int, int i, int p) const {
-    if (i == kImagePixelsK) return 1.0f;
-    return x.images[std::size_t(x.indices[p]) * kImagePixelsK + i] * (1.0f / 255.0f);
+  static constexpr bool kAlongRows = true;
+  __device__ void load(int, int i, int p, int, int k, Vec4& out) const {
+    if (p >= k) return zero4(out);
+    load_with_ones_row(x.images + std::size_t(x.indices[p]) * kImagePixelsK + i, i, kImagePixelsK,
+                       out);
   }
 };
 
-struct DenseTransposedWithOnes {  // A[i, p] = h[p, i] for i < k; row k is all ones
+struct DenseTransposedWithOnes {  // A[i, p] = h[p, i] for i < cols; row cols is all ones
   const float* h;
-  int k;
-  static constexpr bool kRowsContiguous = true;
-  __device__ int row_key(int i) const { return i; }
-  __device__ float operator()(int, int i, int p) const {
-    return i == k ? 1.0f : h[std::size_t(p) * k + i];
+  int cols;
+  static constexpr bool kAlongRows = true;
+  __device__ void load(int, int i, int p, int, int k, Vec4& out) const {
+    if (p >= k) return zero4(out);
+    load_with_ones_row(h + std::size_t(p) * cols + i, i, cols, out);
   }
 };
 
-struct DenseB {  // B[p, j] = b[p * ldb + j]
+struct DenseB {  // B[p, j..j+3] = b[p * ldb + j..]
   const float* b;
   int ldb;
-  __device__ float operator()(int p, int j) const { return b[std::size_t(p) * ldb + j]; }
+  __device__ void load(int p, int j, int n, int k, Vec4& out) const {
+    if (p < k) load4(b + std::size_t(p) * ldb + j, n - j, out);
+    else zero4(out);
+  }
 };
 
-// ---- Epilogues: receive each finished element once. ----
+// ---- Epilogues: receive each finished run of four columns (j.. of row i, `valid` of them inside
+// the matrix) once. ----
+
+// Writes the gathered batch's image and label per row, and the step it was drawn at.
+struct RecordBatch {
+  ByteRows rows{};
+  GatherRecord record{};
+  __device__ void row(int i) const {
+    if (!record.batch_images && !record.batch_labels && !record.batch_step) return;
+    const int image = image_of(rows, i);
+    if (record.batch_images) record.batch_images[i] = image;
+    if (record.batch_labels) record.batch_labels[i] = record.labels[image];
+    if (record.batch_step && i == 0) *record.batch_step = *rows.step;
+  }
+};
 
 struct StoreBiasActivation {
   float* y;
   const float* bias;
   ReluDropout act;
+  RecordBatch record{};
   std::int64_t step = 0;  // read once per block from act.step
-  // Optional record of the gathered batch (written by the blocks holding column 0).
-  ByteRows rows{};
-  GatherRecord record{};
   __device__ void load_state() {
     if (act.enabled && act.keep_prob < 1.0f) step = *act.step;
   }
-  __device__ void operator()(int i, int j, int n, float acc) const {
-    float v = acc + (bias ? bias[j] : 0.0f);
-    if (act.enabled) {
-      v = fmaxf(v, 0.0f);
-      if (act.keep_prob < 1.0f) {
-        const auto index = static_cast<std::uint32_t>(std::size_t(i) * n + j);
-        v = dropout_uniform(act.seed, static_cast<std::uint64_t>(step), index) < act.keep_prob
-                ? v / act.keep_prob
-                : 0.0f;
+  __device__ void operator()(int i, int j, int n, Vec4& v, int valid) const {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      if (q >= valid) break;
+      v[q] += bias ? bias[j + q] : 0.0f;
+      if (act.enabled) {
+        v[q] = fmaxf(v[q], 0.0f);
+        if (act.keep_prob < 1.0f) {
+          const auto index = static_cast<std::uint32_t>(std::size_t(i) * n + j + q);
+          const bool kept =
+              dropout_uniform(act.seed, static_cast<std::uint64_t>(step), index) < act.keep_prob;
+          v[q] = kept ? v[q] / act.keep_prob : 0.0f;
+        }
       }
     }
-    y[std::size_t(i) * n + j] = v;
-    if (j == 0 && (record.batch_images || record.batch_labels)) {
-      const int image = image_of(rows, i);
-      if (record.batch_images) record.batch_images[i] = image;
-      if (record.batch_labels) record.batch_labels[i] = record.labels[image];
-    }
+    store4(y + std::size_t(i) * n + j, v, valid);
+    if (j == 0) record.row(i);
   }
 };
 
 struct ApplyAdam {
   AdamUpdate u;
-  float lr_t;
-  __device__ void load_state() {
-    const float t = static_cast<float>(*u.step);
-    lr_t = u.lr * sqrtf(1.0f - powf(u.beta2, t)) / (1.0f - powf(u.beta1, t));
-  }
-  __device__ void operator()(int i, int j, int n, float g) const {
+  AdamRule rule{};
+  __device__ void load_state() { rule = AdamRule::at(u.lr, u.beta1, u.beta2, u.eps, *u.step); }
+  __device__ void operator()(int i, int j, int n, Vec4& g, int valid) const {
     const std::size_t idx = std::size_t(i) * n + j;
-    if (u.grad) u.grad[idx] = g;
-    const float m = u.beta1 * u.m[idx] + (1.0f - u.beta1) * g;
-    const float v = u.beta2 * u.v[idx] + (1.0f - u.beta2) * g * g;
-    u.m[idx] = m;
-    u.v[idx] = v;
-    u.params[idx] -= lr_t * m / (sqrtf(v) + u.eps);
+    if (u.grad) store4(u.grad + idx, g, valid);
+    Vec4 p, m, v;
+    load4(u.params + idx, valid, p);
+    load4(u.m + idx, valid, m);
+    load4(u.v + idx, valid, v);
+#pragma unroll
+    for (int q = 0; q < 4; ++q) rule.apply(p[q], m[q], v[q], g[q]);
+    store4(u.params + idx, p, valid);
+    store4(u.m + idx, m, valid);
+    store4(u.v + idx, v, valid);
   }
 };
 
-// Split-K: each z-slice stores its partial sum; adam_from_partials adds them in a fixed order.
+// Split-K: slice blockIdx.z stores its partial sum.
 struct StorePartial {
   float* partials;  // splits x m x n
   std::size_t slice;
+  RecordBatch record{};
   __device__ void load_state() {}
-  __device__ void operator()(int i, int j, int n, float acc) const {
-    partials[blockIdx.z * slice + std::size_t(i) * n + j] = acc;
+  __device__ void operator()(int i, int j, int n, Vec4& v, int valid) const {
+    store4(partials + blockIdx.z * slice + std::size_t(i) * n + j, v, valid);
+    if (j == 0 && blockIdx.z == 0) record.row(i);
   }
 };
 
-// ---- The tiled kernel: a BM x BN tile per block, BK-deep slices through shared memory, a TM x TN
-// register tile per thread strided across the block tile so shared-memory reads are
-// conflict-free. The next slice's global loads are issued into registers before the current slice
-// is multiplied, so their latency hides behind the arithmetic. Out-of-range elements load as zero;
-// the epilogue sees only in-range ones. ----
-template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN))
-    gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k_total) {
-  constexpr int kThreadsX = BN / TN, kThreadsY = BM / TM, kThreads = kThreadsX * kThreadsY;
-  constexpr int kAPerThread = BM * BK / kThreads, kBPerThread = BN * BK / kThreads;
-  static_assert(BM * BK % kThreads == 0 && BN * BK % kThreads == 0,
+// ---- The tiled kernel. A block computes a BM x BN tile of C over its slice of the reduction
+// (blockIdx.z; one slice unless split), BK deep at a time through double-buffered shared memory:
+// the next slice's global loads are in flight in registers while the current one is multiplied,
+// and one barrier per slice suffices. Each thread holds a TM x TN register tile made of 4 x 4
+// blocks spread BM / (TM / 4) rows and BN / (TN / 4) columns apart, so it reads its operands as
+// 16-byte shared-memory vectors without bank conflicts. Out-of-range elements load as zero; the
+// epilogue sees only in-range ones. ----
+template <int BM, int BN, int BK, int TM, int TN>
+struct TileShape {
+  static constexpr int kBM = BM, kBN = BN, kBK = BK;
+  static constexpr int kThreadsX = BN / TN, kThreadsY = BM / TM, kThreads = kThreadsX * kThreadsY;
+  static constexpr int kRowStride = BM / (TM / 4), kColStride = BN / (TN / 4);
+  static constexpr int kAVecs = BM * BK / (4 * kThreads), kBVecs = BN * BK / (4 * kThreads);
+  static_assert(TM % 4 == 0 && TN % 4 == 0, "register tiles are made of 4 x 4 blocks");
+  static_assert(kAVecs * 4 * kThreads == BM * BK && kBVecs * 4 * kThreads == BN * BK,
                 "tile loads must divide evenly");
-  __shared__ float as[BK][BM + 1];
-  __shared__ float bs[BK][BN + 1];
-  __shared__ int row_keys[BM];
-  const int tid = threadIdx.x, tx = tid % kThreadsX, ty = tid / kThreadsX;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  // Split-K: block z reduces over [k_begin, k); the epilogue then sees a partial sum.
-  const int k_chunk = (k_total + gridDim.z - 1) / gridDim.z;
-  const int k_begin = blockIdx.z * k_chunk, k = min(k_total, k_begin + k_chunk);
-  for (int r = tid; r < BM; r += kThreads) row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
-  __syncthreads();
+};
 
-  float a_next[kAPerThread], b_next[kBPerThread];
+template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
+    gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k_total,
+                int k_chunk) {
+  using T = TileShape<BM, BN, BK, TM, TN>;
+  __shared__ __align__(16) float as[2][BK][BM + 4];  // op(A), reduction-major; +4 spreads banks
+  __shared__ __align__(16) float bs[2][BK][BN];
+  __shared__ int row_keys[LoadA::kAlongRows ? 1 : BM];
+  const int tid = threadIdx.x, tx = tid % T::kThreadsX, ty = tid / T::kThreadsX;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int k_begin = blockIdx.z * k_chunk, k = min(k_total, k_begin + k_chunk);
+  if constexpr (!LoadA::kAlongRows) {
+    for (int r = tid; r < BM; r += T::kThreads) row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
+    __syncthreads();
+  }
+
+  Vec4 a_next[T::kAVecs], b_next[T::kBVecs];
   auto fetch = [&](int k0) {
 #pragma unroll
-    for (int l = 0; l < kAPerThread; ++l) {
-      const int idx = tid + l * kThreads;
-      const int r = LoadA::kRowsContiguous ? idx % BM : idx / BK;
-      const int p = LoadA::kRowsContiguous ? idx / BM : idx % BK;
-      a_next[l] = (m0 + r < m && k0 + p < k) ? load_a(row_keys[r], m0 + r, k0 + p) : 0.0f;
+    for (int l = 0; l < T::kAVecs; ++l) {
+      const int v = tid + l * T::kThreads;
+      if constexpr (LoadA::kAlongRows) {
+        const int r = (v % (BM / 4)) * 4, p = v / (BM / 4);
+        load_a.load(0, m0 + r, k0 + p, m, k, a_next[l]);
+      } else {
+        const int r = v / (BK / 4), p = (v % (BK / 4)) * 4;
+        load_a.load(row_keys[r], m0 + r, k0 + p, m, k, a_next[l]);
+      }
     }
 #pragma unroll
-    for (int l = 0; l < kBPerThread; ++l) {
-      const int idx = tid + l * kThreads;
-      const int c = idx % BN, p = idx / BN;
-      b_next[l] = (n0 + c < n && k0 + p < k) ? load_b(k0 + p, n0 + c) : 0.0f;
+    for (int l = 0; l < T::kBVecs; ++l) {
+      const int v = tid + l * T::kThreads;
+      const int p = v / (BN / 4), c = (v % (BN / 4)) * 4;
+      load_b.load(k0 + p, n0 + c, n, k, b_next[l]);
+    }
+  };
+  auto stash = [&](int buf) {
+#pragma unroll
+    for (int l = 0; l < T::kAVecs; ++l) {
+      const int v = tid + l * T::kThreads;
+      if constexpr (LoadA::kAlongRows) {
+        const int r = (v % (BM / 4)) * 4, p = v / (BM / 4);
+        *reinterpret_cast<float4*>(&as[buf][p][r]) =
+            make_float4(a_next[l][0], a_next[l][1], a_next[l][2], a_next[l][3]);
+      } else {
+        const int r = v / (BK / 4), p = (v % (BK / 4)) * 4;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) as[buf][p + q][r] = a_next[l][q];
+      }
+    }
+#pragma unroll
+    for (int l = 0; l < T::kBVecs; ++l) {
+      const int v = tid + l * T::kThreads;
+      const int p = v / (BN / 4), c = (v % (BN / 4)) * 4;
+      *reinterpret_cast<float4*>(&bs[buf][p][c]) =
+          make_float4(b_next[l][0], b_next[l][1], b_next[l][2], b_next[l][3]);
     }
   };
 
   float acc[TM][TN] = {};
-  fetch(k_begin);
+  int buf = 0;
+  if (k_begin < k) {
+    fetch(k_begin);
+    stash(0);
+  }
+  __syncthreads();
   for (int k0 = k_begin; k0 < k; k0 += BK) {
-#pragma unroll
-    for (int l = 0; l < kAPerThread; ++l) {
-      const int idx = tid + l * kThreads;
-      const int r = LoadA::kRowsContiguous ? idx % BM : idx / BK;
-      const int p = LoadA::kRowsContiguous ? idx / BM : idx % BK;
-      as[p][r] = a_next[l];
-    }
-#pragma unroll
-    for (int l = 0; l < kBPerThread; ++l) {
-      const int idx = tid + l * kThreads;
-      bs[idx / BN][idx % BN] = b_next[l];
-    }
-    __syncthreads();
-    if (k0 + BK < k) fetch(k0 + BK);
+    const bool more = k0 + BK < k;
+    if (more) fetch(k0 + BK);
 #pragma unroll
     for (int p = 0; p < BK; ++p) {
-      float av[TM], bv[TN];
+      float a[TM], b[TN];
 #pragma unroll
-      for (int i = 0; i < TM; ++i) av[i] = as[p][ty + kThreadsY * i];
+      for (int g = 0; g < TM / 4; ++g) {
+        const float4 t = *reinterpret_cast<const float4*>(&as[buf][p][g * T::kRowStride + ty * 4]);
+        a[4 * g] = t.x, a[4 * g + 1] = t.y, a[4 * g + 2] = t.z, a[4 * g + 3] = t.w;
+      }
 #pragma unroll
-      for (int j = 0; j < TN; ++j) bv[j] = bs[p][tx + kThreadsX * j];
+      for (int g = 0; g < TN / 4; ++g) {
+        const float4 t = *reinterpret_cast<const float4*>(&bs[buf][p][g * T::kColStride + tx * 4]);
+        b[4 * g] = t.x, b[4 * g + 1] = t.y, b[4 * g + 2] = t.z, b[4 * g + 3] = t.w;
+      }
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
+    if (more) stash(buf ^ 1);
     __syncthreads();
+    buf ^= 1;
   }
 
   epilogue.load_state();
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
-    const int gi = m0 + ty + kThreadsY * i;
+    const int gi = m0 + (i / 4) * T::kRowStride + ty * 4 + i % 4;
+    if (gi >= m) continue;
 #pragma unroll
-    for (int j = 0; j < TN; ++j) {
-      const int gj = n0 + tx + kThreadsX * j;
-      if (gi < m && gj < n) epilogue(gi, gj, n, acc[i][j]);
+    for (int g = 0; g < TN / 4; ++g) {
+      const int gj = n0 + g * T::kColStride + tx * 4;
+      if (gj >= n) continue;
+      Vec4 v = {acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]};
+      epilogue(gi, gj, n, v, n - gj);
     }
   }
 }
 
-template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
-void launch(LoadA a, LoadB b, Epilogue e, int m, int n, int k, cudaStream_t stream,
-            int splits = 1) {
-  if (m <= 0 || n <= 0 || k <= 0) throw std::invalid_argument("gemm: empty shape");
-  const dim3 grid((n + BN - 1) / BN, (m + BM - 1) / BM, splits);
-  gemm_kernel<BM, BN, BK, TM, TN><<<grid, (BM / TM) * (BN / TN), 0, stream>>>(a, b, e, m, n, k);
+// ---- Tile shapes and the split of the reduction, chosen per problem on the host. ----
+
+using Big = TileShape<128, 128, 8, 8, 8>;   // wide outputs and long reductions: 64 FMAs per
+                                            // 4 shared-memory vector reads
+using Mid = TileShape<64, 64, 32, 4, 4>;    // outputs of a few hundred rows
+using Narrow = TileShape<32, 16, 32, 4, 4>;  // n <= 16 (the output layer): 16 blocks for 501 rows
+
+enum class Shape { kBig, kMid, kNarrow };
+
+constexpr int kTargetBlocks = 264;  // two blocks per SM on a 132-SM H200
+constexpr int kMinSliceDepth = 128;
+
+struct Plan {
+  Shape shape;
+  int splits, k_chunk;  // blocks along z, each reducing over k_chunk (a multiple of BK)
+};
+
+template <class T>
+Plan make_plan(Shape shape, int m, int n, int k, int max_splits) {
+  const long long tiles = (long long)((m + T::kBM - 1) / T::kBM) * ((n + T::kBN - 1) / T::kBN);
+  const int wanted =
+      static_cast<int>(std::clamp<long long>(kTargetBlocks / tiles, 1, std::max(1, max_splits)));
+  const int depth = (k + wanted - 1) / wanted;
+  int chunk = (depth + T::kBK - 1) / T::kBK * T::kBK;
+  chunk = std::max(chunk, std::min(kMinSliceDepth, (k + T::kBK - 1) / T::kBK * T::kBK));
+  return {shape, (k + chunk - 1) / chunk, chunk};
+}
+
+// Narrow outputs use the narrow tile; wide outputs (a full wave of big tiles) and long reductions
+// that may be split use the big one; the rest the middle one.
+Plan plan_for(int m, int n, int k, int max_splits) {
+  if (n <= 16) return make_plan<Narrow>(Shape::kNarrow, m, n, k, max_splits);
+  const long long big_tiles = (long long)((m + Big::kBM - 1) / Big::kBM) * ((n + Big::kBN - 1) / Big::kBN);
+  if (big_tiles >= 120 || (k >= 2048 && max_splits > 1))
+    return make_plan<Big>(Shape::kBig, m, n, k, max_splits);
+  return make_plan<Mid>(Shape::kMid, m, n, k, max_splits);
+}
+
+template <class T, class LoadA, class LoadB, class Epilogue>
+void launch_shape(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& plan,
+                  cudaStream_t stream) {
+  constexpr int TM = T::kBM / T::kThreadsY, TN = T::kBN / T::kThreadsX;
+  const dim3 grid((n + T::kBN - 1) / T::kBN, (m + T::kBM - 1) / T::kBM, plan.splits);
+  gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN>
+      <<<grid, T::kThreads, 0, stream>>>(a, b, e, m, n, k, plan.k_chunk);
   MNIST_LAUNCH_CHECK("gemm_kernel");
 }
 
-// Tile shape by problem size: small problems want many small tiles to reach all SMs; large ones
-// want big register tiles for arithmetic intensity.
 template <class LoadA, class LoadB, class Epilogue>
-void launch_sized(LoadA a, LoadB b, Epilogue e, int m, int n, int k, cudaStream_t stream) {
-  const long long tiles64 = (long long)((m + 63) / 64) * ((n + 63) / 64);
-  if (n <= 16) {
-    launch<32, 16, 16, 2, 1>(a, b, e, m, n, k, stream);
-  } else if (tiles64 < 132) {
-    launch<16, 32, 32, 1, 2>(a, b, e, m, n, k, stream);
-  } else if (tiles64 < 1024) {
-    launch<64, 64, 16, 4, 4>(a, b, e, m, n, k, stream);
-  } else {
-    launch<128, 128, 8, 8, 8>(a, b, e, m, n, k, stream);
+void launch(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& plan,
+            cudaStream_t stream) {
+  if (m <= 0 || n <= 0 || k <= 0) throw std::invalid_argument("gemm: empty shape");
+  switch (plan.shape) {
+    case Shape::kBig: return launch_shape<Big>(a, b, e, m, n, k, plan, stream);
+    case Shape::kMid: return launch_shape<Mid>(a, b, e, m, n, k, plan, stream);
+    case Shape::kNarrow: return launch_shape<Narrow>(a, b, e, m, n, k, plan, stream);
   }
 }
-
-}  // namespace
-
-void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,
-                          int n, const ReluDropout& epilogue, const GatherRecord& record,
-                          cudaStream_t stream) {
-  const StoreBiasActivation store{y, bias, epilogue, 0, x, record};
-  launch_sized(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, stream);
-}
-
-void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
-                    int n, const ReluDropout& epilogue, cudaStream_t stream) {
-  launch_sized(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k, stream);
-}
-
-// Large batches: a 64 x 64 tile grid has too few blocks for the SMs, and each block would loop
-// over the whole batch. Split the batch into slices whose partial gradients a second kernel adds
-// (in a fixed order, so results stay reproducible) before Adam.
-static int split_count(int batch, const AdamUpdate& adam) {
-  if (!adam.split_scratch || batch < 1024) return 1;
-  return std::min(kMaxWeightGradSplits, batch / 512);
-}
-
-void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
-                            const AdamUpdate& adam, cudaStream_t stream) {
-  const int m = kImagePixelsK + 1;
-  const int splits = split_count(batch, adam);
-  if (splits == 1) {
-    // (784 + 1) x n with a reduction over a small batch: 32 x 32 tiles give 400 blocks for n = 500.
-    launch<32, 32, 16, 2, 2>(BytesTransposedWithOnes{x}, DenseB{dz, n}, ApplyAdam{adam, 0.0f}, m, n,
-                             batch, stream);
-    return;
-  }
-  const std::size_t slice = std::size_t(m) * n;
-  launch<64, 64, 16, 4, 4>(BytesTransposedWithOnes{x}, DenseB{dz, n},
-                           StorePartial{adam.split_scratch, slice}, m, n, batch, stream, splits);
-  adam_from_partials(adam.split_scratch, splits, slice, adam, stream);
-}
-
-void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
-                      const AdamUpdate& adam, cudaStream_t stream) {
-  const int splits = split_count(batch, adam);
-  if (splits == 1) {
-    launch_sized(DenseTransposedWithOnes{h, k}, DenseB{dz, n}, ApplyAdam{adam, 0.0f}, k + 1, n,
-                 batch, stream);
-    return;
-  }
-  const std::size_t slice = std::size_t(k + 1) * n;
-  if (n <= 16) {
-    launch<32, 16, 16, 2, 1>(DenseTransposedWithOnes{h, k}, DenseB{dz, n},
-                             StorePartial{adam.split_scratch, slice}, k + 1, n, batch, stream,
-                             splits);
-  } else {
-    launch<64, 64, 16, 4, 4>(DenseTransposedWithOnes{h, k}, DenseB{dz, n},
-                             StorePartial{adam.split_scratch, slice}, k + 1, n, batch, stream,
-                             splits);
-  }
-  adam_from_partials(adam.split_scratch, splits, slice, adam, stream);
-}
-
-namespace {
 
 __global__ void adam_from_partials_kernel(const float* __restrict__ partials, int splits,
                                           std::size_t n, AdamUpdate u) {
-  const float t = static_cast<float>(*u.step);
-  const float lr_t = u.lr * sqrtf(1.0f - powf(u.beta2, t)) / (1.0f - powf(u.beta1, t));
+  const AdamRule rule = AdamRule::at(u.lr, u.beta1, u.beta2, u.eps, *u.step);
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
        i += std::size_t(gridDim.x) * blockDim.x) {
     float g = 0.0f;
     for (int z = 0; z < splits; ++z) g += partials[z * n + i];
     if (u.grad) u.grad[i] = g;
-    const float m = u.beta1 * u.m[i] + (1.0f - u.beta1) * g;
-    const float v = u.beta2 * u.v[i] + (1.0f - u.beta2) * g * g;
+    float p = u.params[i], m = u.m[i], v = u.v[i];
+    rule.apply(p, m, v, g);
+    u.params[i] = p;
     u.m[i] = m;
     u.v[i] = v;
-    u.params[i] -= lr_t * m / (sqrtf(v) + u.eps);
   }
 }
 
+// [A^T; 1^T] * dZ then Adam: straight in the epilogue, or split over the batch into partial
+// gradients that adam_from_partials adds in a fixed order.
+template <class LoadA>
+void weight_grad_then_adam(LoadA a, int m, const float* dz, int batch, int n,
+                           const AdamUpdate& adam, cudaStream_t stream) {
+  const Plan plan = plan_for(m, n, batch, adam.split_scratch ? kMaxWeightGradSplits : 1);
+  if (plan.splits == 1) return launch(a, DenseB{dz, n}, ApplyAdam{adam}, m, n, batch, plan, stream);
+  const std::size_t slice = std::size_t(m) * n;
+  launch(a, DenseB{dz, n}, StorePartial{adam.split_scratch, slice}, m, n, batch, plan, stream);
+  adam_from_partials(adam.split_scratch, plan.splits, slice, adam, stream);
+}
+
 }  // namespace
+
+int weight_grad_splits(int in, int n, int batch) {
+  return plan_for(in + 1, n, batch, kMaxWeightGradSplits).splits;
+}
+
+int forward_splits(int m, int n, int k) { return plan_for(m, n, k, kMaxForwardSplits).splits; }
+
+void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partials, int m, int n,
+                                const GatherRecord& record, cudaStream_t stream) {
+  const Plan plan = plan_for(m, n, kImagePixelsK, kMaxForwardSplits);
+  const StorePartial store{partials, std::size_t(m) * n, RecordBatch{x, record}};
+  launch(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan, stream);
+}
+
+void linear_forward_split(const float* x, const float* w, float* partials, int m, int k, int n,
+                          cudaStream_t stream) {
+  const Plan plan = plan_for(m, n, k, kMaxForwardSplits);
+  launch(DenseA{x, k}, DenseB{w, n}, StorePartial{partials, std::size_t(m) * n}, m, n, k, plan,
+         stream);
+}
+
+void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,
+                          int n, const ReluDropout& epilogue, const GatherRecord& record,
+                          cudaStream_t stream) {
+  const StoreBiasActivation store{y, bias, epilogue, RecordBatch{x, record}};
+  launch(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan_for(m, n, kImagePixelsK, 1),
+         stream);
+}
+
+void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
+                    int n, const ReluDropout& epilogue, cudaStream_t stream) {
+  launch(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k,
+         plan_for(m, n, k, 1), stream);
+}
+
+void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
+                            const AdamUpdate& adam, cudaStream_t stream) {
+  weight_grad_then_adam(BytesTransposedWithOnes{x}, kImagePixelsK + 1, dz, batch, n, adam, stream);
+}
+
+void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
+                      const AdamUpdate& adam, cudaStream_t stream) {
+  weight_grad_then_adam(DenseTransposedWithOnes{h, k}, k + 1, dz, batch, n, adam, stream);
+}
 
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,
                         cudaStream_t stream) {

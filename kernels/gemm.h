@@ -3,6 +3,8 @@
 //             loaded (never stored as floats), then ReLU + inverted dropout in the epilogue;
 //   backward: [dW; db] = [X^T; 1^T] * dZ, i.e. the weight gradient with the bias gradient as one
 //             extra row, and Adam applied in the epilogue, so gradients are never stored.
+// Shapes too small to fill the GPU split the reduction (split-K): each slice stores a partial
+// product and the next kernel adds the slices in a fixed order (results stay reproducible).
 // Row-major throughout; all stream-ordered and graph-capturable; every launch is checked.
 #pragma once
 
@@ -45,23 +47,46 @@ struct AdamUpdate {
   float lr = 0.001f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   const std::int64_t* step = nullptr;
   float* grad = nullptr;
-  // Room for kMaxWeightGradSplits partial gradients of the region, or null. With it, batches of
-  // 1024 and more split the reduction over the batch across more blocks (see gemm.cu).
+  // Room for kMaxWeightGradSplits partial gradients of the region, or null. With it, long
+  // reductions (large batches) are split over more blocks (see gemm.cu).
   float* split_scratch = nullptr;
 };
 
 constexpr int kMaxWeightGradSplits = 8;
+
+// How many slices the weight gradient of an (in + 1) x n region over `batch` rows is split into
+// when split_scratch is given (1: never split at this shape, no scratch needed).
+int weight_grad_splits(int in, int n, int batch);
 
 constexpr int kImagePixelsK = 784;
 
 // Where the forward product records the batch it gathered (all optional): batch_images[r] = the
 // image of row r, batch_labels[r] = labels[that image]. Later kernels of the step read these rather
 // than the step counter.
+// batch_step, when set, receives the step counter the batch was drawn at (kernels later in the
+// step read it for the dropout mask while the counter itself advances).
 struct GatherRecord {
   const std::uint8_t* labels = nullptr;
   std::uint8_t* batch_labels = nullptr;
   std::int32_t* batch_images = nullptr;
+  std::int64_t* batch_step = nullptr;
 };
+
+constexpr int kMaxForwardSplits = 8;
+
+// How many slices linear_forward_*split cuts the k-deep reduction into for an m x n output
+// (1: the shape fills the GPU unsplit; use the unsplit product).
+int forward_splits(int m, int n, int k = kImagePixelsK);
+
+// partials[s][m][n] = X[:, slice s] * W[slice s, :] for s < forward_splits(m, n), with X gathered
+// as in linear_forward_bytes (and the batch recorded). No bias and no activation: the consumer
+// adds the slices in order, then applies them (output_layer_train's SplitHidden).
+void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partials, int m, int n,
+                                const GatherRecord& record, cudaStream_t stream);
+
+// The same for a float X[m, k] (the GEMM comparison of --benchmark).
+void linear_forward_split(const float* x, const float* w, float* partials, int m, int k, int n,
+                          cudaStream_t stream);
 
 // Y[m, n] = X[m, :] * W[784, n] + bias[n], then the epilogue.
 void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,

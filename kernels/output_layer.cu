@@ -1,10 +1,28 @@
 #include "cuda_check.h"
 #include "output_layer.h"
+#include "philox.h"
 
 namespace mnist::kernels {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;
+constexpr int kWarpsPerBlock = 8;  // count: one warp per row
+constexpr int kTrainThreads = 128;  // train: one block per row, ~4 hidden units per thread
+
+// z += h_i * W2[i, :]
+__device__ __forceinline__ void add_unit(float (&z)[kOutputClasses], float hv,
+                                         const float* __restrict__ w2, int i) {
+  const float* w = w2 + std::size_t(i) * kOutputClasses;
+#pragma unroll
+  for (int j = 0; j < kOutputClasses; ++j) z[j] = fmaf(hv, w[j], z[j]);
+}
+
+__device__ __forceinline__ void warp_sum(float (&z)[kOutputClasses]) {
+#pragma unroll
+  for (int j = 0; j < kOutputClasses; ++j)
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2)
+      z[j] += __shfl_xor_sync(0xffffffffu, z[j], offset);
+}
 
 // One warp per row: lanes stride over the hidden units, then a butterfly reduction leaves all ten
 // logits in every lane.
@@ -14,34 +32,80 @@ __device__ __forceinline__ void row_logits(const float* __restrict__ h_row, int 
                                            float (&z)[kOutputClasses]) {
 #pragma unroll
   for (int j = 0; j < kOutputClasses; ++j) z[j] = 0.0f;
-  for (int i = lane; i < hidden; i += 32) {
-    const float hv = h_row[i];
-    const float* w = w2 + std::size_t(i) * kOutputClasses;
+  for (int i = lane; i < hidden; i += 32) add_unit(z, h_row[i], w2, i);
+  warp_sum(z);
 #pragma unroll
-    for (int j = 0; j < kOutputClasses; ++j) z[j] = fmaf(hv, w[j], z[j]);
-  }
-#pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2)
-      z[j] += __shfl_xor_sync(0xffffffffu, z[j], offset);
-    z[j] += b2[j];
-  }
+  for (int j = 0; j < kOutputClasses; ++j) z[j] += b2[j];
 }
 
-__global__ void output_layer_train_kernel(const float* __restrict__ h, int rows, int hidden,
-                                          const float* __restrict__ w2,
-                                          const float* __restrict__ b2,
-                                          const std::uint8_t* __restrict__ labels, float keep_prob,
-                                          float* __restrict__ row_loss, float* __restrict__ dlogits,
-                                          float* __restrict__ dh, std::int64_t* step) {
-  const int lane = threadIdx.x % 32;
-  const int r = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
-  if (blockIdx.x == 0 && threadIdx.x == 0) *step += 1;
-  if (r >= rows) return;
-  const float* h_row = h + std::size_t(r) * hidden;
-  float z[kOutputClasses];
-  row_logits(h_row, hidden, w2, b2, lane, z);
+// h[r, i] = dropout(relu(bias[i] + sum over slices)), the forward's epilogue done here.
+__device__ __forceinline__ float finish_hidden(const SplitHidden& split, const float* part,
+                                               std::size_t slice, std::uint64_t drop_step,
+                                               std::uint32_t index, int i) {
+  float v = split.bias[i];
+#pragma unroll 4
+  for (int s = 0; s < split.splits; ++s) v += part[s * slice + i];
+  v = fmaxf(v, 0.0f);
+  if (split.act.keep_prob < 1.0f)
+    v = dropout_uniform(split.act.seed, drop_step, index) < split.act.keep_prob
+            ? v / split.act.keep_prob
+            : 0.0f;
+  return v;
+}
+
+// One block per row: each thread takes hidden units tid, tid + 128, ... (four loads in flight at
+// a time), the ten partial logits are summed across the block in a fixed order, every thread
+// then evaluates the softmax of the row, and writes dh for its units.
+__global__ void __launch_bounds__(kTrainThreads)
+    output_layer_train_kernel(float* __restrict__ h, SplitHidden split, int rows, int hidden,
+                              const float* __restrict__ w2, const float* __restrict__ b2,
+                              const std::uint8_t* __restrict__ labels, float keep_prob,
+                              float* __restrict__ row_loss, float* __restrict__ dlogits,
+                              float* __restrict__ dh, std::int64_t* step) {
+  __shared__ float warp_logits[kTrainThreads / 32][kOutputClasses];
+  const int r = blockIdx.x, tid = threadIdx.x, lane = tid % 32;
+  if (r == 0 && tid == 0) *step += 1;
+  float* h_row = h + std::size_t(r) * hidden;
+  float z[kOutputClasses] = {};
+  constexpr int kUnroll = 4;
+  if (split.partials) {
+    const std::size_t slice = std::size_t(rows) * hidden;
+    const float* part = split.partials + std::size_t(r) * hidden;
+    const auto drop_step =
+        split.act.keep_prob < 1.0f ? static_cast<std::uint64_t>(*split.act.step) : 0;
+    for (int i0 = tid; i0 < hidden; i0 += kUnroll * kTrainThreads) {
+#pragma unroll
+      for (int c = 0; c < kUnroll; ++c) {
+        const int i = i0 + c * kTrainThreads;
+        if (i >= hidden) break;
+        const float v = finish_hidden(split, part, slice, drop_step,
+                                      static_cast<std::uint32_t>(std::size_t(r) * hidden + i), i);
+        h_row[i] = v;
+        add_unit(z, v, w2, i);
+      }
+    }
+  } else {
+    for (int i0 = tid; i0 < hidden; i0 += kUnroll * kTrainThreads) {
+#pragma unroll
+      for (int c = 0; c < kUnroll; ++c) {
+        const int i = i0 + c * kTrainThreads;
+        if (i >= hidden) break;
+        add_unit(z, h_row[i], w2, i);
+      }
+    }
+  }
+  warp_sum(z);
+  if (lane == 0)
+#pragma unroll
+    for (int j = 0; j < kOutputClasses; ++j) warp_logits[tid / 32][j] = z[j];
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kOutputClasses; ++j) {
+    z[j] = b2[j];
+#pragma unroll
+    for (int w = 0; w < kTrainThreads / 32; ++w) z[j] += warp_logits[w][j];
+  }
+
   float zmax = z[0];
 #pragma unroll
   for (int j = 1; j < kOutputClasses; ++j) zmax = fmaxf(zmax, z[j]);
@@ -57,11 +121,11 @@ __global__ void output_layer_train_kernel(const float* __restrict__ h, int rows,
     const float p = __expf(z[j] - zmax - log_sum);
     dz[j] = (p - (j == label ? 1.0f : 0.0f)) / rows;
     if (j == label) z_label = z[j];
-    if (lane == j) dlogits[std::size_t(r) * kOutputClasses + j] = dz[j];
+    if (tid == j) dlogits[std::size_t(r) * kOutputClasses + j] = dz[j];
   }
-  if (lane == 0) row_loss[r] = log_sum - (z_label - zmax);
+  if (tid == 0) row_loss[r] = log_sum - (z_label - zmax);
   const float inv_keep = 1.0f / keep_prob;
-  for (int i = lane; i < hidden; i += 32) {
+  for (int i = tid; i < hidden; i += kTrainThreads) {
     const float* w = w2 + std::size_t(i) * kOutputClasses;
     float s = 0.0f;
 #pragma unroll
@@ -97,11 +161,12 @@ unsigned blocks_for(int rows) {
 
 }  // namespace
 
-void output_layer_train(const float* h, int rows, int hidden, const float* w2, const float* b2,
-                        const std::uint8_t* labels, float keep_prob, float* row_loss,
-                        float* dlogits, float* dh, std::int64_t* step, cudaStream_t stream) {
-  output_layer_train_kernel<<<blocks_for(rows), kWarpsPerBlock * 32, 0, stream>>>(
-      h, rows, hidden, w2, b2, labels, keep_prob, row_loss, dlogits, dh, step);
+void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden, const float* w2,
+                        const float* b2, const std::uint8_t* labels, float keep_prob,
+                        float* row_loss, float* dlogits, float* dh, std::int64_t* step,
+                        cudaStream_t stream) {
+  output_layer_train_kernel<<<static_cast<unsigned>(rows), kTrainThreads, 0, stream>>>(
+      h, split, rows, hidden, w2, b2, labels, keep_prob, row_loss, dlogits, dh, step);
   MNIST_LAUNCH_CHECK("output_layer_train_kernel");
 }
 

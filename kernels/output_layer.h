@@ -6,18 +6,32 @@
 
 #include <cstdint>
 
+#include "gemm.h"
+
 namespace mnist::kernels {
 
 constexpr int kOutputClasses = 10;
 
-// Per row r of h (rows x hidden, post-ReLU/dropout):
+// The hidden layer still as split-K partial products (linear_forward_bytes_split): the output
+// layer first finishes it, h[r, i] = dropout(relu(bias[i] + sum_s partials[s][r][i])), adding the
+// slices in order, and writes h for the weight gradient. act.step points at the step the batch was
+// drawn at (GatherRecord::batch_step).
+struct SplitHidden {
+  const float* partials = nullptr;  // null: h is already finished
+  int splits = 0;
+  const float* bias = nullptr;
+  ReluDropout act{};
+};
+
+// Per row r of h (rows x hidden, post-ReLU/dropout; first finished from `split` if given):
 //   logits = h[r] * W2 + b2; row_loss[r] = logsumexp(logits) - logits[label];
 //   dlogits[r] = (softmax(logits) - onehot(label)) / rows;
 //   dh[r, i] = h[r, i] > 0 ? (dlogits[r] . W2[i, :]) / keep_prob : 0.
 // Block 0 then advances *step: the forward kernel has read it, and Adam reads the advanced value.
-void output_layer_train(const float* h, int rows, int hidden, const float* w2, const float* b2,
-                        const std::uint8_t* labels, float keep_prob, float* row_loss,
-                        float* dlogits, float* dh, std::int64_t* step, cudaStream_t stream);
+void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden, const float* w2,
+                        const float* b2, const std::uint8_t* labels, float keep_prob,
+                        float* row_loss, float* dlogits, float* dh, std::int64_t* step,
+                        cudaStream_t stream);
 
 // *correct += rows whose argmax of h[r] * W2 + b2 (first maximum) equals labels[r].
 void output_layer_count_correct(const float* h, int rows, int hidden, const float* w2,

@@ -162,7 +162,10 @@ json time_to_accuracy(const Options& o, const std::string& name, const MnistData
 }
 
 // Our forward and weight-gradient products against cuBLAS (fp32, pedantic: no TF32) at the
-// model's shapes. Ours-with-Adam includes the bias-gradient row and the Adam epilogue.
+// model's shapes, each run the way the training step runs it. Where the step splits the forward
+// (small batches), ours is the split-K product, whose slices the next kernel of the step adds
+// while it reads them; the unsplit product is reported next to it. Ours-with-Adam includes the
+// bias-gradient row and the Adam epilogue (and the split-K reduction where the step splits).
 json gemm_comparison(int batch) {
   const int k = 784, n = 500;
   std::mt19937 rng(1);
@@ -177,6 +180,9 @@ json gemm_comparison(int batch) {
       grad(std::size_t(k + 1) * n), p(random(std::size_t(k + 1) * n)),
       m(std::vector<float>(std::size_t(k + 1) * n, 0.0f)),
       v(std::vector<float>(std::size_t(k + 1) * n, 0.0f));
+  const int splits = kernels::forward_splits(batch, n, k);
+  DeviceBuffer<float> partials(std::size_t(splits) * batch * n),
+      scratch(kernels::kMaxWeightGradSplits * std::size_t(k + 1) * n);
   DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{1});
   CudaStream stream;
   CublasHandle blas(stream.get());
@@ -193,11 +199,15 @@ json gemm_comparison(int batch) {
     for (std::size_t i = 0; i < iv.size(); i += 2) per.push_back(iv[i]);
     return summarise(per).median;
   };
-  const kernels::AdamUpdate adam{p.get(), m.get(), v.get(),    1e-9f,  0.9f,
-                                 0.999f,  1e-8f,   step.get(), nullptr};
-  const double ours_fwd = time([&] {
+  const kernels::AdamUpdate adam{p.get(), m.get(), v.get(),    1e-9f,      0.9f,
+                                 0.999f,  1e-8f,   step.get(), nullptr, scratch.get()};
+  const double ours_unsplit = time([&] {
     kernels::linear_forward(x.get(), w.get(), nullptr, y.get(), batch, k, n, {}, stream.get());
   });
+  const double ours_fwd =
+      splits == 1 ? ours_unsplit : time([&] {
+        kernels::linear_forward_split(x.get(), w.get(), partials.get(), batch, k, n, stream.get());
+      });
   const double blas_fwd = time(
       [&] { sgemm_row_major(blas.get(), false, false, batch, n, k, x.get(), w.get(), y.get()); });
   const double ours_wgrad =
@@ -209,6 +219,8 @@ json gemm_comparison(int batch) {
   return {{"batch", batch},
           {"forward",
            {{"ours_us", ours_fwd},
+            {"ours_splits", splits},
+            {"ours_unsplit_us", ours_unsplit},
             {"cublas_us", blas_fwd},
             {"ours_tflops", flops / ours_fwd / 1e6},
             {"cublas_tflops", flops / blas_fwd / 1e6},
@@ -317,10 +329,12 @@ void run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
     for (int batch : options.benchmark_batches) {
       const json g = gemm_comparison(batch);
       std::snprintf(line, sizeof line,
-                    "batch %5d  forward: ours %8.1f us, cuBLAS %8.1f us (%.2fx)   weight grad "
-                    "(+bias row, +Adam): ours "
+                    "batch %5d  forward: ours %8.1f us (split-K %d; unsplit %.1f us), cuBLAS "
+                    "%8.1f us (%.2fx)   weight grad (+bias row, +Adam): ours "
                     "%8.1f us, cuBLAS GEMM only %8.1f us (%.2fx)\n",
                     batch, g["forward"]["ours_us"].get<double>(),
+                    g["forward"]["ours_splits"].get<int>(),
+                    g["forward"]["ours_unsplit_us"].get<double>(),
                     g["forward"]["cublas_us"].get<double>(),
                     g["forward"]["ours_vs_cublas"].get<double>(),
                     g["weight_grad"]["ours_with_bias_and_adam_us"].get<double>(),

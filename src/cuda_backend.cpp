@@ -10,24 +10,43 @@ namespace mnist {
 
 namespace k = kernels;
 
+namespace {
+
+std::size_t region(const Layer& l) { return std::size_t(l.in + 1) * l.out; }  // [W; b]
+
+// Scratch for split-K weight gradients: kMaxWeightGradSplits slices per layer that splits.
+std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
+  std::size_t floats = 0;
+  for (const Layer& l : layout.layers)
+    if (k::weight_grad_splits(l.in, l.out, batch) > 1) floats += k::kMaxWeightGradSplits * region(l);
+  return floats;
+}
+
+}  // namespace
+
 CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
                          std::vector<float> initial_params)
     : config_(config),
       layout_(make_layout(config.model, config.hidden_units)),
       train_count_(data.train.count),
       test_count_(data.test.count),
+      forward_splits_(layout_.layers.size() == 2
+                          ? k::forward_splits(config.batch_size, layout_.hidden())
+                          : 1),
       train_images_(data.train.images),
       train_labels_(data.train.labels),
       test_images_(data.test.images),
       test_labels_(data.test.labels),
       orders_(2 * std::size_t(data.train.count)),
       step_(std::vector<std::int64_t>{0}),
+      batch_step_(1),
       params_(initial_params),
       adam_m_(std::vector<float>(layout_.total, 0.0f)),
       adam_v_(std::vector<float>(layout_.total, 0.0f)),
-      split_scratch_(config.batch_size >= 1024
-                         ? k::kMaxWeightGradSplits * (layout_.layers[0].b + layout_.layers[0].out)
-                         : 0),
+      split_scratch_(split_scratch_floats(layout_, config.batch_size)),
+      forward_partials_(forward_splits_ > 1 ? std::size_t(forward_splits_) * config.batch_size *
+                                                  layout_.hidden()
+                                            : 0),
       hidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
       logits_(std::size_t(config.batch_size) * kClasses),
       dlogits_(std::size_t(config.batch_size) * kClasses),
@@ -46,7 +65,8 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
 
 std::size_t CudaBackend::device_bytes() const {
   return train_images_.size() + train_labels_.size() + test_images_.size() + test_labels_.size() +
-         4 * orders_.size() + 8 + 4 * (3 * params_.size() + split_scratch_.size()) +
+         4 * orders_.size() + 16 +
+         4 * (3 * params_.size() + split_scratch_.size() + forward_partials_.size()) +
          4 * (hidden_.size() + logits_.size() + dlogits_.size() + dhidden_.size() +
               row_loss_.size() + 1) +
          batch_labels_.size() + 4 * batch_images_.size() + 4 * eval_out_.size() + 4;
@@ -63,7 +83,9 @@ void CudaBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::int
 // One training step as 3 (softmax) or 4 (mlp) kernels:
 //   forward GEMM on the gathered bytes (+ bias, ReLU, dropout) -> output layer fused with the
 //   loss, its gradient and the gradient into the hidden layer -> weight-gradient GEMMs with the
-//   bias gradient as an extra row and Adam in their epilogue.
+//   bias gradient as an extra row and Adam in their epilogue (the two run side by side).
+// Small batches split the forward's 784-deep reduction (split-K) to fill the GPU; the output
+// layer then adds the slices and applies bias, ReLU and dropout itself.
 void CudaBackend::record_step(cudaStream_t s) {
   const int batch = config_.batch_size;
   float* p = params_.get();
@@ -71,37 +93,49 @@ void CudaBackend::record_step(cudaStream_t s) {
                                train_count_,        step_.get(), batch};
   const k::ByteRows gathered{
       train_images_.get(), batch_images_.get(), nullptr, train_count_, nullptr, batch};
-  const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get()};
+  const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get(),
+                               batch_step_.get()};
+  float* scratch = split_scratch_.size() ? split_scratch_.get() : nullptr;
   auto adam_for = [&](const Layer& l) {
-    return k::AdamUpdate{p + l.w,
-                         adam_m_.get() + l.w,
-                         adam_v_.get() + l.w,
-                         config_.learning_rate,
-                         kAdamBeta1,
-                         kAdamBeta2,
-                         kAdamEpsilon,
-                         step_.get(),
-                         nullptr,
-                         split_scratch_.size() ? split_scratch_.get() : nullptr};
+    const k::AdamUpdate update{p + l.w,       adam_m_.get() + l.w, adam_v_.get() + l.w,
+                               config_.learning_rate, kAdamBeta1,  kAdamBeta2,
+                               kAdamEpsilon,  step_.get(),         nullptr,
+                               k::weight_grad_splits(l.in, l.out, batch) > 1 ? scratch : nullptr};
+    if (update.split_scratch) scratch += k::kMaxWeightGradSplits * region(l);
+    return update;
   };
   const Layer& first = layout_.layers.front();
-  if (layout_.layers.size() == 2) {
-    const Layer& out = layout_.layers[1];
-    const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
-    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(), batch, first.out,
-                            relu_dropout, record, s);
-    k::output_layer_train(hidden_.get(), batch, first.out, p + out.w, p + out.b,
-                          batch_labels_.get(), config_.keep_prob, row_loss_.get(), dlogits_.get(),
-                          dhidden_.get(), step_.get(), s);
-    k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_for(first), s);
-    k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_for(out), s);
-  } else {
+  if (layout_.layers.size() == 1) {
     k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, logits_.get(), batch, first.out,
                             {}, record, s);
     k::softmax_xent(logits_.get(), batch_labels_.get(), row_loss_.get(), dlogits_.get(), batch,
                     first.out, step_.get(), s);
     k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_for(first), s);
+    return;
   }
+  const Layer& out = layout_.layers[1];
+  k::SplitHidden split{};
+  if (forward_splits_ > 1) {
+    k::linear_forward_bytes_split(batch_rows, p + first.w, forward_partials_.get(), batch,
+                                  first.out, record, s);
+    split = {forward_partials_.get(), forward_splits_, p + first.b,
+             k::ReluDropout{true, config_.keep_prob, config_.seed, batch_step_.get()}};
+  } else {
+    const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
+    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(), batch, first.out,
+                            relu_dropout, record, s);
+  }
+  k::output_layer_train(hidden_.get(), split, batch, first.out, p + out.w, p + out.b,
+                        batch_labels_.get(), config_.keep_prob, row_loss_.get(), dlogits_.get(),
+                        dhidden_.get(), step_.get(), s);
+  const k::AdamUpdate adam_first = adam_for(first), adam_out = adam_for(out);
+  MNIST_CUDA_CHECK(cudaEventRecord(fork_.get(), s));
+  MNIST_CUDA_CHECK(cudaStreamWaitEvent(side_stream_.get(), fork_.get(), 0));
+  k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_out,
+                      side_stream_.get());
+  MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side_stream_.get()));
+  k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s);
+  MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
 }
 
 void CudaBackend::record_eval(cudaStream_t s) {

@@ -67,7 +67,9 @@ class CudaStream {
 
 class CudaEvent {
  public:
-  CudaEvent() { MNIST_CUDA_CHECK(cudaEventCreate(&e_)); }
+  explicit CudaEvent(unsigned flags = cudaEventDefault) {
+    MNIST_CUDA_CHECK(cudaEventCreateWithFlags(&e_, flags));
+  }
   ~CudaEvent() { cudaEventDestroy(e_); }
   CudaEvent(const CudaEvent&) = delete;
   CudaEvent& operator=(const CudaEvent&) = delete;

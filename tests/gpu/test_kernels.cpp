@@ -30,28 +30,37 @@ const Dims kShapes[] = {{784, 500}, {500, 10}, {784, 10}, {13, 37}};
 
 std::vector<float> download(const DeviceBuffer<float>& b) { return b.download(); }
 
+void expect_linear_forward_matches(int m, Dims d, std::mt19937& rng) {
+  const auto x = random_floats(std::size_t(m) * d.k, rng),
+             w = random_floats(std::size_t(d.k) * d.n, rng), b = random_floats(d.n, rng);
+  DeviceBuffer<float> dx(x), dw(w), db(b);
+  auto dy = poisoned<float>(std::size_t(m) * d.n);
+  kernels::linear_forward(dx.get(), dw.get(), db.get(), dy.get(), m, d.k, d.n, {}, nullptr);
+  std::vector<double> ref(std::size_t(m) * d.n);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < d.n; ++j) {
+      double s = b[j];
+      for (int p = 0; p < d.k; ++p)
+        s += double(x[std::size_t(i) * d.k + p]) * w[std::size_t(p) * d.n + j];
+      ref[std::size_t(i) * d.n + j] = s;
+    }
+  EXPECT_TRUE(close(download(dy), ref, kFp32Bound)) << "m=" << m << " k=" << d.k << " n=" << d.n;
+}
+
 TEST(GemmKernel, LinearForwardMatchesReference) {
   REQUIRE_GPU();
   std::mt19937 rng(1);
-  for (int m : kRows) {
-    for (Dims d : kShapes) {
-      const auto x = random_floats(std::size_t(m) * d.k, rng),
-                 w = random_floats(std::size_t(d.k) * d.n, rng), b = random_floats(d.n, rng);
-      DeviceBuffer<float> dx(x), dw(w), db(b);
-      auto dy = poisoned<float>(std::size_t(m) * d.n);
-      kernels::linear_forward(dx.get(), dw.get(), db.get(), dy.get(), m, d.k, d.n, {}, nullptr);
-      std::vector<double> ref(std::size_t(m) * d.n);
-      for (int i = 0; i < m; ++i)
-        for (int j = 0; j < d.n; ++j) {
-          double s = b[j];
-          for (int p = 0; p < d.k; ++p)
-            s += double(x[std::size_t(i) * d.k + p]) * w[std::size_t(p) * d.n + j];
-          ref[std::size_t(i) * d.n + j] = s;
-        }
-      EXPECT_TRUE(close(download(dy), ref, kFp32Bound))
-          << "m=" << m << " k=" << d.k << " n=" << d.n;
-    }
-  }
+  for (int m : kRows)
+    for (Dims d : kShapes) expect_linear_forward_matches(m, d, rng);
+}
+
+// Outputs wide enough for the 128 x 128 tiles (the evaluation and large batches), with a partial
+// last tile in both directions.
+TEST(GemmKernel, LinearForwardOnBigTilesMatchesReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(15);
+  expect_linear_forward_matches(4001, {784, 500}, rng);
+  expect_linear_forward_matches(3999, {13, 1003}, rng);
 }
 
 TEST(GemmKernel, ReluDropoutEpilogueUsesThePhiloxMask) {
@@ -160,6 +169,66 @@ TEST(GemmKernel, ForwardOnGatheredBytesMatchesReference) {
   }
 }
 
+// Small batches: the forward is split over the 784 pixels into partial products, and the output
+// layer adds them in order, applies bias, ReLU and dropout, and writes the hidden layer.
+TEST(GemmKernel, SplitForwardFinishedByTheOutputLayer) {
+  REQUIRE_GPU();
+  std::mt19937 rng(14);
+  ByteSet set(1000, rng);
+  for (int m : kRows) {
+    for (int n : {500, 40}) {
+      const int splits = kernels::forward_splits(m, n);
+      SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                   " splits=" + std::to_string(splits));
+      ASSERT_GT(splits, 1);  // these shapes are too small to fill the GPU unsplit
+      const std::int64_t step = 1000 / m;
+      DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{step}), batch_step(1);
+      const auto w = random_floats(std::size_t(784) * n, rng), b = random_floats(n, rng);
+      const auto w2 = random_floats(std::size_t(n) * 10, rng), b2 = random_floats(10, rng);
+      DeviceBuffer<float> dw(w), db(b), dw2(w2), db2(b2);
+      auto partials = poisoned<float>(std::size_t(splits) * m * n);
+      auto h = poisoned<float>(std::size_t(m) * n);
+      auto loss = poisoned<float>(m), dlogits = poisoned<float>(std::size_t(m) * 10),
+           dh = poisoned<float>(std::size_t(m) * n);
+      DeviceBuffer<std::uint8_t> batch_labels(m);
+      DeviceBuffer<std::int32_t> batch_images(m);
+      DeviceBuffer<std::int64_t> counter(std::vector<std::int64_t>{step});
+      const float keep = 0.9f;
+      const kernels::ByteRows rows{set.d_images.get(), nullptr,     set.d_orders.get(),
+                                   set.count,          dstep.get(), m};
+      kernels::linear_forward_bytes_split(
+          rows, dw.get(), partials.get(), m, n,
+          {set.d_labels.get(), batch_labels.get(), batch_images.get(), batch_step.get()}, nullptr);
+      const kernels::SplitHidden split{partials.get(), splits, db.get(),
+                                       kernels::ReluDropout{true, keep, 5, batch_step.get()}};
+      kernels::output_layer_train(h.get(), split, m, n, dw2.get(), db2.get(), batch_labels.get(),
+                                  keep, loss.get(), dlogits.get(), dh.get(), counter.get(),
+                                  nullptr);
+      std::vector<double> ref(std::size_t(m) * n);
+      std::vector<std::uint8_t> ref_labels(m);
+      std::vector<std::int32_t> ref_images(m);
+      for (int i = 0; i < m; ++i) {
+        const int image = set.image(step, m, i);
+        ref_images[i] = image;
+        ref_labels[i] = set.labels[image];
+        for (int j = 0; j < n; ++j) {
+          double acc = b[j];
+          for (int p = 0; p < 784; ++p) acc += set.pixel(image, p) * w[std::size_t(p) * n + j];
+          const bool kept = dropout_uniform(5, step, std::uint32_t(i * n + j)) < keep;
+          ref[std::size_t(i) * n + j] = kept ? std::max(acc, 0.0) / keep : 0.0;
+        }
+      }
+      EXPECT_TRUE(close(download(h), ref, kFp32Bound));
+      EXPECT_EQ(batch_labels.download(), ref_labels);
+      EXPECT_EQ(batch_images.download(), ref_images);
+      EXPECT_EQ(batch_step.download()[0], step);
+      EXPECT_EQ(counter.download()[0], step + 1);
+      for (float v : download(dh)) ASSERT_FALSE(std::isnan(v));  // every element written
+      for (float v : download(loss)) ASSERT_FALSE(std::isnan(v));
+    }
+  }
+}
+
 // Runs a weight-gradient + Adam kernel (via `run`) and checks the raw gradient against `ref_grad`
 // and the update against the CPU optimizer applied to the reference gradient.
 template <typename Run>
@@ -187,7 +256,7 @@ TEST(GemmKernel, WeightGradientOnBytesWithBiasRowAndAdam) {
   ByteSet set(600, rng);
   for (int batch : {1, 7, 100, 257, 2048}) {
     for (int n : {500, 10}) {
-      const bool split = batch >= 1024;  // exercises the split-K path and its fixed-order sum
+      const bool split = kernels::weight_grad_splits(784, n, batch) > 1;  // split-K + fixed-order sum
       std::vector<std::int32_t> images(batch);
       for (auto& i : images) i = static_cast<std::int32_t>(rng() % set.count);
       DeviceBuffer<std::int32_t> d_images(images);
@@ -218,7 +287,7 @@ TEST(GemmKernel, WeightGradientOnFloatsWithBiasRowAndAdam) {
   std::mt19937 rng(5);
   for (int batch : {1, 7, 100, 257, 3000}) {
     for (Dims d : {Dims{500, 10}, Dims{13, 37}}) {
-      const bool split = batch >= 1024;
+      const bool split = kernels::weight_grad_splits(d.k, d.n, batch) > 1;
       const auto h = random_floats(std::size_t(batch) * d.k, rng),
                  dz = random_floats(std::size_t(batch) * d.n, rng);
       DeviceBuffer<float> dh(h), d_dz(dz);
@@ -290,7 +359,7 @@ TEST(OutputLayerKernel, LossAndGradientsMatchReference) {
            dh = poisoned<float>(std::size_t(m) * hidden);
       DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{9});
       const float keep = 0.8f;
-      kernels::output_layer_train(dh_in.get(), m, hidden, dw2.get(), db2.get(), dy.get(), keep,
+      kernels::output_layer_train(dh_in.get(), {}, m, hidden, dw2.get(), db2.get(), dy.get(), keep,
                                   loss.get(), dlogits.get(), dh.get(), step.get(), nullptr);
       std::vector<double> ref_loss(m), ref_dlogits(std::size_t(m) * 10),
           ref_dh(std::size_t(m) * hidden);
