@@ -5,6 +5,7 @@
 #include "adam_rule.cuh"
 #include "cuda_check.h"
 #include "gemm.h"
+#include "launch.cuh"
 #include "philox.h"
 
 namespace mnist::kernels {
@@ -61,7 +62,8 @@ __device__ __forceinline__ void store4(float* dst, const Vec4& v, int valid) {
 // along p (kAlongRows = false: A is stored row by row, e.g. images) or along i (kAlongRows = true:
 // A is stored transposed, e.g. X^T in the weight gradient). Row-wise loaders first map each row of
 // the block's tile to a key once (row_key, kept in shared memory: for gathered images the image
-// index, so the stream arithmetic runs once per row). Bounds: i < m, p < k (the block's slice). ----
+// index, so the stream arithmetic runs once per row). Bounds: i < m, p < k (the block's slice).
+// ----
 
 struct DenseA {  // A[i, p] = a[i * lda + p]
   const float* a;
@@ -69,8 +71,10 @@ struct DenseA {  // A[i, p] = a[i * lda + p]
   static constexpr bool kAlongRows = false;
   __device__ int row_key(int i) const { return i; }
   __device__ void load(int key, int i, int p, int m, int k, Vec4& out) const {
-    if (i < m) load4(a + std::size_t(key) * lda + p, k - p, out);
-    else zero4(out);
+    if (i < m)
+      load4(a + std::size_t(key) * lda + p, k - p, out);
+    else
+      zero4(out);
   }
 };
 
@@ -87,8 +91,10 @@ struct BytesA {  // A[i, p] = pixel p of batch row i, / 255
   static constexpr bool kAlongRows = false;
   __device__ int row_key(int i) const { return image_of(x, i); }
   __device__ void load(int image, int i, int p, int m, int k, Vec4& out) const {
-    if (i < m) load4(x.images + std::size_t(image) * kImagePixelsK + p, k - p, out);
-    else zero4(out);
+    if (i < m)
+      load4(x.images + std::size_t(image) * kImagePixelsK + p, k - p, out);
+    else
+      zero4(out);
   }
 };
 
@@ -106,10 +112,10 @@ __device__ __forceinline__ void load_with_ones_row(const Src* src, int i, int co
 struct BytesTransposedWithOnes {  // A[i, p] = pixel i of batch row p / 255; row 784 is all ones
   ByteRows x;                     // x.indices must be set (the batch the forward gathered)
   static constexpr bool kAlongRows = true;
-  __device__ void load(int, int i, int p, int, int k, Vec4& out) const {
+  __device__ int col_key(int p, int k) const { return p < k ? x.indices[p] : 0; }
+  __device__ void load(int image, int i, int p, int, int k, Vec4& out) const {
     if (p >= k) return zero4(out);
-    load_with_ones_row(x.images + std::size_t(x.indices[p]) * kImagePixelsK + i, i, kImagePixelsK,
-                       out);
+    load_with_ones_row(x.images + std::size_t(image) * kImagePixelsK + i, i, kImagePixelsK, out);
   }
 };
 
@@ -117,6 +123,7 @@ struct DenseTransposedWithOnes {  // A[i, p] = h[p, i] for i < cols; row cols is
   const float* h;
   int cols;
   static constexpr bool kAlongRows = true;
+  __device__ int col_key(int p, int) const { return p; }
   __device__ void load(int, int i, int p, int, int k, Vec4& out) const {
     if (p >= k) return zero4(out);
     load_with_ones_row(h + std::size_t(p) * cols + i, i, cols, out);
@@ -127,8 +134,10 @@ struct DenseB {  // B[p, j..j+3] = b[p * ldb + j..]
   const float* b;
   int ldb;
   __device__ void load(int p, int j, int n, int k, Vec4& out) const {
-    if (p < k) load4(b + std::size_t(p) * ldb + j, n - j, out);
-    else zero4(out);
+    if (p < k)
+      load4(b + std::size_t(p) * ldb + j, n - j, out);
+    else
+      zero4(out);
   }
 };
 
@@ -237,19 +246,28 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
   const int tid = threadIdx.x, tx = tid % T::kThreadsX, ty = tid / T::kThreadsX;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int k_begin = blockIdx.z * k_chunk, k = min(k_total, k_begin + k_chunk);
+  await_previous_kernel();
   if constexpr (!LoadA::kAlongRows) {
-    for (int r = tid; r < BM; r += T::kThreads) row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
+    for (int r = tid; r < BM; r += T::kThreads)
+      row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
     __syncthreads();
   }
 
   Vec4 a_next[T::kAVecs], b_next[T::kBVecs];
+  int a_keys[T::kAVecs];  // transposed A: the keys of the slice fetched next
+  if constexpr (LoadA::kAlongRows) {
+#pragma unroll
+    for (int l = 0; l < T::kAVecs; ++l)
+      a_keys[l] = load_a.col_key(k_begin + (tid + l * T::kThreads) / (BM / 4), k);
+  }
   auto fetch = [&](int k0) {
 #pragma unroll
     for (int l = 0; l < T::kAVecs; ++l) {
       const int v = tid + l * T::kThreads;
       if constexpr (LoadA::kAlongRows) {
         const int r = (v % (BM / 4)) * 4, p = v / (BM / 4);
-        load_a.load(0, m0 + r, k0 + p, m, k, a_next[l]);
+        load_a.load(a_keys[l], m0 + r, k0 + p, m, k, a_next[l]);
+        a_keys[l] = load_a.col_key(k0 + BK + p, k);
       } else {
         const int r = v / (BK / 4), p = (v % (BK / 4)) * 4;
         load_a.load(row_keys[r], m0 + r, k0 + p, m, k, a_next[l]);
@@ -335,40 +353,49 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
 
 // ---- Tile shapes and the split of the reduction, chosen per problem on the host. ----
 
-using Big = TileShape<128, 128, 8, 8, 8>;   // wide outputs and long reductions: 64 FMAs per
-                                            // 4 shared-memory vector reads
-using Mid = TileShape<64, 64, 32, 4, 4>;    // outputs of a few hundred rows
+using Big = TileShape<128, 128, 8, 8, 8>;    // wide outputs and long reductions: 64 FMAs per
+                                             // 4 shared-memory vector reads
+using Mid = TileShape<64, 64, 32, 4, 4>;     // outputs of a few hundred rows
+using Small = TileShape<32, 64, 32, 4, 4>;   // when even Mid tiles leave SMs idle
 using Narrow = TileShape<32, 16, 32, 4, 4>;  // n <= 16 (the output layer): 16 blocks for 501 rows
 
-enum class Shape { kBig, kMid, kNarrow };
+enum class Shape { kBig, kMid, kSmall, kNarrow };
 
 constexpr int kTargetBlocks = 264;  // two blocks per SM on a 132-SM H200
-constexpr int kMinSliceDepth = 128;
+constexpr int kSms = 132;
 
 struct Plan {
   Shape shape;
   int splits, k_chunk;  // blocks along z, each reducing over k_chunk (a multiple of BK)
 };
 
+// Split the reduction into slices of at least min_depth until the grid has ~kTargetBlocks blocks.
 template <class T>
-Plan make_plan(Shape shape, int m, int n, int k, int max_splits) {
+Plan make_plan(Shape shape, int m, int n, int k, int max_splits, int min_depth) {
   const long long tiles = (long long)((m + T::kBM - 1) / T::kBM) * ((n + T::kBN - 1) / T::kBN);
   const int wanted =
       static_cast<int>(std::clamp<long long>(kTargetBlocks / tiles, 1, std::max(1, max_splits)));
   const int depth = (k + wanted - 1) / wanted;
   int chunk = (depth + T::kBK - 1) / T::kBK * T::kBK;
-  chunk = std::max(chunk, std::min(kMinSliceDepth, (k + T::kBK - 1) / T::kBK * T::kBK));
+  chunk = std::max(chunk, std::min(min_depth, (k + T::kBK - 1) / T::kBK * T::kBK));
   return {shape, (k + chunk - 1) / chunk, chunk};
 }
 
-// Narrow outputs use the narrow tile; wide outputs (a full wave of big tiles) and long reductions
-// that may be split use the big one; the rest the middle one.
+// Narrow outputs use the narrow tile (their slices may be as shallow as one BK: the whole product
+// is small); wide outputs (a full wave of big tiles) and long reductions that may be split use the
+// big one; the rest the middle one, or the small one where the middle one leaves SMs idle.
 Plan plan_for(int m, int n, int k, int max_splits) {
-  if (n <= 16) return make_plan<Narrow>(Shape::kNarrow, m, n, k, max_splits);
-  const long long big_tiles = (long long)((m + Big::kBM - 1) / Big::kBM) * ((n + Big::kBN - 1) / Big::kBN);
+  if (n <= 16) return make_plan<Narrow>(Shape::kNarrow, m, n, k, max_splits, Narrow::kBK);
+  constexpr int kMinDepth = 128;
+  const long long big_tiles =
+      (long long)((m + Big::kBM - 1) / Big::kBM) * ((n + Big::kBN - 1) / Big::kBN);
   if (big_tiles >= 120 || (k >= 2048 && max_splits > 1))
-    return make_plan<Big>(Shape::kBig, m, n, k, max_splits);
-  return make_plan<Mid>(Shape::kMid, m, n, k, max_splits);
+    return make_plan<Big>(Shape::kBig, m, n, k, max_splits, kMinDepth);
+  const Plan mid = make_plan<Mid>(Shape::kMid, m, n, k, max_splits, kMinDepth);
+  const long long mid_blocks =
+      (long long)((m + Mid::kBM - 1) / Mid::kBM) * ((n + Mid::kBN - 1) / Mid::kBN) * mid.splits;
+  if (mid_blocks >= kSms) return mid;
+  return make_plan<Small>(Shape::kSmall, m, n, k, max_splits, kMinDepth);
 }
 
 template <class T, class LoadA, class LoadB, class Epilogue>
@@ -376,24 +403,29 @@ void launch_shape(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan&
                   cudaStream_t stream) {
   constexpr int TM = T::kBM / T::kThreadsY, TN = T::kBN / T::kThreadsX;
   const dim3 grid((n + T::kBN - 1) / T::kBN, (m + T::kBM - 1) / T::kBM, plan.splits);
-  gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN>
-      <<<grid, T::kThreads, 0, stream>>>(a, b, e, m, n, k, plan.k_chunk);
-  MNIST_LAUNCH_CHECK("gemm_kernel");
+  launch("gemm_kernel", gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN, LoadA, LoadB, Epilogue>, grid,
+         T::kThreads, stream, a, b, e, m, n, k, plan.k_chunk);
 }
 
 template <class LoadA, class LoadB, class Epilogue>
-void launch(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& plan,
-            cudaStream_t stream) {
+void run_gemm(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& plan,
+              cudaStream_t stream) {
   if (m <= 0 || n <= 0 || k <= 0) throw std::invalid_argument("gemm: empty shape");
   switch (plan.shape) {
-    case Shape::kBig: return launch_shape<Big>(a, b, e, m, n, k, plan, stream);
-    case Shape::kMid: return launch_shape<Mid>(a, b, e, m, n, k, plan, stream);
-    case Shape::kNarrow: return launch_shape<Narrow>(a, b, e, m, n, k, plan, stream);
+    case Shape::kBig:
+      return launch_shape<Big>(a, b, e, m, n, k, plan, stream);
+    case Shape::kMid:
+      return launch_shape<Mid>(a, b, e, m, n, k, plan, stream);
+    case Shape::kSmall:
+      return launch_shape<Small>(a, b, e, m, n, k, plan, stream);
+    case Shape::kNarrow:
+      return launch_shape<Narrow>(a, b, e, m, n, k, plan, stream);
   }
 }
 
 __global__ void adam_from_partials_kernel(const float* __restrict__ partials, int splits,
                                           std::size_t n, AdamUpdate u) {
+  await_previous_kernel();
   const AdamRule rule = AdamRule::at(u.lr, u.beta1, u.beta2, u.eps, *u.step);
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
        i += std::size_t(gridDim.x) * blockDim.x) {
@@ -414,9 +446,10 @@ template <class LoadA>
 void weight_grad_then_adam(LoadA a, int m, const float* dz, int batch, int n,
                            const AdamUpdate& adam, cudaStream_t stream) {
   const Plan plan = plan_for(m, n, batch, adam.split_scratch ? kMaxWeightGradSplits : 1);
-  if (plan.splits == 1) return launch(a, DenseB{dz, n}, ApplyAdam{adam}, m, n, batch, plan, stream);
+  if (plan.splits == 1)
+    return run_gemm(a, DenseB{dz, n}, ApplyAdam{adam}, m, n, batch, plan, stream);
   const std::size_t slice = std::size_t(m) * n;
-  launch(a, DenseB{dz, n}, StorePartial{adam.split_scratch, slice}, m, n, batch, plan, stream);
+  run_gemm(a, DenseB{dz, n}, StorePartial{adam.split_scratch, slice}, m, n, batch, plan, stream);
   adam_from_partials(adam.split_scratch, plan.splits, slice, adam, stream);
 }
 
@@ -432,28 +465,28 @@ void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partia
                                 const GatherRecord& record, cudaStream_t stream) {
   const Plan plan = plan_for(m, n, kImagePixelsK, kMaxForwardSplits);
   const StorePartial store{partials, std::size_t(m) * n, RecordBatch{x, record}};
-  launch(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan, stream);
+  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan, stream);
 }
 
 void linear_forward_split(const float* x, const float* w, float* partials, int m, int k, int n,
                           cudaStream_t stream) {
   const Plan plan = plan_for(m, n, k, kMaxForwardSplits);
-  launch(DenseA{x, k}, DenseB{w, n}, StorePartial{partials, std::size_t(m) * n}, m, n, k, plan,
-         stream);
+  run_gemm(DenseA{x, k}, DenseB{w, n}, StorePartial{partials, std::size_t(m) * n}, m, n, k, plan,
+           stream);
 }
 
 void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,
                           int n, const ReluDropout& epilogue, const GatherRecord& record,
                           cudaStream_t stream) {
   const StoreBiasActivation store{y, bias, epilogue, RecordBatch{x, record}};
-  launch(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan_for(m, n, kImagePixelsK, 1),
-         stream);
+  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan_for(m, n, kImagePixelsK, 1),
+           stream);
 }
 
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
                     int n, const ReluDropout& epilogue, cudaStream_t stream) {
-  launch(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k,
-         plan_for(m, n, k, 1), stream);
+  run_gemm(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k,
+           plan_for(m, n, k, 1), stream);
 }
 
 void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
@@ -469,8 +502,8 @@ void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,
                         cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 2048));
-  adam_from_partials_kernel<<<blocks, 256, 0, stream>>>(partials, splits, n, adam);
-  MNIST_LAUNCH_CHECK("adam_from_partials_kernel");
+  launch("adam_from_partials_kernel", adam_from_partials_kernel, blocks, 256, stream, partials,
+         splits, n, adam);
 }
 
 }  // namespace mnist::kernels

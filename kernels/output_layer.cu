@@ -1,11 +1,12 @@
 #include "cuda_check.h"
+#include "launch.cuh"
 #include "output_layer.h"
 #include "philox.h"
 
 namespace mnist::kernels {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;  // count: one warp per row
+constexpr int kWarpsPerBlock = 8;   // count: one warp per row
 constexpr int kTrainThreads = 128;  // train: one block per row, ~4 hidden units per thread
 
 // z += h_i * W2[i, :]
@@ -64,6 +65,7 @@ __global__ void __launch_bounds__(kTrainThreads)
                               float* __restrict__ dh, std::int64_t* step) {
   __shared__ float warp_logits[kTrainThreads / 32][kOutputClasses];
   const int r = blockIdx.x, tid = threadIdx.x, lane = tid % 32;
+  await_previous_kernel();
   if (r == 0 && tid == 0) *step += 1;
   float* h_row = h + std::size_t(r) * hidden;
   float z[kOutputClasses] = {};
@@ -165,9 +167,9 @@ void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden
                         const float* b2, const std::uint8_t* labels, float keep_prob,
                         float* row_loss, float* dlogits, float* dh, std::int64_t* step,
                         cudaStream_t stream) {
-  output_layer_train_kernel<<<static_cast<unsigned>(rows), kTrainThreads, 0, stream>>>(
-      h, split, rows, hidden, w2, b2, labels, keep_prob, row_loss, dlogits, dh, step);
-  MNIST_LAUNCH_CHECK("output_layer_train_kernel");
+  launch("output_layer_train_kernel", output_layer_train_kernel, static_cast<unsigned>(rows),
+         kTrainThreads, stream, h, split, rows, hidden, w2, b2, labels, keep_prob, row_loss,
+         dlogits, dh, step);
 }
 
 void output_layer_count_correct(const float* h, int rows, int hidden, const float* w2,

@@ -42,11 +42,14 @@ if want ncu; then
   for backend in ${NCU_BACKENDS:-cuda cublas}; do
     for batch in ${NCU_BATCHES:-100}; do
       echo "== kernel durations, one $backend step at batch $batch (ncu, eager)"
-      timeout 150 ncu --clock-control none --metrics gpu__time_duration.sum -c 60 \
+      timeout 150 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum -c 60 \
         $build/mnist-train --benchmark --fake_data --benchmark_backends $backend --cuda_graphs off \
         --benchmark_batches $batch --benchmark_steps 1 >"$out/ncu_${backend}_$batch.log" 2>&1
+      # Kernel name (up to its template arguments) and mean duration over the profiled launches.
       grep -E "^  [a-zA-Z_].*\(|gpu__time_duration" "$out/ncu_${backend}_$batch.log" | paste - - |
-        awk '{print $1, $(NF)}' | sort | uniq -c | sort -k3 -n -r | head -12
+        sed -E 's/unnamed>:://g; s/, /,/g; s/^ *(void )?([^(]*)\(.* ([0-9.]+)$/\2 \3/' |
+        awk '{n[$1]++; t[$1]+=$NF} END {for (k in n) printf "%10.2f us  x%-3d %s\n", t[k]/n[k], n[k], k}' |
+        sort -rn | head -12
     done
   done
 fi

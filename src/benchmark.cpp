@@ -199,15 +199,14 @@ json gemm_comparison(int batch) {
     for (std::size_t i = 0; i < iv.size(); i += 2) per.push_back(iv[i]);
     return summarise(per).median;
   };
-  const kernels::AdamUpdate adam{p.get(), m.get(), v.get(),    1e-9f,      0.9f,
+  const kernels::AdamUpdate adam{p.get(), m.get(), v.get(),    1e-9f,   0.9f,
                                  0.999f,  1e-8f,   step.get(), nullptr, scratch.get()};
   const double ours_unsplit = time([&] {
     kernels::linear_forward(x.get(), w.get(), nullptr, y.get(), batch, k, n, {}, stream.get());
   });
-  const double ours_fwd =
-      splits == 1 ? ours_unsplit : time([&] {
-        kernels::linear_forward_split(x.get(), w.get(), partials.get(), batch, k, n, stream.get());
-      });
+  const double ours_fwd = splits == 1 ? ours_unsplit : time([&] {
+    kernels::linear_forward_split(x.get(), w.get(), partials.get(), batch, k, n, stream.get());
+  });
   const double blas_fwd = time(
       [&] { sgemm_row_major(blas.get(), false, false, batch, n, k, x.get(), w.get(), y.get()); });
   const double ours_wgrad =
@@ -328,18 +327,17 @@ void run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
     report["gemm"] = json::array();
     for (int batch : options.benchmark_batches) {
       const json g = gemm_comparison(batch);
-      std::snprintf(line, sizeof line,
-                    "batch %5d  forward: ours %8.1f us (split-K %d; unsplit %.1f us), cuBLAS "
-                    "%8.1f us (%.2fx)   weight grad (+bias row, +Adam): ours "
-                    "%8.1f us, cuBLAS GEMM only %8.1f us (%.2fx)\n",
-                    batch, g["forward"]["ours_us"].get<double>(),
-                    g["forward"]["ours_splits"].get<int>(),
-                    g["forward"]["ours_unsplit_us"].get<double>(),
-                    g["forward"]["cublas_us"].get<double>(),
-                    g["forward"]["ours_vs_cublas"].get<double>(),
-                    g["weight_grad"]["ours_with_bias_and_adam_us"].get<double>(),
-                    g["weight_grad"]["cublas_us"].get<double>(),
-                    g["weight_grad"]["ours_vs_cublas"].get<double>());
+      std::snprintf(
+          line, sizeof line,
+          "batch %5d  forward: ours %8.1f us (split-K %d; unsplit %.1f us), cuBLAS "
+          "%8.1f us (%.2fx)   weight grad (+bias row, +Adam): ours "
+          "%8.1f us, cuBLAS GEMM only %8.1f us (%.2fx)\n",
+          batch, g["forward"]["ours_us"].get<double>(), g["forward"]["ours_splits"].get<int>(),
+          g["forward"]["ours_unsplit_us"].get<double>(), g["forward"]["cublas_us"].get<double>(),
+          g["forward"]["ours_vs_cublas"].get<double>(),
+          g["weight_grad"]["ours_with_bias_and_adam_us"].get<double>(),
+          g["weight_grad"]["cublas_us"].get<double>(),
+          g["weight_grad"]["ours_vs_cublas"].get<double>());
       out << line;
       report["gemm"].push_back(g);
     }

@@ -18,7 +18,8 @@ std::size_t region(const Layer& l) { return std::size_t(l.in + 1) * l.out; }  //
 std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
   std::size_t floats = 0;
   for (const Layer& l : layout.layers)
-    if (k::weight_grad_splits(l.in, l.out, batch) > 1) floats += k::kMaxWeightGradSplits * region(l);
+    if (k::weight_grad_splits(l.in, l.out, batch) > 1)
+      floats += k::kMaxWeightGradSplits * region(l);
   return floats;
 }
 
@@ -30,9 +31,8 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       layout_(make_layout(config.model, config.hidden_units)),
       train_count_(data.train.count),
       test_count_(data.test.count),
-      forward_splits_(layout_.layers.size() == 2
-                          ? k::forward_splits(config.batch_size, layout_.hidden())
-                          : 1),
+      forward_splits_(
+          layout_.layers.size() == 2 ? k::forward_splits(config.batch_size, layout_.hidden()) : 1),
       train_images_(data.train.images),
       train_labels_(data.train.labels),
       test_images_(data.test.images),
@@ -44,9 +44,9 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       adam_m_(std::vector<float>(layout_.total, 0.0f)),
       adam_v_(std::vector<float>(layout_.total, 0.0f)),
       split_scratch_(split_scratch_floats(layout_, config.batch_size)),
-      forward_partials_(forward_splits_ > 1 ? std::size_t(forward_splits_) * config.batch_size *
-                                                  layout_.hidden()
-                                            : 0),
+      forward_partials_(forward_splits_ > 1
+                            ? std::size_t(forward_splits_) * config.batch_size * layout_.hidden()
+                            : 0),
       hidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
       logits_(std::size_t(config.batch_size) * kClasses),
       dlogits_(std::size_t(config.batch_size) * kClasses),
@@ -97,9 +97,15 @@ void CudaBackend::record_step(cudaStream_t s) {
                                batch_step_.get()};
   float* scratch = split_scratch_.size() ? split_scratch_.get() : nullptr;
   auto adam_for = [&](const Layer& l) {
-    const k::AdamUpdate update{p + l.w,       adam_m_.get() + l.w, adam_v_.get() + l.w,
-                               config_.learning_rate, kAdamBeta1,  kAdamBeta2,
-                               kAdamEpsilon,  step_.get(),         nullptr,
+    const k::AdamUpdate update{p + l.w,
+                               adam_m_.get() + l.w,
+                               adam_v_.get() + l.w,
+                               config_.learning_rate,
+                               kAdamBeta1,
+                               kAdamBeta2,
+                               kAdamEpsilon,
+                               step_.get(),
+                               nullptr,
                                k::weight_grad_splits(l.in, l.out, batch) > 1 ? scratch : nullptr};
     if (update.split_scratch) scratch += k::kMaxWeightGradSplits * region(l);
     return update;

@@ -256,7 +256,8 @@ TEST(GemmKernel, WeightGradientOnBytesWithBiasRowAndAdam) {
   ByteSet set(600, rng);
   for (int batch : {1, 7, 100, 257, 2048}) {
     for (int n : {500, 10}) {
-      const bool split = kernels::weight_grad_splits(784, n, batch) > 1;  // split-K + fixed-order sum
+      const bool split =
+          kernels::weight_grad_splits(784, n, batch) > 1;  // split-K + fixed-order sum
       std::vector<std::int32_t> images(batch);
       for (auto& i : images) i = static_cast<std::int32_t>(rng() % set.count);
       DeviceBuffer<std::int32_t> d_images(images);

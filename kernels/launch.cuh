@@ -1,0 +1,50 @@
+// Kernel launches with programmatic dependent launch (PDL, Hopper and later): a kernel launched
+// with launch() may be scheduled while the kernel before it in the stream is still finishing, so
+// the launch latency between the dependent kernels of a training step overlaps the previous
+// kernel's tail (captured into the step's graph as programmatic edges). Every such kernel starts
+// with await_previous_kernel(), which returns once the previous kernel has completed and its writes
+// are visible; before that it must not read anything the previous kernel writes. On older GPUs
+// (and for launches made without the attribute) both device calls are no-ops.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "cuda_check.h"
+
+namespace mnist::kernels {
+
+__device__ __forceinline__ void await_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  // The next kernel may now be scheduled: it waits for this one in turn.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether the current device supports programmatic dependent launch (compute capability >= 9).
+inline bool pdl_supported() {
+  int device = 0, major = 0;
+  MNIST_CUDA_CHECK(cudaGetDevice(&device));
+  MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major >= 9;
+}
+
+template <class... Params, class... Args>
+void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+            Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = pdl_supported() ? 1 : 0;
+  cuda_check(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), name, __FILE__,
+             __LINE__);
+}
+
+}  // namespace mnist::kernels
