@@ -235,8 +235,9 @@ struct TileShape {
                 "tile loads must divide evenly");
 };
 
+// Registers are capped at 128 per thread (16 warps per SM can be resident).
 template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN / TN)))
     gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k_total,
                 int k_chunk) {
   using T = TileShape<BM, BN, BK, TM, TN>;
@@ -353,49 +354,63 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2)
 
 // ---- Tile shapes and the split of the reduction, chosen per problem on the host. ----
 
-using Big = TileShape<128, 128, 8, 8, 8>;    // wide outputs and long reductions: 64 FMAs per
-                                             // 4 shared-memory vector reads
+using Big = TileShape<128, 128, 8, 8, 8>;    // wide outputs: 64 FMAs per 4 shared-memory reads
+using Long = TileShape<64, 128, 8, 8, 8>;    // long split reductions: the same register tile,
+                                             // finer grain over 785 rows (13 tiles, not 7)
 using Mid = TileShape<64, 64, 32, 4, 4>;     // outputs of a few hundred rows
 using Small = TileShape<32, 64, 32, 4, 4>;   // when even Mid tiles leave SMs idle
 using Narrow = TileShape<32, 16, 32, 4, 4>;  // n <= 16 (the output layer): 16 blocks for 501 rows
 
-enum class Shape { kBig, kMid, kSmall, kNarrow };
+enum class Shape { kBig, kLong, kMid, kSmall, kNarrow };
 
-constexpr int kTargetBlocks = 264;  // two blocks per SM on a 132-SM H200
-constexpr int kSms = 132;
+constexpr int kSms = 132;              // an H200; elsewhere only the block counts change
+constexpr int kTargetWarpsPerSm = 16;  // what the 128-register cap allows resident
 
 struct Plan {
   Shape shape;
   int splits, k_chunk;  // blocks along z, each reducing over k_chunk (a multiple of BK)
 };
 
-// Split the reduction into slices of at least min_depth until the grid has ~kTargetBlocks blocks.
+// How far a product may be split: at most max_splits slices of at least min_depth.
+struct SplitPolicy {
+  int max_splits, min_depth;
+};
+constexpr SplitPolicy kNoSplit{1, 1};
+constexpr SplitPolicy kForwardSplit{kMaxForwardSplits, 64};  // the output layer adds the slices
+constexpr SplitPolicy kWeightGradSplit{kMaxWeightGradSplits, 128};
+
+// Split the reduction until the grid holds about kTargetWarpsPerSm warps per SM.
 template <class T>
-Plan make_plan(Shape shape, int m, int n, int k, int max_splits, int min_depth) {
+Plan make_plan(Shape shape, int m, int n, int k, SplitPolicy policy) {
   const long long tiles = (long long)((m + T::kBM - 1) / T::kBM) * ((n + T::kBN - 1) / T::kBN);
-  const int wanted =
-      static_cast<int>(std::clamp<long long>(kTargetBlocks / tiles, 1, std::max(1, max_splits)));
+  const long long target_blocks = kSms * kTargetWarpsPerSm / (T::kThreads / 32);
+  const int wanted = static_cast<int>(
+      std::clamp<long long>(target_blocks / tiles, 1, std::max(1, policy.max_splits)));
   const int depth = (k + wanted - 1) / wanted;
+  const int whole = (k + T::kBK - 1) / T::kBK * T::kBK;
   int chunk = (depth + T::kBK - 1) / T::kBK * T::kBK;
-  chunk = std::max(chunk, std::min(min_depth, (k + T::kBK - 1) / T::kBK * T::kBK));
+  chunk = std::max(chunk, std::min(policy.min_depth, whole));
   return {shape, (k + chunk - 1) / chunk, chunk};
 }
 
-// Narrow outputs use the narrow tile (their slices may be as shallow as one BK: the whole product
-// is small); wide outputs (a full wave of big tiles) and long reductions that may be split use the
-// big one; the rest the middle one, or the small one where the middle one leaves SMs idle.
-Plan plan_for(int m, int n, int k, int max_splits) {
-  if (n <= 16) return make_plan<Narrow>(Shape::kNarrow, m, n, k, max_splits, Narrow::kBK);
-  constexpr int kMinDepth = 128;
+// Narrow outputs use the narrow tile (with many shallow slices: the whole product is small, and
+// its partial sums too); wide outputs (a full wave of big tiles) the big one; long reductions that
+// may be split the long one; the rest the middle one, or the small one where the middle one
+// leaves SMs idle.
+Plan plan_for(int m, int n, int k, SplitPolicy policy) {
+  if (n <= 16) {
+    const SplitPolicy narrow{policy.max_splits > 1 ? kMaxNarrowSplits : 1, Narrow::kBK};
+    return make_plan<Narrow>(Shape::kNarrow, m, n, k, narrow);
+  }
   const long long big_tiles =
       (long long)((m + Big::kBM - 1) / Big::kBM) * ((n + Big::kBN - 1) / Big::kBN);
-  if (big_tiles >= 120 || (k >= 2048 && max_splits > 1))
-    return make_plan<Big>(Shape::kBig, m, n, k, max_splits, kMinDepth);
-  const Plan mid = make_plan<Mid>(Shape::kMid, m, n, k, max_splits, kMinDepth);
+  if (big_tiles >= 120) return make_plan<Big>(Shape::kBig, m, n, k, policy);
+  if (k >= 1024 && policy.max_splits > 1) return make_plan<Long>(Shape::kLong, m, n, k, policy);
+  const Plan mid = make_plan<Mid>(Shape::kMid, m, n, k, policy);
   const long long mid_blocks =
       (long long)((m + Mid::kBM - 1) / Mid::kBM) * ((n + Mid::kBN - 1) / Mid::kBN) * mid.splits;
   if (mid_blocks >= kSms) return mid;
-  return make_plan<Small>(Shape::kSmall, m, n, k, max_splits, kMinDepth);
+  return make_plan<Small>(Shape::kSmall, m, n, k, policy);
 }
 
 template <class T, class LoadA, class LoadB, class Epilogue>
@@ -404,7 +419,7 @@ void launch_shape(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan&
   constexpr int TM = T::kBM / T::kThreadsY, TN = T::kBN / T::kThreadsX;
   const dim3 grid((n + T::kBN - 1) / T::kBN, (m + T::kBM - 1) / T::kBM, plan.splits);
   launch("gemm_kernel", gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN, LoadA, LoadB, Epilogue>, grid,
-         T::kThreads, stream, a, b, e, m, n, k, plan.k_chunk);
+         T::kThreads, 0, stream, a, b, e, m, n, k, plan.k_chunk);
 }
 
 template <class LoadA, class LoadB, class Epilogue>
@@ -414,6 +429,8 @@ void run_gemm(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& pla
   switch (plan.shape) {
     case Shape::kBig:
       return launch_shape<Big>(a, b, e, m, n, k, plan, stream);
+    case Shape::kLong:
+      return launch_shape<Long>(a, b, e, m, n, k, plan, stream);
     case Shape::kMid:
       return launch_shape<Mid>(a, b, e, m, n, k, plan, stream);
     case Shape::kSmall:
@@ -445,7 +462,7 @@ __global__ void adam_from_partials_kernel(const float* __restrict__ partials, in
 template <class LoadA>
 void weight_grad_then_adam(LoadA a, int m, const float* dz, int batch, int n,
                            const AdamUpdate& adam, cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, batch, adam.split_scratch ? kMaxWeightGradSplits : 1);
+  const Plan plan = plan_for(m, n, batch, adam.split_scratch ? kWeightGradSplit : kNoSplit);
   if (plan.splits == 1)
     return run_gemm(a, DenseB{dz, n}, ApplyAdam{adam}, m, n, batch, plan, stream);
   const std::size_t slice = std::size_t(m) * n;
@@ -456,21 +473,21 @@ void weight_grad_then_adam(LoadA a, int m, const float* dz, int batch, int n,
 }  // namespace
 
 int weight_grad_splits(int in, int n, int batch) {
-  return plan_for(in + 1, n, batch, kMaxWeightGradSplits).splits;
+  return plan_for(in + 1, n, batch, kWeightGradSplit).splits;
 }
 
-int forward_splits(int m, int n, int k) { return plan_for(m, n, k, kMaxForwardSplits).splits; }
+int forward_splits(int m, int n, int k) { return plan_for(m, n, k, kForwardSplit).splits; }
 
 void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partials, int m, int n,
                                 const GatherRecord& record, cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, kImagePixelsK, kMaxForwardSplits);
+  const Plan plan = plan_for(m, n, kImagePixelsK, kForwardSplit);
   const StorePartial store{partials, std::size_t(m) * n, RecordBatch{x, record}};
   run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan, stream);
 }
 
 void linear_forward_split(const float* x, const float* w, float* partials, int m, int k, int n,
                           cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, k, kMaxForwardSplits);
+  const Plan plan = plan_for(m, n, k, kForwardSplit);
   run_gemm(DenseA{x, k}, DenseB{w, n}, StorePartial{partials, std::size_t(m) * n}, m, n, k, plan,
            stream);
 }
@@ -479,14 +496,14 @@ void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, 
                           int n, const ReluDropout& epilogue, const GatherRecord& record,
                           cudaStream_t stream) {
   const StoreBiasActivation store{y, bias, epilogue, RecordBatch{x, record}};
-  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan_for(m, n, kImagePixelsK, 1),
-           stream);
+  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK,
+           plan_for(m, n, kImagePixelsK, kNoSplit), stream);
 }
 
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
                     int n, const ReluDropout& epilogue, cudaStream_t stream) {
   run_gemm(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k,
-           plan_for(m, n, k, 1), stream);
+           plan_for(m, n, k, kNoSplit), stream);
 }
 
 void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
@@ -502,7 +519,7 @@ void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,
                         cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 2048));
-  launch("adam_from_partials_kernel", adam_from_partials_kernel, blocks, 256, stream, partials,
+  launch("adam_from_partials_kernel", adam_from_partials_kernel, blocks, 256, 0, stream, partials,
          splits, n, adam);
 }
 

@@ -47,12 +47,13 @@ struct AdamUpdate {
   float lr = 0.001f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   const std::int64_t* step = nullptr;
   float* grad = nullptr;
-  // Room for kMaxWeightGradSplits partial gradients of the region, or null. With it, long
+  // Room for weight_grad_splits(...) partial gradients of the region, or null. With it, long
   // reductions (large batches) are split over more blocks (see gemm.cu).
   float* split_scratch = nullptr;
 };
 
-constexpr int kMaxWeightGradSplits = 8;
+constexpr int kMaxWeightGradSplits = 16;
+constexpr int kMaxNarrowSplits = 64;  // n <= 16: slices are cheap, each block is one warp
 
 // How many slices the weight gradient of an (in + 1) x n region over `batch` rows is split into
 // when split_scratch is given (1: never split at this shape, no scratch needed).
@@ -72,7 +73,7 @@ struct GatherRecord {
   std::int64_t* batch_step = nullptr;
 };
 
-constexpr int kMaxForwardSplits = 8;
+constexpr int kMaxForwardSplits = 16;
 
 // How many slices linear_forward_*split cuts the k-deep reduction into for an m x n output
 // (1: the shape fills the GPU unsplit; use the unsplit product).

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "cuda_check.h"
 #include "launch.cuh"
 #include "output_layer.h"
@@ -6,159 +8,227 @@
 namespace mnist::kernels {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;   // count: one warp per row
-constexpr int kTrainThreads = 128;  // train: one block per row, ~4 hidden units per thread
+// A block of 128 threads per row, looping over rows (grid-stride). A block that handles several
+// rows first stages W2 in shared memory: every row reads all of it, and its 40-byte rows read
+// straight from global memory by adjacent threads cost ten cache lines per warp load. Hidden
+// layers wider than one staged chunk are walked chunk by chunk. A block with a single row (small
+// batches) reads W2 from global memory directly: staging would only add latency.
+constexpr int kThreads = 128;
+constexpr int kChunkUnits = 1024;  // at most 40 KB of W2 per chunk (under the 48 KB default)
+constexpr int kBlocksPerSm = 8;
 
-// z += h_i * W2[i, :]
-__device__ __forceinline__ void add_unit(float (&z)[kOutputClasses], float hv,
-                                         const float* __restrict__ w2, int i) {
-  const float* w = w2 + std::size_t(i) * kOutputClasses;
-#pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j) z[j] = fmaf(hv, w[j], z[j]);
-}
+// W2 units [first, first + chunk), staged or not. Every thread keeps its own copy of this
+// bookkeeping (all take the same path), so only the weights themselves are shared.
+struct W2View {
+  const float* w2;  // global
+  float* staged;    // dynamic shared memory (chunk * 10 floats), or null: read w2 directly
+  int hidden, chunk, first;
 
-__device__ __forceinline__ void warp_sum(float (&z)[kOutputClasses]) {
+  __device__ static W2View make(const float* w2, float* shared, int hidden, bool stage) {
+    return stage ? W2View{w2, shared, hidden, min(hidden, kChunkUnits), -1}
+                 : W2View{w2, nullptr, hidden, hidden, 0};
+  }
+  // Makes the chunk starting at chunk_first resident (all threads call it; it syncs if it loads).
+  __device__ void hold(int chunk_first) {
+    if (first == chunk_first) return;
+    __syncthreads();
+    const int count = min(chunk, hidden - chunk_first) * kOutputClasses;
+    const float* src = w2 + std::size_t(chunk_first) * kOutputClasses;
+    for (int e = threadIdx.x; e < count; e += kThreads) staged[e] = src[e];
+    __syncthreads();
+    first = chunk_first;
+  }
+  __device__ const float* unit(int i) const {
+    return staged ? staged + (i - first) * kOutputClasses : w2 + std::size_t(i) * kOutputClasses;
+  }
+};
+
+extern __shared__ float staged_w2[];
+
+// Block-wide sum of ten per-thread values, + b2, fixed order; every thread gets the result.
+__device__ __forceinline__ void block_logits(float (&z)[kOutputClasses],
+                                             const float* __restrict__ b2,
+                                             float (&warp_part)[kThreads / 32][kOutputClasses]) {
 #pragma unroll
   for (int j = 0; j < kOutputClasses; ++j)
 #pragma unroll
     for (int offset = 16; offset > 0; offset /= 2)
       z[j] += __shfl_xor_sync(0xffffffffu, z[j], offset);
-}
-
-// One warp per row: lanes stride over the hidden units, then a butterfly reduction leaves all ten
-// logits in every lane.
-__device__ __forceinline__ void row_logits(const float* __restrict__ h_row, int hidden,
-                                           const float* __restrict__ w2,
-                                           const float* __restrict__ b2, int lane,
-                                           float (&z)[kOutputClasses]) {
+  if (threadIdx.x % 32 == 0)
 #pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j) z[j] = 0.0f;
-  for (int i = lane; i < hidden; i += 32) add_unit(z, h_row[i], w2, i);
-  warp_sum(z);
-#pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j) z[j] += b2[j];
-}
-
-// h[r, i] = dropout(relu(bias[i] + sum over slices)), the forward's epilogue done here.
-__device__ __forceinline__ float finish_hidden(const SplitHidden& split, const float* part,
-                                               std::size_t slice, std::uint64_t drop_step,
-                                               std::uint32_t index, int i) {
-  float v = split.bias[i];
-#pragma unroll 4
-  for (int s = 0; s < split.splits; ++s) v += part[s * slice + i];
-  v = fmaxf(v, 0.0f);
-  if (split.act.keep_prob < 1.0f)
-    v = dropout_uniform(split.act.seed, drop_step, index) < split.act.keep_prob
-            ? v / split.act.keep_prob
-            : 0.0f;
-  return v;
-}
-
-// One block per row: each thread takes hidden units tid, tid + 128, ... (four loads in flight at
-// a time), the ten partial logits are summed across the block in a fixed order, every thread
-// then evaluates the softmax of the row, and writes dh for its units.
-__global__ void __launch_bounds__(kTrainThreads)
-    output_layer_train_kernel(float* __restrict__ h, SplitHidden split, int rows, int hidden,
-                              const float* __restrict__ w2, const float* __restrict__ b2,
-                              const std::uint8_t* __restrict__ labels, float keep_prob,
-                              float* __restrict__ row_loss, float* __restrict__ dlogits,
-                              float* __restrict__ dh, std::int64_t* step) {
-  __shared__ float warp_logits[kTrainThreads / 32][kOutputClasses];
-  const int r = blockIdx.x, tid = threadIdx.x, lane = tid % 32;
-  await_previous_kernel();
-  if (r == 0 && tid == 0) *step += 1;
-  float* h_row = h + std::size_t(r) * hidden;
-  float z[kOutputClasses] = {};
-  constexpr int kUnroll = 4;
-  if (split.partials) {
-    const std::size_t slice = std::size_t(rows) * hidden;
-    const float* part = split.partials + std::size_t(r) * hidden;
-    const auto drop_step =
-        split.act.keep_prob < 1.0f ? static_cast<std::uint64_t>(*split.act.step) : 0;
-    for (int i0 = tid; i0 < hidden; i0 += kUnroll * kTrainThreads) {
-#pragma unroll
-      for (int c = 0; c < kUnroll; ++c) {
-        const int i = i0 + c * kTrainThreads;
-        if (i >= hidden) break;
-        const float v = finish_hidden(split, part, slice, drop_step,
-                                      static_cast<std::uint32_t>(std::size_t(r) * hidden + i), i);
-        h_row[i] = v;
-        add_unit(z, v, w2, i);
-      }
-    }
-  } else {
-    for (int i0 = tid; i0 < hidden; i0 += kUnroll * kTrainThreads) {
-#pragma unroll
-      for (int c = 0; c < kUnroll; ++c) {
-        const int i = i0 + c * kTrainThreads;
-        if (i >= hidden) break;
-        add_unit(z, h_row[i], w2, i);
-      }
-    }
-  }
-  warp_sum(z);
-  if (lane == 0)
-#pragma unroll
-    for (int j = 0; j < kOutputClasses; ++j) warp_logits[tid / 32][j] = z[j];
+    for (int j = 0; j < kOutputClasses; ++j) warp_part[threadIdx.x / 32][j] = z[j];
   __syncthreads();
 #pragma unroll
   for (int j = 0; j < kOutputClasses; ++j) {
     z[j] = b2[j];
 #pragma unroll
-    for (int w = 0; w < kTrainThreads / 32; ++w) z[j] += warp_logits[w][j];
+    for (int w = 0; w < kThreads / 32; ++w) z[j] += warp_part[w][j];
   }
+  __syncthreads();  // warp_part is reused by the next row
+}
 
-  float zmax = z[0];
+// Sources of h[r, i]: value(i) reads (or computes) it, keep(i, v) stores what was computed. Four
+// units are read before any is kept, so their loads are in flight together.
+struct ReadHidden {
+  const float* row;
+  __device__ float value(int i) const { return row[i]; }
+  __device__ void keep(int, float) const {}
+};
+
+// h[r, i] = dropout(relu(bias[i] + the slices in order)): the forward's epilogue, done here.
+struct FinishHidden {
+  const SplitHidden& split;
+  const float* part;  // this row of slice 0
+  std::size_t slice;
+  std::uint64_t drop_step;
+  std::size_t row_index;  // r * hidden
+  float* row;
+  __device__ float value(int i) const {
+    // All slices are loaded before any is added (a loop of load-then-add would wait for each
+    // load in turn); the adds then run in slice order, so the sum is reproducible.
+    float slices[kMaxForwardSplits];
 #pragma unroll
-  for (int j = 1; j < kOutputClasses; ++j) zmax = fmaxf(zmax, z[j]);
-  float sum = 0.0f;
+    for (int s = 0; s < kMaxForwardSplits; ++s)
+      slices[s] = s < split.splits ? part[s * slice + i] : 0.0f;
+    float v = split.bias[i];
 #pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j) sum += __expf(z[j] - zmax);
-  const float log_sum = __logf(sum);
-  const int label = labels[r];
-  float dz[kOutputClasses];
-  float z_label = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j) {
-    const float p = __expf(z[j] - zmax - log_sum);
-    dz[j] = (p - (j == label ? 1.0f : 0.0f)) / rows;
-    if (j == label) z_label = z[j];
-    if (tid == j) dlogits[std::size_t(r) * kOutputClasses + j] = dz[j];
+    for (int s = 0; s < kMaxForwardSplits; ++s) v += slices[s];
+    v = fmaxf(v, 0.0f);
+    if (split.act.keep_prob < 1.0f) {
+      const auto index = static_cast<std::uint32_t>(row_index + i);
+      v = dropout_uniform(split.act.seed, drop_step, index) < split.act.keep_prob
+              ? v / split.act.keep_prob
+              : 0.0f;
+    }
+    return v;
   }
-  if (tid == 0) row_loss[r] = log_sum - (z_label - zmax);
-  const float inv_keep = 1.0f / keep_prob;
-  for (int i = tid; i < hidden; i += kTrainThreads) {
-    const float* w = w2 + std::size_t(i) * kOutputClasses;
-    float s = 0.0f;
+  __device__ void keep(int i, float v) const { row[i] = v; }
+};
+
+// z += sum over this thread's hidden units of h[r, i] * W2[i, :].
+template <class Hidden>
+__device__ __forceinline__ void partial_logits(W2View& staged, int hidden, const Hidden& h,
+                                               float (&z)[kOutputClasses]) {
+  constexpr int kUnroll = 4;
+  for (int c0 = 0; c0 < hidden; c0 += staged.chunk) {
+    staged.hold(c0);
+    const int end = min(hidden, c0 + staged.chunk);
+    for (int i0 = c0 + threadIdx.x; i0 < end; i0 += kUnroll * kThreads) {
+      float hv[kUnroll];
 #pragma unroll
-    for (int j = 0; j < kOutputClasses; ++j) s = fmaf(dz[j], w[j], s);
-    dh[std::size_t(r) * hidden + i] = h_row[i] > 0.0f ? s * inv_keep : 0.0f;
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = i0 + u * kThreads;
+        hv[u] = i < end ? h.value(i) : 0.0f;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = i0 + u * kThreads;
+        if (i >= end) break;
+        h.keep(i, hv[u]);
+        const float* w = staged.unit(i);
+#pragma unroll
+        for (int j = 0; j < kOutputClasses; ++j) z[j] = fmaf(hv[u], w[j], z[j]);
+      }
+    }
   }
 }
 
-__global__ void output_layer_count_kernel(const float* __restrict__ h, int rows, int hidden,
-                                          const float* __restrict__ w2,
-                                          const float* __restrict__ b2,
-                                          const std::uint8_t* __restrict__ labels, int* correct) {
-  __shared__ int block_correct;
-  if (threadIdx.x == 0) block_correct = 0;
-  __syncthreads();
-  const int lane = threadIdx.x % 32;
-  const int r = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
-  if (r < rows) {
-    float z[kOutputClasses];
-    row_logits(h + std::size_t(r) * hidden, hidden, w2, b2, lane, z);
+__global__ void __launch_bounds__(kThreads)
+    output_layer_train_kernel(float* __restrict__ h, SplitHidden split, int rows, int hidden,
+                              const float* __restrict__ w2, const float* __restrict__ b2,
+                              const std::uint8_t* __restrict__ labels, float keep_prob,
+                              float* __restrict__ row_loss, float* __restrict__ dlogits,
+                              float* __restrict__ dh, std::int64_t* step) {
+  __shared__ float warp_part[kThreads / 32][kOutputClasses];
+  const int tid = threadIdx.x;
+  await_previous_kernel();
+  W2View staged = W2View::make(w2, staged_w2, hidden, rows > int(gridDim.x));
+  if (blockIdx.x == 0 && tid == 0) *step += 1;
+  const auto drop_step = split.partials && split.act.keep_prob < 1.0f
+                             ? static_cast<std::uint64_t>(*split.act.step)
+                             : 0;
+  const float inv_keep = 1.0f / keep_prob;
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+    float* h_row = h + std::size_t(r) * hidden;
+    float z[kOutputClasses] = {};
+    if (split.partials) {
+      const FinishHidden finish{split,
+                                split.partials + std::size_t(r) * hidden,
+                                std::size_t(rows) * hidden,
+                                drop_step,
+                                std::size_t(r) * hidden,
+                                h_row};
+      partial_logits(staged, hidden, finish, z);
+    } else {
+      partial_logits(staged, hidden, ReadHidden{h_row}, z);
+    }
+    block_logits(z, b2, warp_part);
+
+    float zmax = z[0];
+#pragma unroll
+    for (int j = 1; j < kOutputClasses; ++j) zmax = fmaxf(zmax, z[j]);
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kOutputClasses; ++j) sum += __expf(z[j] - zmax);
+    const float log_sum = __logf(sum);
+    const int label = labels[r];
+    float dz[kOutputClasses];
+    float z_label = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kOutputClasses; ++j) {
+      const float p = __expf(z[j] - zmax - log_sum);
+      dz[j] = (p - (j == label ? 1.0f : 0.0f)) / rows;
+      if (j == label) z_label = z[j];
+      if (tid == j) dlogits[std::size_t(r) * kOutputClasses + j] = dz[j];
+    }
+    if (tid == 0) row_loss[r] = log_sum - (z_label - zmax);
+    // dh for the same units this thread summed (it reads back its own h writes). Chunks in
+    // reverse: the last one staged is still resident.
+    for (int c0 = (hidden - 1) / staged.chunk * staged.chunk; c0 >= 0; c0 -= staged.chunk) {
+      staged.hold(c0);
+      const int end = min(hidden, c0 + staged.chunk);
+      for (int i = c0 + tid; i < end; i += kThreads) {
+        const float* w = staged.unit(i);
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < kOutputClasses; ++j) s = fmaf(dz[j], w[j], s);
+        dh[std::size_t(r) * hidden + i] = h_row[i] > 0.0f ? s * inv_keep : 0.0f;
+      }
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    output_layer_count_kernel(const float* __restrict__ h, int rows, int hidden,
+                              const float* __restrict__ w2, const float* __restrict__ b2,
+                              const std::uint8_t* __restrict__ labels, int* correct) {
+  __shared__ float warp_part[kThreads / 32][kOutputClasses];
+  W2View staged = W2View::make(w2, staged_w2, hidden, rows > int(gridDim.x));
+  int hits = 0;  // counted by thread 0
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* h_row = h + std::size_t(r) * hidden;
+    float z[kOutputClasses] = {};
+    partial_logits(staged, hidden, ReadHidden{h_row}, z);
+    block_logits(z, b2, warp_part);
     int best = 0;
 #pragma unroll
     for (int j = 1; j < kOutputClasses; ++j) best = z[j] > z[best] ? j : best;
-    if (lane == 0 && best == labels[r]) atomicAdd(&block_correct, 1);
+    hits += best == labels[r];
   }
-  __syncthreads();
-  if (threadIdx.x == 0 && block_correct) atomicAdd(correct, block_correct);
+  if (threadIdx.x == 0 && hits) atomicAdd(correct, hits);
 }
 
 unsigned blocks_for(int rows) {
-  return static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  int device = 0, sms = 0;
+  MNIST_CUDA_CHECK(cudaGetDevice(&device));
+  MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return static_cast<unsigned>(std::min(rows, sms * kBlocksPerSm));
+}
+
+// Room for a staged W2 chunk when blocks handle several rows (see W2View).
+unsigned shared_bytes(int rows, int hidden) {
+  if (rows <= static_cast<int>(blocks_for(rows))) return 0;
+  return static_cast<unsigned>(std::min(hidden, kChunkUnits) * kOutputClasses * sizeof(float));
 }
 
 }  // namespace
@@ -167,15 +237,15 @@ void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden
                         const float* b2, const std::uint8_t* labels, float keep_prob,
                         float* row_loss, float* dlogits, float* dh, std::int64_t* step,
                         cudaStream_t stream) {
-  launch("output_layer_train_kernel", output_layer_train_kernel, static_cast<unsigned>(rows),
-         kTrainThreads, stream, h, split, rows, hidden, w2, b2, labels, keep_prob, row_loss,
-         dlogits, dh, step);
+  launch("output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows), kThreads,
+         shared_bytes(rows, hidden), stream, h, split, rows, hidden, w2, b2, labels, keep_prob,
+         row_loss, dlogits, dh, step);
 }
 
 void output_layer_count_correct(const float* h, int rows, int hidden, const float* w2,
                                 const float* b2, const std::uint8_t* labels, int* correct,
                                 cudaStream_t stream) {
-  output_layer_count_kernel<<<blocks_for(rows), kWarpsPerBlock * 32, 0, stream>>>(
+  output_layer_count_kernel<<<blocks_for(rows), kThreads, shared_bytes(rows, hidden), stream>>>(
       h, rows, hidden, w2, b2, labels, correct);
   MNIST_LAUNCH_CHECK("output_layer_count_kernel");
 }

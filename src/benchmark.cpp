@@ -182,7 +182,7 @@ json gemm_comparison(int batch) {
       v(std::vector<float>(std::size_t(k + 1) * n, 0.0f));
   const int splits = kernels::forward_splits(batch, n, k);
   DeviceBuffer<float> partials(std::size_t(splits) * batch * n),
-      scratch(kernels::kMaxWeightGradSplits * std::size_t(k + 1) * n);
+      scratch(kernels::weight_grad_splits(k, n, batch) * std::size_t(k + 1) * n);
   DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{1});
   CudaStream stream;
   CublasHandle blas(stream.get());

@@ -14,12 +14,15 @@ namespace {
 
 std::size_t region(const Layer& l) { return std::size_t(l.in + 1) * l.out; }  // [W; b]
 
-// Scratch for split-K weight gradients: kMaxWeightGradSplits slices per layer that splits.
+// Partial gradients of a layer whose weight gradient is split (split-K), else 0.
+std::size_t split_floats(const Layer& l, int batch) {
+  const int splits = k::weight_grad_splits(l.in, l.out, batch);
+  return splits > 1 ? splits * region(l) : 0;
+}
+
 std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
   std::size_t floats = 0;
-  for (const Layer& l : layout.layers)
-    if (k::weight_grad_splits(l.in, l.out, batch) > 1)
-      floats += k::kMaxWeightGradSplits * region(l);
+  for (const Layer& l : layout.layers) floats += split_floats(l, batch);
   return floats;
 }
 
@@ -97,6 +100,7 @@ void CudaBackend::record_step(cudaStream_t s) {
                                batch_step_.get()};
   float* scratch = split_scratch_.size() ? split_scratch_.get() : nullptr;
   auto adam_for = [&](const Layer& l) {
+    const std::size_t split = split_floats(l, batch);
     const k::AdamUpdate update{p + l.w,
                                adam_m_.get() + l.w,
                                adam_v_.get() + l.w,
@@ -106,8 +110,8 @@ void CudaBackend::record_step(cudaStream_t s) {
                                kAdamEpsilon,
                                step_.get(),
                                nullptr,
-                               k::weight_grad_splits(l.in, l.out, batch) > 1 ? scratch : nullptr};
-    if (update.split_scratch) scratch += k::kMaxWeightGradSplits * region(l);
+                               split ? scratch : nullptr};
+    scratch += split;
     return update;
   };
   const Layer& first = layout_.layers.front();
