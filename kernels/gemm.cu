@@ -7,56 +7,10 @@
 #include "gemm.h"
 #include "launch.cuh"
 #include "philox.h"
+#include "vec4.cuh"
 
 namespace mnist::kernels {
 namespace {
-
-// ---- Four-element vectors. Every operand and result moves in runs of four consecutive elements:
-// one 16-byte (floats) or 4-byte (pixels) access when the run is whole and aligned, element by
-// element otherwise. `valid` counts the elements of the run inside the matrix (may be <= 0). ----
-
-using Vec4 = float[4];
-
-__device__ __forceinline__ bool aligned(const void* p, unsigned bytes) {
-  return (reinterpret_cast<std::uintptr_t>(p) & (bytes - 1)) == 0;
-}
-
-__device__ __forceinline__ void zero4(Vec4& out) {
-#pragma unroll
-  for (int q = 0; q < 4; ++q) out[q] = 0.0f;
-}
-
-__device__ __forceinline__ void load4(const float* src, int valid, Vec4& out) {
-  if (valid >= 4 && aligned(src, 16)) {
-    const float4 t = *reinterpret_cast<const float4*>(src);
-    out[0] = t.x, out[1] = t.y, out[2] = t.z, out[3] = t.w;
-    return;
-  }
-#pragma unroll
-  for (int q = 0; q < 4; ++q) out[q] = q < valid ? src[q] : 0.0f;
-}
-
-// Pixels, scaled to [0, 1] as they are read.
-__device__ __forceinline__ void load4(const std::uint8_t* src, int valid, Vec4& out) {
-  constexpr float kScale = 1.0f / 255.0f;
-  if (valid >= 4 && aligned(src, 4)) {
-    const uchar4 t = *reinterpret_cast<const uchar4*>(src);
-    out[0] = t.x * kScale, out[1] = t.y * kScale, out[2] = t.z * kScale, out[3] = t.w * kScale;
-    return;
-  }
-#pragma unroll
-  for (int q = 0; q < 4; ++q) out[q] = q < valid ? src[q] * kScale : 0.0f;
-}
-
-__device__ __forceinline__ void store4(float* dst, const Vec4& v, int valid) {
-  if (valid >= 4 && aligned(dst, 16)) {
-    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
-    return;
-  }
-#pragma unroll
-  for (int q = 0; q < 4; ++q)
-    if (q < valid) dst[q] = v[q];
-}
 
 // ---- Operand loaders. An A loader reads op(A) rows i.., reduction index p.. as four elements:
 // along p (kAlongRows = false: A is stored row by row, e.g. images) or along i (kAlongRows = true:
@@ -167,18 +121,24 @@ struct StoreBiasActivation {
     if (act.enabled && act.keep_prob < 1.0f) step = *act.step;
   }
   __device__ void operator()(int i, int j, int n, Vec4& v, int valid) const {
+    const bool drop = act.enabled && act.keep_prob < 1.0f;
+    const auto first = static_cast<std::uint32_t>(std::size_t(i) * n + j);
+    Vec4 u = {1.0f, 1.0f, 1.0f, 1.0f};  // dropout draws; a whole aligned group costs one Philox
+    if (drop && valid == 4 && first % 4 == 0) {
+      dropout_uniform4(act.seed, static_cast<std::uint64_t>(step), first / 4, u);
+    } else if (drop) {
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        if (q < valid)
+          u[q] = dropout_uniform(act.seed, static_cast<std::uint64_t>(step), first + q);
+    }
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
       if (q >= valid) break;
       v[q] += bias ? bias[j + q] : 0.0f;
       if (act.enabled) {
         v[q] = fmaxf(v[q], 0.0f);
-        if (act.keep_prob < 1.0f) {
-          const auto index = static_cast<std::uint32_t>(std::size_t(i) * n + j + q);
-          const bool kept =
-              dropout_uniform(act.seed, static_cast<std::uint64_t>(step), index) < act.keep_prob;
-          v[q] = kept ? v[q] / act.keep_prob : 0.0f;
-        }
+        if (drop) v[q] = u[q] < act.keep_prob ? v[q] / act.keep_prob : 0.0f;
       }
     }
     store4(y + std::size_t(i) * n + j, v, valid);
@@ -248,11 +208,6 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int k_begin = blockIdx.z * k_chunk, k = min(k_total, k_begin + k_chunk);
   await_previous_kernel();
-  if constexpr (!LoadA::kAlongRows) {
-    for (int r = tid; r < BM; r += T::kThreads)
-      row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
-    __syncthreads();
-  }
 
   Vec4 a_next[T::kAVecs], b_next[T::kBVecs];
   int a_keys[T::kAVecs];  // transposed A: the keys of the slice fetched next
@@ -261,7 +216,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
     for (int l = 0; l < T::kAVecs; ++l)
       a_keys[l] = load_a.col_key(k_begin + (tid + l * T::kThreads) / (BM / 4), k);
   }
-  auto fetch = [&](int k0) {
+  auto fetch_a = [&](int k0) {
 #pragma unroll
     for (int l = 0; l < T::kAVecs; ++l) {
       const int v = tid + l * T::kThreads;
@@ -274,6 +229,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
         load_a.load(row_keys[r], m0 + r, k0 + p, m, k, a_next[l]);
       }
     }
+  };
+  auto fetch_b = [&](int k0) {
 #pragma unroll
     for (int l = 0; l < T::kBVecs; ++l) {
       const int v = tid + l * T::kThreads;
@@ -306,14 +263,24 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
 
   float acc[TM][TN] = {};
   int buf = 0;
+  // B first: its loads need no row keys, so they are in flight while the keys resolve.
+  if (k_begin < k) fetch_b(k_begin);
+  if constexpr (!LoadA::kAlongRows) {
+    for (int r = tid; r < BM; r += T::kThreads)
+      row_keys[r] = m0 + r < m ? load_a.row_key(m0 + r) : 0;
+    __syncthreads();
+  }
   if (k_begin < k) {
-    fetch(k_begin);
+    fetch_a(k_begin);
     stash(0);
   }
   __syncthreads();
   for (int k0 = k_begin; k0 < k; k0 += BK) {
     const bool more = k0 + BK < k;
-    if (more) fetch(k0 + BK);
+    if (more) {
+      fetch_a(k0 + BK);
+      fetch_b(k0 + BK);
+    }
 #pragma unroll
     for (int p = 0; p < BK; ++p) {
       float a[TM], b[TN];

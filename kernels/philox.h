@@ -35,13 +35,23 @@ MNIST_HD Philox4 philox4x32_10(Philox4 ctr, std::uint32_t k0, std::uint32_t k1) 
   return ctr;
 }
 
-// Uniform in [0, 1) with 24 random bits, for element `index` of the dropout layer at `step`.
-MNIST_HD float dropout_uniform(std::uint64_t seed, std::uint64_t step, std::uint32_t index) {
+// One Philox block gives four 32-bit words: the dropout draws of elements 4g .. 4g + 3 of the
+// layer at `step` (so a kernel that handles four consecutive elements runs the generator once).
+// out[q] is uniform in [0, 1) with 24 random bits.
+MNIST_HD void dropout_uniform4(std::uint64_t seed, std::uint64_t step, std::uint32_t group,
+                               float (&out)[4]) {
   const Philox4 r =
-      philox4x32_10(Philox4{{index, static_cast<std::uint32_t>(step),
+      philox4x32_10(Philox4{{group, static_cast<std::uint32_t>(step),
                              static_cast<std::uint32_t>(step >> 32), 0x0d0du}},
                     static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
-  return static_cast<float>(r.v[0] >> 8) * (1.0f / 16777216.0f);
+  for (int q = 0; q < 4; ++q) out[q] = static_cast<float>(r.v[q] >> 8) * (1.0f / 16777216.0f);
+}
+
+// The draw of element `index` alone: word index % 4 of group index / 4.
+MNIST_HD float dropout_uniform(std::uint64_t seed, std::uint64_t step, std::uint32_t index) {
+  float u[4];
+  dropout_uniform4(seed, step, index / 4, u);
+  return u[index % 4];
 }
 
 }  // namespace mnist
