@@ -2,10 +2,8 @@
 
 #include "../kernels/adam.h"
 #include "../kernels/batch.h"
-#include "../kernels/reduce.h"
 #include "../kernels/relu_dropout.h"
 #include "../kernels/softmax_xent.h"
-#include "event_stopwatch.h"
 
 namespace mnist {
 
@@ -25,10 +23,7 @@ void sgemm_row_major(cublasHandle_t h, bool transpose_a, bool transpose_b, int m
 
 CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
                              std::vector<float> initial_params)
-    : config_(config),
-      layout_(make_layout(config.model, config.hidden_units)),
-      train_count_(data.train.count),
-      test_count_(data.test.count),
+    : GpuBackendBase(config, data, initial_params),
       cublas_(stream_.get()),
       cudnn_(stream_.get()),
       batch_hidden_(1, 1, config.batch_size, std::max(layout_.hidden(), 1)),
@@ -39,12 +34,7 @@ CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
       train_labels_(data.train.labels),
       test_labels_(data.test.labels),
       test_x_(std::size_t(data.test.count) * kInputs),
-      orders_(2 * std::size_t(data.train.count)),
-      step_(std::vector<std::int64_t>{0}),
-      params_(initial_params),
       grads_(layout_.total),
-      adam_m_(std::vector<float>(layout_.total, 0.0f)),
-      adam_v_(std::vector<float>(layout_.total, 0.0f)),
       x_(std::size_t(config.batch_size) * kInputs),
       z_(batch_hidden_size()),
       a_(batch_hidden_size()),
@@ -56,15 +46,10 @@ CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
       dh_(batch_hidden_size()),
       da_(batch_hidden_size()),
       dz_(batch_hidden_size()),
-      row_loss_(config.batch_size),
-      loss_(1),
       y_(config.batch_size),
       eval_hidden_(std::size_t(data.test.count) * std::max(layout_.hidden(), 1)),
       eval_logits_(std::size_t(data.test.count) * kClasses),
-      correct_(1),
       ones_(std::vector<float>(std::max(config.batch_size, data.test.count), 1.0f)) {
-  if (initial_params.size() != layout_.total)
-    throw std::invalid_argument("CublasBackend: parameter count");
   DeviceBuffer<std::uint8_t> test_bytes(data.test.images);
   k::bytes_to_unit_float(test_bytes.get(), test_x_.get(), test_bytes.size(), stream_.get());
   synchronize();
@@ -72,13 +57,6 @@ CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
 
 std::size_t CublasBackend::batch_hidden_size() const {
   return std::size_t(config_.batch_size) * std::max(layout_.hidden(), 1);
-}
-
-void CublasBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) {
-  std::int32_t* slot = orders_.get() + (epoch % 2) * std::size_t(train_count_);
-  MNIST_CUDA_CHECK(cudaMemcpyAsync(slot, order.data(), order.size() * sizeof(std::int32_t),
-                                   cudaMemcpyHostToDevice, stream_.get()));
-  synchronize();
 }
 
 // Y[rows, n] += 1[rows] * bias[n]^T: a rank-1 cuBLAS product (the vendor way to broadcast a bias).
@@ -161,48 +139,6 @@ void CublasBackend::record_eval(cudaStream_t s) {
                   eval_logits_.get());
   bias_add(test_count_, out.out, p + out.b, eval_logits_.get());
   k::count_correct(eval_logits_.get(), test_labels_.get(), test_count_, out.out, correct_.get(), s);
-}
-
-void CublasBackend::train_step() {
-  step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_step(s); });
-  host_step_ += 1;
-}
-
-void CublasBackend::synchronize() { MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
-
-float CublasBackend::last_loss() {
-  k::mean(row_loss_.get(), loss_.get(), config_.batch_size, stream_.get());
-  return loss_.download(stream_.get())[0];
-}
-
-int CublasBackend::evaluate_test() {
-  eval_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_eval(s); });
-  return correct_.download(stream_.get())[0];
-}
-
-std::unique_ptr<Stopwatch> CublasBackend::stopwatch() {
-  return std::make_unique<EventStopwatch>(stream_.get());
-}
-
-TrainState CublasBackend::state() {
-  synchronize();
-  TrainState st;
-  st.params = params_.download(stream_.get());
-  st.adam_m = adam_m_.download(stream_.get());
-  st.adam_v = adam_v_.download(stream_.get());
-  st.step = host_step_;
-  return st;
-}
-
-void CublasBackend::set_state(const TrainState& state) {
-  if (state.params.size() != layout_.total)
-    throw std::invalid_argument("CublasBackend: parameter count");
-  synchronize();
-  params_.upload(state.params, stream_.get());
-  adam_m_.upload(state.adam_m, stream_.get());
-  adam_v_.upload(state.adam_v, stream_.get());
-  step_.upload(std::vector<std::int64_t>{state.step}, stream_.get());
-  host_step_ = state.step;
 }
 
 }  // namespace mnist

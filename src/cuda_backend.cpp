@@ -2,9 +2,7 @@
 
 #include "../kernels/gemm.h"
 #include "../kernels/output_layer.h"
-#include "../kernels/reduce.h"
 #include "../kernels/softmax_xent.h"
-#include "event_stopwatch.h"
 
 namespace mnist {
 
@@ -30,22 +28,14 @@ std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
 
 CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
                          std::vector<float> initial_params)
-    : config_(config),
-      layout_(make_layout(config.model, config.hidden_units)),
-      train_count_(data.train.count),
-      test_count_(data.test.count),
+    : GpuBackendBase(config, data, initial_params),
       forward_splits_(
           layout_.layers.size() == 2 ? k::forward_splits(config.batch_size, layout_.hidden()) : 1),
       train_images_(data.train.images),
       train_labels_(data.train.labels),
       test_images_(data.test.images),
       test_labels_(data.test.labels),
-      orders_(2 * std::size_t(data.train.count)),
-      step_(std::vector<std::int64_t>{0}),
       batch_step_(1),
-      params_(initial_params),
-      adam_m_(std::vector<float>(layout_.total, 0.0f)),
-      adam_v_(std::vector<float>(layout_.total, 0.0f)),
       split_scratch_(split_scratch_floats(layout_, config.batch_size)),
       forward_partials_(forward_splits_ > 1
                             ? std::size_t(forward_splits_) * config.batch_size * layout_.hidden()
@@ -54,33 +44,18 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       logits_(std::size_t(config.batch_size) * kClasses),
       dlogits_(std::size_t(config.batch_size) * kClasses),
       dhidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
-      row_loss_(config.batch_size),
-      loss_(1),
       batch_labels_(config.batch_size),
       batch_images_(config.batch_size),
-      eval_out_(std::size_t(data.test.count) * std::max(layout_.hidden(), kClasses)),
-      correct_(1) {
-  if (initial_params.size() != layout_.total)
-    throw std::invalid_argument("CudaBackend: parameter count");
+      eval_out_(std::size_t(data.test.count) * std::max(layout_.hidden(), kClasses)) {
   if (layout_.layers.back().out != k::kOutputClasses)
     throw std::invalid_argument("CudaBackend: 10 classes");
 }
 
 std::size_t CudaBackend::device_bytes() const {
-  return train_images_.size() + train_labels_.size() + test_images_.size() + test_labels_.size() +
-         4 * orders_.size() + 16 +
-         4 * (3 * params_.size() + split_scratch_.size() + forward_partials_.size()) +
-         4 * (hidden_.size() + logits_.size() + dlogits_.size() + dhidden_.size() +
-              row_loss_.size() + 1) +
-         batch_labels_.size() + 4 * batch_images_.size() + 4 * eval_out_.size() + 4;
-}
-
-void CudaBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) {
-  // Stream-ordered after every step already queued, which has finished with this slot's old epoch.
-  std::int32_t* slot = orders_.get() + (epoch % 2) * std::size_t(train_count_);
-  MNIST_CUDA_CHECK(cudaMemcpyAsync(slot, order.data(), order.size() * sizeof(std::int32_t),
-                                   cudaMemcpyHostToDevice, stream_.get()));
-  MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // `order` is pageable host memory
+  return shared_device_bytes() + train_images_.size() + train_labels_.size() + test_images_.size() +
+         test_labels_.size() + 8 + 4 * (split_scratch_.size() + forward_partials_.size()) +
+         4 * (hidden_.size() + logits_.size() + dlogits_.size() + dhidden_.size()) +
+         batch_labels_.size() + 4 * batch_images_.size() + 4 * eval_out_.size();
 }
 
 // One training step as 3 (softmax) or 4 (mlp) kernels:
@@ -167,48 +142,6 @@ void CudaBackend::record_eval(cudaStream_t s) {
     k::count_correct(eval_out_.get(), test_labels_.get(), test_count_, first.out, correct_.get(),
                      s);
   }
-}
-
-void CudaBackend::train_step() {
-  step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_step(s); });
-  host_step_ += 1;
-}
-
-std::unique_ptr<Stopwatch> CudaBackend::stopwatch() {
-  return std::make_unique<EventStopwatch>(stream_.get());
-}
-
-void CudaBackend::synchronize() { MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
-
-float CudaBackend::last_loss() {
-  k::mean(row_loss_.get(), loss_.get(), config_.batch_size, stream_.get());
-  return loss_.download(stream_.get())[0];
-}
-
-int CudaBackend::evaluate_test() {
-  eval_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_eval(s); });
-  return correct_.download(stream_.get())[0];
-}
-
-TrainState CudaBackend::state() {
-  synchronize();
-  TrainState st;
-  st.params = params_.download(stream_.get());
-  st.adam_m = adam_m_.download(stream_.get());
-  st.adam_v = adam_v_.download(stream_.get());
-  st.step = host_step_;
-  return st;
-}
-
-void CudaBackend::set_state(const TrainState& state) {
-  if (state.params.size() != layout_.total)
-    throw std::invalid_argument("CudaBackend: parameter count");
-  synchronize();
-  params_.upload(state.params, stream_.get());
-  adam_m_.upload(state.adam_m, stream_.get());
-  adam_v_.upload(state.adam_v, stream_.get());
-  step_.upload(std::vector<std::int64_t>{state.step}, stream_.get());
-  host_step_ = state.step;
 }
 
 }  // namespace mnist

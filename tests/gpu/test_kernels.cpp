@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 
 #include "adam.h"
 #include "batch.h"
@@ -126,6 +127,36 @@ struct ByteSet {
   }
 };
 
+// The forward of a batch drawn at `step` from `set`, in float64: rows of X * W + b, then ReLU and
+// dropout (Philox seed 5) when `relu_dropout`; and the batch's image indices and labels.
+struct ForwardReference {
+  std::vector<double> y;
+  std::vector<std::uint8_t> labels;
+  std::vector<std::int32_t> images;
+};
+
+ForwardReference reference_forward(const ByteSet& set, std::int64_t step, int m, int n,
+                                   const std::vector<float>& w, const std::vector<float>& b,
+                                   bool relu_dropout, float keep) {
+  ForwardReference ref{std::vector<double>(std::size_t(m) * n), std::vector<std::uint8_t>(m),
+                       std::vector<std::int32_t>(m)};
+  for (int i = 0; i < m; ++i) {
+    const int image = set.image(step, m, i);
+    ref.images[i] = image;
+    ref.labels[i] = set.labels[image];
+    for (int j = 0; j < n; ++j) {
+      double acc = b[j];
+      for (int p = 0; p < 784; ++p) acc += set.pixel(image, p) * w[std::size_t(p) * n + j];
+      if (relu_dropout) {
+        const bool kept = dropout_uniform(5, step, std::uint32_t(i * n + j)) < keep;
+        acc = kept ? std::max(acc, 0.0) / keep : 0.0;
+      }
+      ref.y[std::size_t(i) * n + j] = acc;
+    }
+  }
+  return ref;
+}
+
 TEST(GemmKernel, ForwardOnGatheredBytesMatchesReference) {
   REQUIRE_GPU();
   std::mt19937 rng(3);
@@ -145,26 +176,10 @@ TEST(GemmKernel, ForwardOnGatheredBytesMatchesReference) {
       kernels::linear_forward_bytes(
           rows, dw.get(), db.get(), dy.get(), m, n, {n == 500, keep, 5, dstep.get()},
           {set.d_labels.get(), batch_labels.get(), batch_images.get()}, nullptr);
-      std::vector<double> ref(std::size_t(m) * n);
-      std::vector<std::uint8_t> ref_labels(m);
-      std::vector<std::int32_t> ref_images(m);
-      for (int i = 0; i < m; ++i) {
-        const int image = set.image(step, m, i);
-        ref_images[i] = image;
-        ref_labels[i] = set.labels[image];
-        for (int j = 0; j < n; ++j) {
-          double acc = b[j];
-          for (int p = 0; p < 784; ++p) acc += set.pixel(image, p) * w[std::size_t(p) * n + j];
-          if (n == 500) {
-            const bool kept = dropout_uniform(5, step, std::uint32_t(i * n + j)) < keep;
-            acc = kept ? std::max(acc, 0.0) / keep : 0.0;
-          }
-          ref[std::size_t(i) * n + j] = acc;
-        }
-      }
-      EXPECT_TRUE(close(download(dy), ref, kFp32Bound)) << "m=" << m << " n=" << n;
-      EXPECT_EQ(batch_labels.download(), ref_labels);
-      EXPECT_EQ(batch_images.download(), ref_images);
+      const ForwardReference ref = reference_forward(set, step, m, n, w, b, n == 500, keep);
+      EXPECT_TRUE(close(download(dy), ref.y, kFp32Bound)) << "m=" << m << " n=" << n;
+      EXPECT_EQ(batch_labels.download(), ref.labels);
+      EXPECT_EQ(batch_images.download(), ref.images);
     }
   }
 }
@@ -204,23 +219,10 @@ TEST(GemmKernel, SplitForwardFinishedByTheOutputLayer) {
       kernels::output_layer_train(h.get(), split, m, n, dw2.get(), db2.get(), batch_labels.get(),
                                   keep, loss.get(), dlogits.get(), dh.get(), counter.get(),
                                   nullptr);
-      std::vector<double> ref(std::size_t(m) * n);
-      std::vector<std::uint8_t> ref_labels(m);
-      std::vector<std::int32_t> ref_images(m);
-      for (int i = 0; i < m; ++i) {
-        const int image = set.image(step, m, i);
-        ref_images[i] = image;
-        ref_labels[i] = set.labels[image];
-        for (int j = 0; j < n; ++j) {
-          double acc = b[j];
-          for (int p = 0; p < 784; ++p) acc += set.pixel(image, p) * w[std::size_t(p) * n + j];
-          const bool kept = dropout_uniform(5, step, std::uint32_t(i * n + j)) < keep;
-          ref[std::size_t(i) * n + j] = kept ? std::max(acc, 0.0) / keep : 0.0;
-        }
-      }
-      EXPECT_TRUE(close(download(h), ref, kFp32Bound));
-      EXPECT_EQ(batch_labels.download(), ref_labels);
-      EXPECT_EQ(batch_images.download(), ref_images);
+      const ForwardReference ref = reference_forward(set, step, m, n, w, b, true, keep);
+      EXPECT_TRUE(close(download(h), ref.y, kFp32Bound));
+      EXPECT_EQ(batch_labels.download(), ref.labels);
+      EXPECT_EQ(batch_images.download(), ref.images);
       EXPECT_EQ(batch_step.download()[0], step);
       EXPECT_EQ(counter.download()[0], step + 1);
       for (float v : download(dh)) ASSERT_FALSE(std::isnan(v));  // every element written
@@ -345,6 +347,19 @@ TEST(SoftmaxXentKernel, LossAndGradientMatchReference) {
   }
 }
 
+// Row r's logits h[r] * W2 + b2 in float64.
+std::array<double, 10> reference_logits(const std::vector<float>& h, int hidden,
+                                        const std::vector<float>& w2, const std::vector<float>& b2,
+                                        int r) {
+  std::array<double, 10> z{};
+  for (int j = 0; j < 10; ++j) {
+    z[j] = b2[j];
+    for (int i = 0; i < hidden; ++i)
+      z[j] += double(h[std::size_t(r) * hidden + i]) * w2[std::size_t(i) * 10 + j];
+  }
+  return z;
+}
+
 TEST(OutputLayerKernel, LossAndGradientsMatchReference) {
   REQUIRE_GPU();
   std::mt19937 rng(12);
@@ -376,13 +391,8 @@ TEST(OutputLayerKernel, LossAndGradientsMatchReference) {
       std::vector<double> ref_loss(m), ref_dlogits(std::size_t(m) * 10),
           ref_dh(std::size_t(m) * hidden);
       for (int r = 0; r < m; ++r) {
-        double z[10];
-        for (int j = 0; j < 10; ++j) {
-          z[j] = b2[j];
-          for (int i = 0; i < hidden; ++i)
-            z[j] += double(h[std::size_t(r) * hidden + i]) * w2[std::size_t(i) * 10 + j];
-        }
-        const double zmax = *std::max_element(z, z + 10);
+        const auto z = reference_logits(h, hidden, w2, b2, r);
+        const double zmax = *std::max_element(z.begin(), z.end());
         double sum = 0;
         for (double v : z) sum += std::exp(v - zmax);
         ref_loss[r] = std::log(sum) + zmax - z[y[r]];
@@ -422,13 +432,8 @@ TEST(OutputLayerKernel, CountCorrectMatchesArgmax) {
                                         correct.get(), nullptr);
     int expected = 3;
     for (int r = 0; r < m; ++r) {
-      double z[10];
-      for (int j = 0; j < 10; ++j) {
-        z[j] = b2[j];
-        for (int i = 0; i < hidden; ++i)
-          z[j] += double(h[std::size_t(r) * hidden + i]) * w2[std::size_t(i) * 10 + j];
-      }
-      expected += std::max_element(z, z + 10) - z == y[r];
+      const auto z = reference_logits(h, hidden, w2, b2, r);
+      expected += std::max_element(z.begin(), z.end()) - z.begin() == y[r];
     }
     // A float32 near-tie may resolve differently from float64: allow one in a thousand.
     EXPECT_NEAR(correct.download()[0], expected, 1 + m / 1000) << "m=" << m;
