@@ -209,23 +209,35 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
   const int k_begin = blockIdx.z * k_chunk, k = min(k_total, k_begin + k_chunk);
   await_previous_kernel();
 
+  // Where this thread's l-th vector of the A tile lives: row r and reduction index p of its first
+  // element (transposed A: four rows at one p; row-major A: four p along one row).
+  auto a_coords = [&](int l, int& r, int& p) {
+    const int v = tid + l * T::kThreads;
+    if constexpr (LoadA::kAlongRows) {
+      r = (v % (BM / 4)) * 4, p = v / (BM / 4);
+    } else {
+      r = v / (BK / 4), p = (v % (BK / 4)) * 4;
+    }
+  };
   Vec4 a_next[T::kAVecs], b_next[T::kBVecs];
   int a_keys[T::kAVecs];  // transposed A: the keys of the slice fetched next
   if constexpr (LoadA::kAlongRows) {
 #pragma unroll
-    for (int l = 0; l < T::kAVecs; ++l)
-      a_keys[l] = load_a.col_key(k_begin + (tid + l * T::kThreads) / (BM / 4), k);
+    for (int l = 0; l < T::kAVecs; ++l) {
+      int r, p;
+      a_coords(l, r, p);
+      a_keys[l] = load_a.col_key(k_begin + p, k);
+    }
   }
   auto fetch_a = [&](int k0) {
 #pragma unroll
     for (int l = 0; l < T::kAVecs; ++l) {
-      const int v = tid + l * T::kThreads;
+      int r, p;
+      a_coords(l, r, p);
       if constexpr (LoadA::kAlongRows) {
-        const int r = (v % (BM / 4)) * 4, p = v / (BM / 4);
         load_a.load(a_keys[l], m0 + r, k0 + p, m, k, a_next[l]);
         a_keys[l] = load_a.col_key(k0 + BK + p, k);
       } else {
-        const int r = v / (BK / 4), p = (v % (BK / 4)) * 4;
         load_a.load(row_keys[r], m0 + r, k0 + p, m, k, a_next[l]);
       }
     }
@@ -241,13 +253,12 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
   auto stash = [&](int buf) {
 #pragma unroll
     for (int l = 0; l < T::kAVecs; ++l) {
-      const int v = tid + l * T::kThreads;
+      int r, p;
+      a_coords(l, r, p);
       if constexpr (LoadA::kAlongRows) {
-        const int r = (v % (BM / 4)) * 4, p = v / (BM / 4);
         *reinterpret_cast<float4*>(&as[buf][p][r]) =
             make_float4(a_next[l][0], a_next[l][1], a_next[l][2], a_next[l][3]);
       } else {
-        const int r = v / (BK / 4), p = (v % (BK / 4)) * 4;
 #pragma unroll
         for (int q = 0; q < 4; ++q) as[buf][p + q][r] = a_next[l][q];
       }
@@ -330,7 +341,6 @@ using Narrow = TileShape<32, 16, 32, 4, 4>;  // n <= 16 (the output layer): 16 b
 
 enum class Shape { kBig, kLong, kMid, kSmall, kNarrow };
 
-constexpr int kSms = 132;              // an H200; elsewhere only the block counts change
 constexpr int kTargetWarpsPerSm = 16;  // what the 128-register cap allows resident
 
 struct Plan {
@@ -350,7 +360,8 @@ constexpr SplitPolicy kWeightGradSplit{kMaxWeightGradSplits, 128};
 template <class T>
 Plan make_plan(Shape shape, int m, int n, int k, SplitPolicy policy) {
   const long long tiles = (long long)((m + T::kBM - 1) / T::kBM) * ((n + T::kBN - 1) / T::kBN);
-  const long long target_blocks = kSms * kTargetWarpsPerSm / (T::kThreads / 32);
+  const long long target_blocks =
+      (long long)device_facts().sms * kTargetWarpsPerSm / (T::kThreads / 32);
   const int wanted = static_cast<int>(
       std::clamp<long long>(target_blocks / tiles, 1, std::max(1, policy.max_splits)));
   const int depth = (k + wanted - 1) / wanted;
@@ -376,7 +387,7 @@ Plan plan_for(int m, int n, int k, SplitPolicy policy) {
   const Plan mid = make_plan<Mid>(Shape::kMid, m, n, k, policy);
   const long long mid_blocks =
       (long long)((m + Mid::kBM - 1) / Mid::kBM) * ((n + Mid::kBN - 1) / Mid::kBN) * mid.splits;
-  if (mid_blocks >= kSms) return mid;
+  if (mid_blocks >= device_facts().sms) return mid;
   return make_plan<Small>(Shape::kSmall, m, n, k, policy);
 }
 

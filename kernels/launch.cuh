@@ -23,13 +23,28 @@ __device__ __forceinline__ void await_previous_kernel() {
 #endif
 }
 
-// Whether the current device supports programmatic dependent launch (compute capability >= 9).
-inline bool pdl_supported() {
-  int device = 0, major = 0;
+// What the kernels' launch planning needs to know of the current device, queried once per device
+// (launches sit on the training loop's path when graphs are off).
+struct DeviceFacts {
+  int major = 0;  // compute capability
+  int sms = 0;    // streaming multiprocessors
+};
+
+inline const DeviceFacts& device_facts() {
+  constexpr int kMaxDevices = 64;
+  static DeviceFacts facts[kMaxDevices];
+  int device = 0;
   MNIST_CUDA_CHECK(cudaGetDevice(&device));
-  MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  return major >= 9;
+  DeviceFacts& f = facts[device % kMaxDevices];
+  if (f.sms == 0) {
+    MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&f.major, cudaDevAttrComputeCapabilityMajor, device));
+    MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&f.sms, cudaDevAttrMultiProcessorCount, device));
+  }
+  return f;
 }
+
+// Whether the current device supports programmatic dependent launch (compute capability >= 9).
+inline bool pdl_supported() { return device_facts().major >= 9; }
 
 template <class... Params, class... Args>
 void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block,

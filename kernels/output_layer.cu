@@ -219,10 +219,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 unsigned blocks_for(int rows) {
-  int device = 0, sms = 0;
-  MNIST_CUDA_CHECK(cudaGetDevice(&device));
-  MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return static_cast<unsigned>(std::min(rows, sms * kBlocksPerSm));
+  return static_cast<unsigned>(std::min(rows, device_facts().sms * kBlocksPerSm));
 }
 
 // Room for a staged W2 chunk when blocks handle several rows (see W2View).

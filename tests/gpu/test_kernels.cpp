@@ -64,6 +64,39 @@ TEST(GemmKernel, LinearForwardOnBigTilesMatchesReference) {
   expect_linear_forward_matches(3999, {13, 1003}, rng);
 }
 
+// The float split-K product (what --benchmark times against cuBLAS): its slices, added in order,
+// are X * W.
+TEST(GemmKernel, SplitForwardOnFloatsSlicesSumToTheProduct) {
+  REQUIRE_GPU();
+  std::mt19937 rng(16);
+  for (int m : kRows) {
+    for (Dims d : {Dims{784, 500}, Dims{13, 37}}) {
+      const int splits = kernels::forward_splits(m, d.n, d.k);
+      SCOPED_TRACE("m=" + std::to_string(m) + " k=" + std::to_string(d.k) +
+                   " splits=" + std::to_string(splits));
+      const auto x = random_floats(std::size_t(m) * d.k, rng),
+                 w = random_floats(std::size_t(d.k) * d.n, rng);
+      DeviceBuffer<float> dx(x), dw(w);
+      auto partials = poisoned<float>(std::size_t(splits) * m * d.n);
+      kernels::linear_forward_split(dx.get(), dw.get(), partials.get(), m, d.k, d.n, nullptr);
+      const auto slices = download(partials);
+      std::vector<float> sum(std::size_t(m) * d.n, 0.0f);
+      for (int s = 0; s < splits; ++s)
+        for (std::size_t e = 0; e < sum.size(); ++e) sum[e] += slices[s * sum.size() + e];
+      std::vector<double> ref(sum.size());
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < d.n; ++j) {
+          double acc = 0;
+          for (int p = 0; p < d.k; ++p)
+            acc += double(x[std::size_t(i) * d.k + p]) * w[std::size_t(p) * d.n + j];
+          ref[std::size_t(i) * d.n + j] = acc;
+        }
+      EXPECT_TRUE(close(sum, ref, kFp32Bound));
+    }
+  }
+  EXPECT_GT(kernels::forward_splits(100, 500, 784), 1);  // the batch-100 shape is split
+}
+
 TEST(GemmKernel, ReluDropoutEpilogueUsesThePhiloxMask) {
   REQUIRE_GPU();
   std::mt19937 rng(2);
