@@ -1,5 +1,12 @@
-// TF's Adam update for one parameter, shared by every kernel that applies it (the standalone
-// update, the weight-gradient epilogue, and the split-K reduction), so the formula lives once.
+// TF's Adam update for one parameter, shared by every kernel that applies it (the weight-gradient
+// epilogue, the split-K reduction, and the baseline's standalone update), so the formula lives once.
+//
+// The step convention, one for every GPU kernel and both GPU backends: a device int64 `step`
+// counts the training steps taken. Within a step, the kernels before the loss read it as the
+// step's 0-based index (its batch in the sample stream, its dropout mask); the loss kernel then
+// advances it (softmax_xent, output_layer_train, or the baseline's nll_from_log_softmax), so the
+// kernels after the loss (Adam) read t = *step, the 1-based step number of TF's Adam. The host's
+// CpuBackend follows the same order: step += 1, then Adam with t = step.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -3,14 +3,17 @@
 #include <stdexcept>
 
 #include "adam_rule.cuh"
-#include "cuda_check.h"
+#include "common/philox.h"
+#include "common/sample_stream.h"
 #include "gemm.h"
 #include "launch.cuh"
-#include "philox.h"
 #include "vec4.cuh"
 
 namespace mnist::kernels {
 namespace {
+
+constexpr int kMaxWeightGradSplits = 16;
+constexpr int kMaxNarrowSplits = 64;  // n <= 16: slices are cheap, each block is one warp
 
 // ---- Operand loaders. An A loader reads op(A) rows i.., reduction index p.. as four elements:
 // along p (kAlongRows = false: A is stored row by row, e.g. images) or along i (kAlongRows = true:
@@ -35,9 +38,7 @@ struct DenseA {  // A[i, p] = a[i * lda + p]
 __device__ __forceinline__ int image_of(const ByteRows& x, int row) {
   if (x.indices) return x.indices[row];
   if (!x.orders) return row;
-  const std::int64_t s = *x.step * x.batch + row;
-  const std::int64_t epoch = s / x.count;
-  return x.orders[(epoch % 2) * x.count + static_cast<int>(s % x.count)];
+  return x.orders[order_slot(stream_position(*x.step, x.batch, row, x.count), x.count)];
 }
 
 struct BytesA {  // A[i, p] = pixel p of batch row i, / 255
@@ -46,7 +47,7 @@ struct BytesA {  // A[i, p] = pixel p of batch row i, / 255
   __device__ int row_key(int i) const { return image_of(x, i); }
   __device__ void load(int image, int i, int p, int m, int k, Vec4& out) const {
     if (i < m)
-      load4(x.images + std::size_t(image) * kImagePixelsK + p, k - p, out);
+      load4(x.images + std::size_t(image) * kImagePixels + p, k - p, out);
     else
       zero4(out);
   }
@@ -69,7 +70,7 @@ struct BytesTransposedWithOnes {  // A[i, p] = pixel i of batch row p / 255; row
   __device__ int col_key(int p, int k) const { return p < k ? x.indices[p] : 0; }
   __device__ void load(int image, int i, int p, int, int k, Vec4& out) const {
     if (p >= k) return zero4(out);
-    load_with_ones_row(x.images + std::size_t(image) * kImagePixelsK + i, i, kImagePixelsK, out);
+    load_with_ones_row(x.images + std::size_t(image) * kImagePixels + i, i, kImagePixels, out);
   }
 };
 
@@ -152,7 +153,6 @@ struct ApplyAdam {
   __device__ void load_state() { rule = AdamRule::at(u.lr, u.beta1, u.beta2, u.eps, *u.step); }
   __device__ void operator()(int i, int j, int n, Vec4& g, int valid) const {
     const std::size_t idx = std::size_t(i) * n + j;
-    if (u.grad) store4(u.grad + idx, g, valid);
     Vec4 p, m, v;
     load4(u.params + idx, valid, p);
     load4(u.m + idx, valid, m);
@@ -396,8 +396,9 @@ void launch_shape(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan&
                   cudaStream_t stream) {
   constexpr int TM = T::kBM / T::kThreadsY, TN = T::kBN / T::kThreadsX;
   const dim3 grid((n + T::kBN - 1) / T::kBN, (m + T::kBM - 1) / T::kBM, plan.splits);
-  launch("gemm_kernel", gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN, LoadA, LoadB, Epilogue>, grid,
-         T::kThreads, 0, stream, a, b, e, m, n, k, plan.k_chunk);
+  launch(MNIST_HERE, "gemm_kernel",
+         gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN, LoadA, LoadB, Epilogue>, grid, T::kThreads, 0,
+         stream, a, b, e, m, n, k, plan.k_chunk);
 }
 
 template <class LoadA, class LoadB, class Epilogue>
@@ -426,7 +427,6 @@ __global__ void adam_from_partials_kernel(const float* __restrict__ partials, in
        i += std::size_t(gridDim.x) * blockDim.x) {
     float g = 0.0f;
     for (int z = 0; z < splits; ++z) g += partials[z * n + i];
-    if (u.grad) u.grad[i] = g;
     float p = u.params[i], m = u.m[i], v = u.v[i];
     rule.apply(p, m, v, g);
     u.params[i] = p;
@@ -458,9 +458,9 @@ int forward_splits(int m, int n, int k) { return plan_for(m, n, k, kForwardSplit
 
 void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partials, int m, int n,
                                 const GatherRecord& record, cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, kImagePixelsK, kForwardSplit);
+  const Plan plan = plan_for(m, n, kImagePixels, kForwardSplit);
   const StorePartial store{partials, std::size_t(m) * n, RecordBatch{x, record}};
-  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK, plan, stream);
+  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixels, plan, stream);
 }
 
 void linear_forward_split(const float* x, const float* w, float* partials, int m, int k, int n,
@@ -474,8 +474,8 @@ void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, 
                           int n, const ReluDropout& epilogue, const GatherRecord& record,
                           cudaStream_t stream) {
   const StoreBiasActivation store{y, bias, epilogue, RecordBatch{x, record}};
-  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixelsK,
-           plan_for(m, n, kImagePixelsK, kNoSplit), stream);
+  run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixels,
+           plan_for(m, n, kImagePixels, kNoSplit), stream);
 }
 
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
@@ -486,7 +486,7 @@ void linear_forward(const float* x, const float* w, const float* bias, float* y,
 
 void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
                             const AdamUpdate& adam, cudaStream_t stream) {
-  weight_grad_then_adam(BytesTransposedWithOnes{x}, kImagePixelsK + 1, dz, batch, n, adam, stream);
+  weight_grad_then_adam(BytesTransposedWithOnes{x}, kImagePixels + 1, dz, batch, n, adam, stream);
 }
 
 void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
@@ -497,8 +497,8 @@ void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,
                         cudaStream_t stream) {
   const auto blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 2048));
-  launch("adam_from_partials_kernel", adam_from_partials_kernel, blocks, 256, 0, stream, partials,
-         splits, n, adam);
+  launch(MNIST_HERE, "adam_from_partials_kernel", adam_from_partials_kernel, blocks, 256, 0, stream,
+         partials, splits, n, adam);
 }
 
 }  // namespace mnist::kernels

@@ -12,13 +12,15 @@
 
 #include <cstdint>
 
+#include "common/mnist_shape.h"
+
 namespace mnist::kernels {
 
 // Rows of a matrix of images held as bytes. Row r is image:
 //   indices[r]                                  when indices is set (a batch gathered earlier);
-//   orders[(e % 2) * count + s % count]         when orders is set, with s = *step * batch + r and
-//                                               e = s / count (the epoch-order stream,
-//                                               src/backend.h);
+//   orders[order_slot(stream_position(*step, batch, r, count))]
+//                                               when orders is set (the sample stream,
+//                                               common/sample_stream.h);
 //   r                                           otherwise (the whole test set).
 struct ByteRows {
   const std::uint8_t* images = nullptr;  // count x 784
@@ -38,28 +40,22 @@ struct ReluDropout {
   const std::int64_t* step = nullptr;  // device pointer: the training step counter
 };
 
-// TF Adam applied to a layer's [W; b] region of the flat parameter array, with t = *step (the step
-// counter already advanced for this step). grad, when set, also receives the raw gradient.
+// TF Adam applied to a layer's [W; b] region of the flat parameter array, with t = *step: by the
+// step convention (adam_rule.cuh) the loss kernel has already counted this step.
 struct AdamUpdate {
   float* params = nullptr;
   float* m = nullptr;
   float* v = nullptr;
   float lr = 0.001f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   const std::int64_t* step = nullptr;
-  float* grad = nullptr;
   // Room for weight_grad_splits(...) partial gradients of the region, or null. With it, long
   // reductions (large batches) are split over more blocks (see gemm.cu).
   float* split_scratch = nullptr;
 };
 
-constexpr int kMaxWeightGradSplits = 16;
-constexpr int kMaxNarrowSplits = 64;  // n <= 16: slices are cheap, each block is one warp
-
 // How many slices the weight gradient of an (in + 1) x n region over `batch` rows is split into
 // when split_scratch is given (1: never split at this shape, no scratch needed).
 int weight_grad_splits(int in, int n, int batch);
-
-constexpr int kImagePixelsK = 784;
 
 // Where the forward product records the batch it gathered (all optional): batch_images[r] = the
 // image of row r, batch_labels[r] = labels[that image]. Later kernels of the step read these rather
@@ -77,7 +73,7 @@ constexpr int kMaxForwardSplits = 16;
 
 // How many slices linear_forward_*split cuts the k-deep reduction into for an m x n output
 // (1: the shape fills the GPU unsplit; use the unsplit product).
-int forward_splits(int m, int n, int k = kImagePixelsK);
+int forward_splits(int m, int n, int k = kImagePixels);
 
 // partials[s][m][n] = X[:, slice s] * W[slice s, :] for s < forward_splits(m, n), with X gathered
 // as in linear_forward_bytes (and the batch recorded). No bias and no activation: the consumer
@@ -94,7 +90,7 @@ void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, 
                           int n, const ReluDropout& epilogue, const GatherRecord& record,
                           cudaStream_t stream);
 
-// Y[m, n] = X[m, k] * W[k, n] + bias[n] for a float X (the cuBLAS baseline's tests use it too).
+// Y[m, n] = X[m, k] * W[k, n] + bias[n] for a float X (the GEMM comparison of --benchmark).
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
                     int n, const ReluDropout& epilogue, cudaStream_t stream);
 

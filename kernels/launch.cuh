@@ -11,7 +11,7 @@
 
 #include <utility>
 
-#include "cuda_check.h"
+#include "cuda_error.h"
 
 namespace mnist::kernels {
 
@@ -46,8 +46,15 @@ inline const DeviceFacts& device_facts() {
 // Whether the current device supports programmatic dependent launch (compute capability >= 9).
 inline bool pdl_supported() { return device_facts().major >= 9; }
 
+// Where a launch is written, so a failed launch names its caller: MNIST_HERE.
+struct Site {
+  const char* file;
+  int line;
+};
+#define MNIST_HERE (::mnist::kernels::Site{__FILE__, __LINE__})
+
 template <class... Params, class... Args>
-void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block,
+void launch(Site site, const char* name, void (*kernel)(Params...), dim3 grid, dim3 block,
             unsigned shared_bytes, cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -59,8 +66,8 @@ void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block,
   config.stream = stream;
   config.attrs = &attribute;
   config.numAttrs = pdl_supported() ? 1 : 0;
-  cuda_check(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), name, __FILE__,
-             __LINE__);
+  cuda_check(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), name, site.file,
+             site.line);
 }
 
 }  // namespace mnist::kernels

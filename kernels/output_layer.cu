@@ -1,9 +1,8 @@
 #include <algorithm>
 
-#include "cuda_check.h"
+#include "common/philox.h"
 #include "launch.cuh"
 #include "output_layer.h"
-#include "philox.h"
 
 namespace mnist::kernels {
 namespace {
@@ -32,34 +31,34 @@ struct W2View {
   __device__ void hold(int chunk_first) {
     if (first == chunk_first) return;
     __syncthreads();
-    const int count = min(chunk, hidden - chunk_first) * kOutputClasses;
-    const float* src = w2 + std::size_t(chunk_first) * kOutputClasses;
+    const int count = min(chunk, hidden - chunk_first) * kClasses;
+    const float* src = w2 + std::size_t(chunk_first) * kClasses;
     for (int e = threadIdx.x; e < count; e += kThreads) staged[e] = src[e];
     __syncthreads();
     first = chunk_first;
   }
   __device__ const float* unit(int i) const {
-    return staged ? staged + (i - first) * kOutputClasses : w2 + std::size_t(i) * kOutputClasses;
+    return staged ? staged + (i - first) * kClasses : w2 + std::size_t(i) * kClasses;
   }
 };
 
 extern __shared__ float staged_w2[];
 
 // Block-wide sum of ten per-thread values, + b2, fixed order; every thread gets the result.
-__device__ __forceinline__ void block_logits(float (&z)[kOutputClasses],
+__device__ __forceinline__ void block_logits(float (&z)[kClasses],
                                              const float* __restrict__ b2,
-                                             float (&warp_part)[kThreads / 32][kOutputClasses]) {
+                                             float (&warp_part)[kThreads / 32][kClasses]) {
 #pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j)
+  for (int j = 0; j < kClasses; ++j)
 #pragma unroll
     for (int offset = 16; offset > 0; offset /= 2)
       z[j] += __shfl_xor_sync(0xffffffffu, z[j], offset);
   if (threadIdx.x % 32 == 0)
 #pragma unroll
-    for (int j = 0; j < kOutputClasses; ++j) warp_part[threadIdx.x / 32][j] = z[j];
+    for (int j = 0; j < kClasses; ++j) warp_part[threadIdx.x / 32][j] = z[j];
   __syncthreads();
 #pragma unroll
-  for (int j = 0; j < kOutputClasses; ++j) {
+  for (int j = 0; j < kClasses; ++j) {
     z[j] = b2[j];
 #pragma unroll
     for (int w = 0; w < kThreads / 32; ++w) z[j] += warp_part[w][j];
@@ -108,7 +107,7 @@ struct FinishHidden {
 // z += sum over this thread's hidden units of h[r, i] * W2[i, :].
 template <class Hidden>
 __device__ __forceinline__ void partial_logits(W2View& staged, int hidden, const Hidden& h,
-                                               float (&z)[kOutputClasses]) {
+                                               float (&z)[kClasses]) {
   constexpr int kUnroll = 4;
   for (int c0 = 0; c0 < hidden; c0 += staged.chunk) {
     staged.hold(c0);
@@ -127,7 +126,7 @@ __device__ __forceinline__ void partial_logits(W2View& staged, int hidden, const
         h.keep(i, hv[u]);
         const float* w = staged.unit(i);
 #pragma unroll
-        for (int j = 0; j < kOutputClasses; ++j) z[j] = fmaf(hv[u], w[j], z[j]);
+        for (int j = 0; j < kClasses; ++j) z[j] = fmaf(hv[u], w[j], z[j]);
       }
     }
   }
@@ -139,7 +138,7 @@ __global__ void __launch_bounds__(kThreads)
                               const std::uint8_t* __restrict__ labels, float keep_prob,
                               float* __restrict__ row_loss, float* __restrict__ dlogits,
                               float* __restrict__ dh, std::int64_t* step) {
-  __shared__ float warp_part[kThreads / 32][kOutputClasses];
+  __shared__ float warp_part[kThreads / 32][kClasses];
   const int tid = threadIdx.x;
   await_previous_kernel();
   W2View staged = W2View::make(w2, staged_w2, hidden, rows > int(gridDim.x));
@@ -150,7 +149,7 @@ __global__ void __launch_bounds__(kThreads)
   const float inv_keep = 1.0f / keep_prob;
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     float* h_row = h + std::size_t(r) * hidden;
-    float z[kOutputClasses] = {};
+    float z[kClasses] = {};
     if (split.partials) {
       const FinishHidden finish{split,
                                 split.partials + std::size_t(r) * hidden,
@@ -166,20 +165,20 @@ __global__ void __launch_bounds__(kThreads)
 
     float zmax = z[0];
 #pragma unroll
-    for (int j = 1; j < kOutputClasses; ++j) zmax = fmaxf(zmax, z[j]);
+    for (int j = 1; j < kClasses; ++j) zmax = fmaxf(zmax, z[j]);
     float sum = 0.0f;
 #pragma unroll
-    for (int j = 0; j < kOutputClasses; ++j) sum += __expf(z[j] - zmax);
+    for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - zmax);
     const float log_sum = __logf(sum);
     const int label = labels[r];
-    float dz[kOutputClasses];
+    float dz[kClasses];
     float z_label = 0.0f;
 #pragma unroll
-    for (int j = 0; j < kOutputClasses; ++j) {
+    for (int j = 0; j < kClasses; ++j) {
       const float p = __expf(z[j] - zmax - log_sum);
       dz[j] = (p - (j == label ? 1.0f : 0.0f)) / rows;
       if (j == label) z_label = z[j];
-      if (tid == j) dlogits[std::size_t(r) * kOutputClasses + j] = dz[j];
+      if (tid == j) dlogits[std::size_t(r) * kClasses + j] = dz[j];
     }
     if (tid == 0) row_loss[r] = log_sum - (z_label - zmax);
     // dh for the same units this thread summed (it reads back its own h writes). Chunks in
@@ -191,7 +190,7 @@ __global__ void __launch_bounds__(kThreads)
         const float* w = staged.unit(i);
         float s = 0.0f;
 #pragma unroll
-        for (int j = 0; j < kOutputClasses; ++j) s = fmaf(dz[j], w[j], s);
+        for (int j = 0; j < kClasses; ++j) s = fmaf(dz[j], w[j], s);
         dh[std::size_t(r) * hidden + i] = h_row[i] > 0.0f ? s * inv_keep : 0.0f;
       }
     }
@@ -202,17 +201,17 @@ __global__ void __launch_bounds__(kThreads)
     output_layer_count_kernel(const float* __restrict__ h, int rows, int hidden,
                               const float* __restrict__ w2, const float* __restrict__ b2,
                               const std::uint8_t* __restrict__ labels, int* correct) {
-  __shared__ float warp_part[kThreads / 32][kOutputClasses];
+  __shared__ float warp_part[kThreads / 32][kClasses];
   W2View staged = W2View::make(w2, staged_w2, hidden, rows > int(gridDim.x));
   int hits = 0;  // counted by thread 0
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* h_row = h + std::size_t(r) * hidden;
-    float z[kOutputClasses] = {};
+    float z[kClasses] = {};
     partial_logits(staged, hidden, ReadHidden{h_row}, z);
     block_logits(z, b2, warp_part);
     int best = 0;
 #pragma unroll
-    for (int j = 1; j < kOutputClasses; ++j) best = z[j] > z[best] ? j : best;
+    for (int j = 1; j < kClasses; ++j) best = z[j] > z[best] ? j : best;
     hits += best == labels[r];
   }
   if (threadIdx.x == 0 && hits) atomicAdd(correct, hits);
@@ -225,7 +224,7 @@ unsigned blocks_for(int rows) {
 // Room for a staged W2 chunk when blocks handle several rows (see W2View).
 unsigned shared_bytes(int rows, int hidden) {
   if (rows <= static_cast<int>(blocks_for(rows))) return 0;
-  return static_cast<unsigned>(std::min(hidden, kChunkUnits) * kOutputClasses * sizeof(float));
+  return static_cast<unsigned>(std::min(hidden, kChunkUnits) * kClasses * sizeof(float));
 }
 
 }  // namespace
@@ -234,7 +233,7 @@ void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden
                         const float* b2, const std::uint8_t* labels, float keep_prob,
                         float* row_loss, float* dlogits, float* dh, std::int64_t* step,
                         cudaStream_t stream) {
-  launch("output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows), kThreads,
+  launch(MNIST_HERE, "output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows), kThreads,
          shared_bytes(rows, hidden), stream, h, split, rows, hidden, w2, b2, labels, keep_prob,
          row_loss, dlogits, dh, step);
 }

@@ -10,8 +10,6 @@
 
 namespace mnist::kernels {
 
-constexpr int kOutputClasses = 10;
-
 // The hidden layer still as split-K partial products (linear_forward_bytes_split): the output
 // layer first finishes it, h[r, i] = dropout(relu(bias[i] + sum_s partials[s][r][i])), adding the
 // slices in order, and writes h for the weight gradient. act.step points at the step the batch was
@@ -27,7 +25,8 @@ struct SplitHidden {
 //   logits = h[r] * W2 + b2; row_loss[r] = logsumexp(logits) - logits[label];
 //   dlogits[r] = (softmax(logits) - onehot(label)) / rows;
 //   dh[r, i] = h[r, i] > 0 ? (dlogits[r] . W2[i, :]) / keep_prob : 0.
-// Block 0 then advances *step: the forward kernel has read it, and Adam reads the advanced value.
+// Block 0 then advances *step (the step convention, adam_rule.cuh): the forward kernel has read
+// it, and Adam reads the advanced value.
 void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden, const float* w2,
                         const float* b2, const std::uint8_t* labels, float keep_prob,
                         float* row_loss, float* dlogits, float* dh, std::int64_t* step,

@@ -1,5 +1,6 @@
-#include "cuda_check.h"
 #include "reduce.h"
+
+#include "cuda_error.h"
 
 namespace mnist::kernels {
 namespace {

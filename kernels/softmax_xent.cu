@@ -1,4 +1,4 @@
-#include "cuda_check.h"
+#include "cuda_error.h"
 #include "softmax_xent.h"
 
 namespace mnist::kernels {
@@ -59,30 +59,6 @@ void count_correct(const float* logits, const std::uint8_t* labels, int rows, in
   count_correct_kernel<<<(rows + 255) / 256, 256, 0, stream>>>(logits, labels, rows, classes,
                                                                correct);
   MNIST_LAUNCH_CHECK("count_correct_kernel");
-}
-
-}  // namespace mnist::kernels
-
-namespace mnist::kernels {
-namespace {
-
-__global__ void nll_kernel(const float* __restrict__ logp, const std::uint8_t* __restrict__ labels,
-                           float* __restrict__ row_loss, float* __restrict__ dlogp, int rows,
-                           int classes) {
-  const int r = blockIdx.x * blockDim.x + threadIdx.x;
-  if (r >= rows) return;
-  const int label = labels[r];
-  row_loss[r] = -logp[std::size_t(r) * classes + label];
-  for (int j = 0; j < classes; ++j)
-    dlogp[std::size_t(r) * classes + j] = j == label ? -1.0f / rows : 0.0f;
-}
-
-}  // namespace
-
-void nll_from_log_softmax(const float* logp, const std::uint8_t* labels, float* row_loss,
-                          float* dlogp, int rows, int classes, cudaStream_t stream) {
-  nll_kernel<<<(rows + 127) / 128, 128, 0, stream>>>(logp, labels, row_loss, dlogp, rows, classes);
-  MNIST_LAUNCH_CHECK("nll_kernel");
 }
 
 }  // namespace mnist::kernels

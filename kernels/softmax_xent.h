@@ -9,21 +9,12 @@ namespace mnist::kernels {
 
 // Per row: row_loss[r] = logsumexp(z) - z[label]; dlogits = (softmax(z) - onehot(label)) / rows.
 // Numerically stable (max subtracted). dlogits may be null (loss only). When step is set, thread 0
-// advances it (the softmax model's step: the forward has read it, Adam reads the advanced value).
+// advances it (the softmax model's loss: the step convention, adam_rule.cuh).
 void softmax_xent(const float* logits, const std::uint8_t* labels, float* row_loss, float* dlogits,
                   int rows, int classes, std::int64_t* step, cudaStream_t stream);
 
 // *correct += number of rows whose argmax (first maximum) equals the label.
 void count_correct(const float* logits, const std::uint8_t* labels, int rows, int classes,
                    int* correct, cudaStream_t stream);
-
-}  // namespace mnist::kernels
-
-namespace mnist::kernels {
-
-// From log-probabilities (cuDNN's log-softmax): row_loss[r] = -logp[r, label] and
-// dlogp[r, :] = -onehot(label) / rows, the input cudnnSoftmaxBackward turns into dlogits.
-void nll_from_log_softmax(const float* logp, const std::uint8_t* labels, float* row_loss,
-                          float* dlogp, int rows, int classes, cudaStream_t stream);
 
 }  // namespace mnist::kernels

@@ -1,4 +1,5 @@
-// One error type for the whole program; main() turns it into a message and an exit code.
+// One error type for the host program; main() turns it into a message and an exit code (and a
+// CUDA failure, kernels/cuda_error.h's CudaError, into exit code 4).
 #pragma once
 
 #include <stdexcept>
@@ -9,6 +10,7 @@ namespace mnist {
 // Exit codes are part of the product's interface: k8s/job.yaml's podFailurePolicy keys on them.
 enum class ExitCode : int {
   kOk = 0,
+  kInternal = 1,  // a bug: an exception nothing above expected
   kBadArguments = 2,
   kDataUnavailable = 3,  // every mirror failed, checksum mismatch, malformed idx
   kGpuUnusable = 4,      // GPU requested but no device, driver too old, or a CUDA error

@@ -1,0 +1,26 @@
+// Choosing and building the backend a run trains with.
+#pragma once
+
+#include <memory>
+#include <ostream>
+
+#include "train/backend.h"
+#include "train/config.h"
+
+namespace mnist {
+
+// auto -> cuda when a device is visible, else cpu (with a warning on `log`). cuda or cublas with no
+// usable device throws Error(kGpuUnusable). Logs the device when a GPU backend is chosen.
+BackendKind resolve_backend(BackendKind requested, std::ostream& log);
+
+// Whether CUDA sees at least one device.
+bool gpu_visible();
+
+// A backend of `kind` (not auto) with the TF sample's initial parameters for config.seed.
+std::unique_ptr<Backend> make_backend(BackendKind kind, const TrainConfig& config,
+                                      const MnistData& data);
+// The same from given parameters (the GPU tests start backends from other initialisations).
+std::unique_ptr<Backend> make_backend(BackendKind kind, const TrainConfig& config,
+                                      const MnistData& data, std::vector<float> initial_params);
+
+}  // namespace mnist

@@ -1,0 +1,321 @@
+#include "app/benchmark.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "app/backends.h"
+#include "error.h"
+#include "gpu/cuda_resources.h"
+#include "gpu/device.h"
+#include "gpu/event_stopwatch.h"
+#include "gpu/vendor.h"
+#include "kernels/gemm.h"
+#include "train/epochs.h"
+#include "train/loop.h"
+
+namespace mnist {
+namespace {
+
+using json = nlohmann::json;
+
+struct Summary {
+  double median = 0, p90 = 0;
+};
+
+Summary summarise(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return {};
+  return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 9 / 10)]};
+}
+
+// A fresh backend for `batch`, configured from the flags like any run.
+std::unique_ptr<Backend> fresh_backend(const Options& o, BackendKind kind, int batch,
+                                       const MnistData& data) {
+  TrainConfig config = run_config(o).train;
+  config.batch_size = batch;
+  return make_backend(kind, config, data);
+}
+
+json time_steps(const Options& o, BackendKind kind, int batch, const MnistData& data) {
+  const bool cpu = kind == BackendKind::kCpu;
+  const int warmup = cpu ? 2 : 20;
+  const int steps = cpu ? std::min(o.benchmark_steps, 20) : o.benchmark_steps;
+  auto backend = fresh_backend(o, kind, batch, data);
+  EpochFeeder feed(*backend, o.seed, batch, data.train.count);
+  for (int i = 0; i < warmup; ++i) {
+    feed.before_step();
+    backend->train_step();
+  }
+  backend->synchronize();
+  auto watch = backend->stopwatch();
+  for (int i = 0; i < steps; ++i) {
+    feed.before_step();  // may copy an epoch order: kept outside the timed pairs
+    watch->mark();
+    backend->train_step();
+    watch->mark();
+  }
+  const auto intervals = watch->intervals_us();
+  std::vector<double> per_step;
+  for (std::size_t i = 0; i < intervals.size(); i += 2) per_step.push_back(intervals[i]);
+  const Summary s = summarise(per_step);
+  return {{"backend", backend_name(kind)},
+          {"device", cpu ? "CPU" : "GPU"},
+          {"batch", batch},
+          {"steps", steps},
+          {"median_us", s.median},
+          {"p90_us", s.p90},
+          {"images_per_s", batch / s.median * 1e6},
+          {"final_loss", backend->last_loss()}};
+}
+
+// The sample's job: 500 iterations, 50 full-test evaluations, batch 100. The first run warms up
+// (module load, graph capture); the second is timed.
+json seed_job(const Options& o, BackendKind kind, const MnistData& data) {
+  RunConfig job = run_config(o);
+  job.max_steps = 500;
+  job.train.batch_size = 100;
+  job.log_dir.clear();
+  job.checkpoint_dir.clear();
+  std::ostringstream sink;
+  double ms = 0, accuracy = 0;
+  for (int run = 0; run < 2; ++run) {
+    auto backend = make_backend(kind, job.train, data);
+    const auto t0 = std::chrono::steady_clock::now();
+    const TrainResult r = run_training_loop(job, *backend, data, 0, sink);
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    accuracy = r.final_accuracy;
+  }
+  return {{"backend", backend_name(kind)}, {"ms", ms}, {"final_accuracy", accuracy}};
+}
+
+// Seed hyper-parameters, evaluating every 100 steps; training time only (device events).
+json time_to_accuracy(const Options& o, BackendKind kind, const MnistData& data, double target) {
+  auto backend = fresh_backend(o, kind, 100, data);
+  EpochFeeder feed(*backend, o.seed, 100, data.train.count);
+  auto watch = backend->stopwatch();
+  double train_us = 0;
+  const int max_steps = kind == BackendKind::kCpu ? 3000 : 20000;
+  double accuracy = 0;
+  while (backend->steps_taken() < max_steps) {
+    for (int i = 0; i < 100; ++i) {
+      feed.before_step();
+      watch->mark();
+      backend->train_step();
+      watch->mark();
+    }
+    const auto intervals = watch->intervals_us();
+    train_us = 0;
+    for (std::size_t i = 0; i < intervals.size(); i += 2) train_us += intervals[i];
+    accuracy = double(backend->evaluate_test()) / data.test.count;
+    if (accuracy >= target) break;
+  }
+  return {{"backend", backend_name(kind)},
+          {"target", target},
+          {"reached", accuracy >= target},
+          {"steps", backend->steps_taken()},
+          {"train_ms", train_us / 1000},
+          {"accuracy", accuracy}};
+}
+
+// Our forward and weight-gradient products against cuBLAS (fp32, pedantic: no TF32) at the
+// model's shapes, each run the way the training step runs it. Where the step splits the forward
+// (small batches), ours is the split-K product, whose slices the next kernel of the step adds
+// while it reads them; the unsplit product is reported next to it. Ours-with-Adam includes the
+// bias-gradient row and the Adam epilogue (and the split-K reduction where the step splits).
+json gemm_comparison(int batch) {
+  const int k = kImagePixels, n = 500;
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto random = [&](std::size_t size) {
+    std::vector<float> v(size);
+    for (auto& x : v) x = u(rng);
+    return v;
+  };
+  DeviceBuffer<float> x(random(std::size_t(batch) * k)), w(random(std::size_t(k) * n)),
+      b(random(n)), y(std::size_t(batch) * n), dz(random(std::size_t(batch) * n)),
+      grad(std::size_t(k + 1) * n), p(random(std::size_t(k + 1) * n)),
+      m(std::vector<float>(std::size_t(k + 1) * n, 0.0f)),
+      v(std::vector<float>(std::size_t(k + 1) * n, 0.0f));
+  const int splits = kernels::forward_splits(batch, n, k);
+  DeviceBuffer<float> partials(std::size_t(splits) * batch * n),
+      scratch(kernels::weight_grad_splits(k, n, batch) * std::size_t(k + 1) * n);
+  DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{1});
+  CudaStream stream;
+  CublasHandle blas(stream.get());
+  auto time = [&](auto&& launch) {
+    for (int i = 0; i < 20; ++i) launch();
+    EventStopwatch watch(stream.get());
+    for (int i = 0; i < 100; ++i) {
+      watch.mark();
+      launch();
+      watch.mark();
+    }
+    const auto iv = watch.intervals_us();
+    std::vector<double> per;
+    for (std::size_t i = 0; i < iv.size(); i += 2) per.push_back(iv[i]);
+    return summarise(per).median;
+  };
+  const kernels::AdamUpdate adam{p.get(), m.get(),     v.get(), 1e-9f,
+                                 0.9f,    0.999f,      1e-8f,   step.get(),
+                                 scratch.get()};
+  const double ours_unsplit = time([&] {
+    kernels::linear_forward(x.get(), w.get(), nullptr, y.get(), batch, k, n, {}, stream.get());
+  });
+  const double ours_fwd = splits == 1 ? ours_unsplit : time([&] {
+    kernels::linear_forward_split(x.get(), w.get(), partials.get(), batch, k, n, stream.get());
+  });
+  const double blas_fwd = time(
+      [&] { sgemm_row_major(blas.get(), false, false, batch, n, k, x.get(), w.get(), y.get()); });
+  const double ours_wgrad =
+      time([&] { kernels::weight_grad_adam(x.get(), k, dz.get(), batch, n, adam, stream.get()); });
+  const double blas_wgrad = time([&] {
+    sgemm_row_major(blas.get(), true, false, k, n, batch, x.get(), dz.get(), grad.get());
+  });
+  const double flops = 2.0 * batch * k * n;
+  return {{"batch", batch},
+          {"forward",
+           {{"ours_us", ours_fwd},
+            {"ours_splits", splits},
+            {"ours_unsplit_us", ours_unsplit},
+            {"cublas_us", blas_fwd},
+            {"ours_tflops", flops / ours_fwd / 1e6},
+            {"cublas_tflops", flops / blas_fwd / 1e6},
+            {"ours_vs_cublas", blas_fwd / ours_fwd}}},
+          {"weight_grad",
+           {{"ours_with_bias_and_adam_us", ours_wgrad},
+            {"cublas_us", blas_wgrad},
+            {"ours_vs_cublas", blas_wgrad / ours_wgrad}}}};
+}
+
+std::size_t device_free_bytes() {
+  size_t free_bytes = 0, total = 0;
+  MNIST_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  return free_bytes;
+}
+
+}  // namespace
+
+void run_benchmark(const Options& options, const MnistData& data, bool gpu_present,
+                   std::ostream& out) {
+  std::vector<BackendKind> backends = options.benchmark_backends;
+  if (backends.empty()) {
+    backends = gpu_present ? std::vector<BackendKind>{BackendKind::kCuda, BackendKind::kCublas}
+                           : std::vector<BackendKind>{BackendKind::kCpu};
+  }
+  for (const BackendKind kind : backends) {
+    if (kind != BackendKind::kCpu && !gpu_present) {
+      throw Error(ExitCode::kGpuUnusable, std::string("--benchmark_backends ") +
+                                              backend_name(kind) +
+                                              " needs a GPU: " + describe(probe_gpus()));
+    }
+  }
+  json report;
+  report["device"] = gpu_present ? "GPU" : "CPU (no GPU visible)";
+  report["model"] = model_name(options.model);
+  report["steps"] = json::array();
+
+  char line[256];
+  out << "\n== training step (" << model_name(options.model)
+      << ", fp32, Adam, data resident; median of timed steps)\n";
+  std::snprintf(line, sizeof line, "%-8s %-4s %7s %12s %12s %14s %10s\n", "backend", "on", "batch",
+                "median_us", "p90_us", "images/s", "vs cublas");
+  out << line;
+  std::map<int, double> cublas_median;
+  std::vector<json> rows;
+  for (const BackendKind kind : backends) {
+    for (int batch : options.benchmark_batches) {
+      if (batch > data.train.count) continue;
+      rows.push_back(time_steps(options, kind, batch, data));
+      if (kind == BackendKind::kCublas) cublas_median[batch] = rows.back()["median_us"];
+    }
+  }
+  for (json& r : rows) {
+    const int batch = r["batch"];
+    const double ratio =
+        cublas_median.count(batch) ? cublas_median[batch] / r["median_us"].get<double>() : 0.0;
+    if (ratio > 0) r["speedup_vs_cublas"] = ratio;
+    std::snprintf(line, sizeof line, "%-8s %-4s %7d %12.1f %12.1f %14.0f %10s\n",
+                  r["backend"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
+                  batch, r["median_us"].get<double>(), r["p90_us"].get<double>(),
+                  r["images_per_s"].get<double>(),
+                  ratio > 0 ? (std::to_string(ratio).substr(0, 4) + "x").c_str() : "-");
+    out << line;
+    report["steps"].push_back(r);
+  }
+
+  out << "\n== seed job (500 iterations incl. 50 full-test evaluations, batch 100, warm)\n";
+  report["seed_job"] = json::array();
+  for (const BackendKind kind : backends) {
+    const char* name = backend_name(kind);
+    const std::size_t free_before = gpu_present && kind != BackendKind::kCpu ? device_free_bytes() : 0;
+    json r = seed_job(options, kind, data);
+    if (free_before) {
+      // The backend allocates everything up front; this is its footprint plus the graphs'.
+      auto probe = fresh_backend(options, kind, 100, data);
+      EpochFeeder feed(*probe, options.seed, 100, data.train.count);
+      feed.before_step();
+      probe->train_step();
+      probe->evaluate_test();
+      r["device_memory_mib"] = double(free_before - device_free_bytes()) / (1 << 20);
+    }
+    std::snprintf(line, sizeof line, "%-8s %9.2f ms   final accuracy %.4f%s\n", name,
+                  r["ms"].get<double>(), r["final_accuracy"].get<double>(),
+                  r.contains("device_memory_mib")
+                      ? ("   device memory " +
+                         std::to_string(r["device_memory_mib"].get<double>()).substr(0, 6) + " MiB")
+                            .c_str()
+                      : "");
+    out << line;
+    report["seed_job"].push_back(r);
+  }
+
+  out << "\n== time to 98% test accuracy (seed hyper-parameters, evaluated every 100 steps; "
+         "training time only)\n";
+  report["time_to_98"] = json::array();
+  for (const BackendKind kind : backends) {
+    const json r = time_to_accuracy(options, kind, data, 0.98);
+    std::snprintf(line, sizeof line, "%-8s %s after %lld steps, %.2f ms of training\n",
+                  backend_name(kind), r["reached"].get<bool>() ? "reached" : "NOT reached",
+                  (long long)r["steps"].get<std::int64_t>(), r["train_ms"].get<double>());
+    out << line;
+    report["time_to_98"].push_back(r);
+  }
+
+  if (gpu_present) {
+    out << "\n== our GEMMs vs cuBLAS (fp32, no TF32), model shapes: forward B x 784 x 500; weight "
+           "gradient 784 x 500 over B\n";
+    report["gemm"] = json::array();
+    for (int batch : options.benchmark_batches) {
+      const json g = gemm_comparison(batch);
+      std::snprintf(
+          line, sizeof line,
+          "batch %5d  forward: ours %8.1f us (split-K %d; unsplit %.1f us), cuBLAS "
+          "%8.1f us (%.2fx)   weight grad (+bias row, +Adam): ours "
+          "%8.1f us, cuBLAS GEMM only %8.1f us (%.2fx)\n",
+          batch, g["forward"]["ours_us"].get<double>(), g["forward"]["ours_splits"].get<int>(),
+          g["forward"]["ours_unsplit_us"].get<double>(), g["forward"]["cublas_us"].get<double>(),
+          g["forward"]["ours_vs_cublas"].get<double>(),
+          g["weight_grad"]["ours_with_bias_and_adam_us"].get<double>(),
+          g["weight_grad"]["cublas_us"].get<double>(),
+          g["weight_grad"]["ours_vs_cublas"].get<double>());
+      out << line;
+      report["gemm"].push_back(g);
+    }
+  }
+  if (!options.benchmark_out.empty()) {
+    std::ofstream file(options.benchmark_out);
+    file << report.dump(2) << "\n";
+    if (!file)
+      throw Error(ExitCode::kBadArguments,
+                  options.benchmark_out + ": cannot write (--benchmark_out)");
+    out << "\nwrote " << options.benchmark_out << "\n";
+  }
+}
+
+}  // namespace mnist

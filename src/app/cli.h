@@ -1,0 +1,58 @@
+// The command line: everything it can set, with the TensorFlow sample's defaults, and the one
+// conversion from it to what the data layer and the training loop take.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "train/config.h"
+
+namespace mnist {
+
+struct Options {
+  // Flags of the TensorFlow mnist_with_summaries.py sample, same names and defaults.
+  int max_steps = 1000;
+  float learning_rate = 0.001f;
+  float dropout_keep = 0.9f;  // --dropout is the KEEP probability, as in the sample
+  std::string data_dir = "/tmp/tensorflow/input_data";
+  std::string log_dir = "/tmp/tensorflow/logs";
+  bool fake_data = false;
+
+  // Extensions.
+  BackendKind backend = BackendKind::kAuto;
+  ModelKind model = ModelKind::kMlp;
+  int hidden_units = 500;
+  int batch_size = 100;
+  int eval_every = 10;
+  std::uint64_t seed = 1;
+  std::string dataset = "mnist";
+  std::vector<std::string> mirrors;  // empty: MNIST_MIRROR, else the dataset's default list
+  double download_timeout_s = 120.0;
+  int download_attempts = 3;
+  std::string checkpoint_dir;  // empty: no checkpoints
+  bool cuda_graphs = true;     // --cuda_graphs on|off
+  bool download_only = false;  // fetch and verify the data into data_dir, then exit
+  bool dry_run = false;        // validate the flags, print the configuration, exit
+
+  // --benchmark mode.
+  bool benchmark = false;
+  std::vector<int> benchmark_batches = {100, 1024, 8192};
+  std::vector<BackendKind> benchmark_backends;  // empty: cuda,cublas with a GPU, else cpu
+  int benchmark_steps = 200;
+  std::string benchmark_out;
+};
+
+// Parses argv. Throws Error(kBadArguments) on unknown flags or bad values. Returns nullopt when
+// --help was printed (the caller exits 0).
+std::optional<Options> parse_command_line(int argc, const char* const* argv);
+
+// The run the flags describe (the trainer, --benchmark and the tests all build runs this way).
+RunConfig run_config(const Options& options);
+
+// Where the flags say the data comes from.
+DataSource data_source(const Options& options);
+
+}  // namespace mnist

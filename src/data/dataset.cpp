@@ -1,0 +1,95 @@
+#include "data/dataset.h"
+
+#include <random>
+
+#include "data/catalog.h"
+#include "data/download.h"
+#include "data/idx.h"
+#include "error.h"
+
+namespace mnist {
+namespace {
+
+Dataset load_split(const DataFileSpec& images_file, const DataFileSpec& labels_file,
+                   const std::string& data_dir, const FetchPolicy& policy, std::ostream& log) {
+  const auto images_raw = fetch_verified(images_file, data_dir, policy, log);
+  const auto labels_raw = fetch_verified(labels_file, data_dir, policy, log);
+  IdxImages images = parse_idx_images(images_raw, images_file.name);
+  std::vector<std::uint8_t> labels = parse_idx_labels(labels_raw, labels_file.name);
+  check_counts_agree(images, labels, images_file.name, labels_file.name);
+  if (images.rows * images.cols != kImagePixels) {
+    throw Error(ExitCode::kDataUnavailable,
+                images_file.name + ": images are " + std::to_string(images.rows) + "x" +
+                    std::to_string(images.cols) + ", the model reads 28x28");
+  }
+  return Dataset{images.count, std::move(images.pixels), std::move(labels)};
+}
+
+// Images [begin, end) of d.
+Dataset slice(const Dataset& d, int begin, int end) {
+  Dataset out;
+  out.count = end - begin;
+  out.images.assign(d.images.begin() + std::ptrdiff_t{begin} * kImagePixels,
+                    d.images.begin() + std::ptrdiff_t{end} * kImagePixels);
+  out.labels.assign(d.labels.begin() + begin, d.labels.begin() + end);
+  return out;
+}
+
+}  // namespace
+
+MnistData load_dataset(const DataSource& source, std::ostream& log) {
+  const DatasetSpec spec = builtin_dataset_spec(source.dataset);
+  FetchPolicy policy;
+  policy.mirrors = resolve_mirrors(source.mirror_flags, spec.mirrors);
+  policy.timeout_s = source.timeout_s;
+  policy.attempts = source.attempts;
+  policy.show_progress = source.show_progress;
+  const Dataset all_train =
+      load_split(spec.train_images, spec.train_labels, source.data_dir, policy, log);
+  Dataset test = load_split(spec.test_images, spec.test_labels, source.data_dir, policy, log);
+  if (all_train.count <= kValidationSize) {
+    throw Error(ExitCode::kDataUnavailable,
+                spec.train_images.name + ": has " + std::to_string(all_train.count) +
+                    " images, needs more than the " + std::to_string(kValidationSize) +
+                    " held out for validation");
+  }
+  MnistData data;
+  data.train = slice(all_train, kValidationSize, all_train.count);
+  data.test = std::move(test);
+  return data;
+}
+
+MnistData make_fake_data(std::uint64_t seed) {
+  std::mt19937_64 rng(seed ^ 0x5eedfa4edaa7aULL);
+  std::uniform_int_distribution<int> pixel(0, 255);
+  std::vector<std::vector<std::uint8_t>> prototypes(kClasses);
+  for (auto& p : prototypes) {
+    p.resize(kImagePixels);
+    for (auto& v : p) v = pixel(rng) < 64 ? 255 : 0;  // a sparse random stroke pattern per class
+  }
+  auto make = [&](int count) {
+    Dataset d;
+    d.count = count;
+    d.images.resize(std::size_t(count) * kImagePixels);
+    d.labels.resize(count);
+    for (int i = 0; i < count; ++i) {
+      const int label = static_cast<int>(rng() % kClasses);
+      d.labels[i] = static_cast<std::uint8_t>(label);
+      for (int k = 0; k < kImagePixels; ++k) {
+        // Flip 40% of the pixels so the classes overlap and accuracy climbs over many steps.
+        const bool flip = pixel(rng) < 102;
+        const std::uint8_t base = prototypes[label][k];
+        d.images[std::size_t(i) * kImagePixels + k] =
+            flip ? static_cast<std::uint8_t>(255 - base) : base;
+      }
+    }
+    return d;
+  };
+  MnistData data;
+  data.train = make(10000);
+  make(1000);  // a validation-sized draw, kept so the test images stay those of earlier releases
+  data.test = make(2000);
+  return data;
+}
+
+}  // namespace mnist

@@ -1,0 +1,48 @@
+// The data a run trains on, kept as bytes (28x28 pixels 0..255, labels 0..9): the GPU holds them
+// this way too and normalises to [0,1] inside its kernels. The one entry point of the data layer:
+// load_dataset() looks the dataset up in the catalog, picks the mirrors, fetches and verifies the
+// four files (download.h), parses them (idx.h) and splits them.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "kernels/common/mnist_shape.h"
+
+namespace mnist {
+
+struct Dataset {
+  int count = 0;
+  std::vector<std::uint8_t> images;  // count * kImagePixels
+  std::vector<std::uint8_t> labels;  // count
+};
+
+struct MnistData {
+  Dataset train, test;
+};
+
+// TF's read_data_sets: the first validation_size training images are held out as validation
+// (they are not trained on).
+constexpr int kValidationSize = 5000;
+
+// Where a run's data comes from (the data flags).
+struct DataSource {
+  std::string dataset = "mnist";  // a name in data/datasets.json
+  std::string data_dir;           // the cache
+  std::vector<std::string> mirror_flags;  // --mirror; empty: MNIST_MIRROR, else the built-in list
+  double timeout_s = 120.0;               // per download attempt
+  int attempts = 3;                       // per mirror
+  bool show_progress = false;             // a progress line on stderr (a TTY)
+};
+
+// Downloads (or reuses the cache), verifies, inflates, parses and splits. Throws
+// Error(kDataUnavailable) naming the file and what is wrong.
+MnistData load_dataset(const DataSource& source, std::ostream& log);
+
+// Synthetic, learnable data (ten noisy class prototypes), deterministic from the seed; for
+// --fake_data and tests. Smaller than MNIST: 10,000 training and 2,000 test images.
+MnistData make_fake_data(std::uint64_t seed);
+
+}  // namespace mnist

@@ -1,0 +1,19 @@
+// gzip streams through zlib: the downloaded .gz files are inflated (and checked) here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mnist {
+
+// Inflates a complete gzip stream with zlib. Throws Error(kDataUnavailable) naming `name` when the
+// input is not gzip, is truncated, fails its CRC, has trailing bytes, or would exceed max_output.
+std::vector<std::uint8_t> gunzip(const std::vector<std::uint8_t>& gz, const std::string& name,
+                                 std::size_t max_output = std::size_t{256} << 20);
+
+// Compresses to a gzip stream (the tests build their .gz files with it).
+std::vector<std::uint8_t> gzip(const std::vector<std::uint8_t>& raw);
+
+}  // namespace mnist

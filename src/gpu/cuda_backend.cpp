@@ -1,0 +1,163 @@
+#include "gpu/cuda_backend.h"
+
+#include "kernels/output_layer.h"
+#include "kernels/softmax_xent.h"
+
+namespace mnist {
+
+namespace k = kernels;
+
+namespace {
+
+std::size_t region(const Layer& l) { return std::size_t(l.in + 1) * l.out; }  // [W; b]
+
+// Partial gradients of a layer whose weight gradient is split (split-K), else 0.
+std::size_t split_floats(const Layer& l, int batch) {
+  const int splits = k::weight_grad_splits(l.in, l.out, batch);
+  return splits > 1 ? splits * region(l) : 0;
+}
+
+std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
+  std::size_t floats = 0;
+  for (const Layer& l : layout.layers) floats += split_floats(l, batch);
+  return floats;
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
+                         std::vector<float> initial_params)
+    : GpuBackendBase(config, data, initial_params),
+      forward_splits_(
+          layout_.layers.size() == 2 ? k::forward_splits(config.batch_size, layout_.hidden()) : 1),
+      train_images_(data.train.images),
+      train_labels_(data.train.labels),
+      test_images_(data.test.images),
+      test_labels_(data.test.labels),
+      batch_step_(1),
+      split_scratch_(split_scratch_floats(layout_, config.batch_size)),
+      forward_partials_(forward_splits_ > 1
+                            ? std::size_t(forward_splits_) * config.batch_size * layout_.hidden()
+                            : 0),
+      hidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
+      logits_(std::size_t(config.batch_size) * kClasses),
+      dlogits_(std::size_t(config.batch_size) * kClasses),
+      dhidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
+      batch_labels_(config.batch_size),
+      batch_images_(config.batch_size),
+      eval_out_(std::size_t(data.test.count) * std::max(layout_.hidden(), kClasses)) {}
+
+// One training step as 3 (softmax) or 4 (mlp) kernels, the CPU reference's order:
+//   forward           X*W1 on the gathered bytes (+ b1, ReLU, dropout)        gemm.h
+//   loss_and_backward output layer fused with the loss, dlogits and dhidden   output_layer.h
+//                     (softmax model: softmax_xent on the logits)             softmax_xent.h
+//   update            [dW; db] = [X; 1]^T dZ per layer, Adam in the epilogue  gemm.h
+//                     (the two layers' products run side by side)
+// Small batches split the forward's 784-deep reduction (split-K) to fill the GPU; the output
+// layer then adds the slices and applies bias, ReLU and dropout itself.
+void CudaBackend::record_step(cudaStream_t s) {
+  forward(s);
+  loss_and_backward(s);
+  update(s);
+}
+
+void CudaBackend::forward(cudaStream_t s) {
+  const Layer& first = layout_.layers.front();
+  const float* p = params_.get();
+  const k::ByteRows batch_rows{train_images_.get(), nullptr,     orders_.get(),
+                               train_count_,        step_.get(), config_.batch_size};
+  const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get(),
+                               batch_step_.get()};
+  if (layout_.layers.size() == 1) {
+    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, logits_.get(), config_.batch_size,
+                            first.out, {}, record, s);
+  } else if (forward_splits_ > 1) {
+    k::linear_forward_bytes_split(batch_rows, p + first.w, forward_partials_.get(),
+                                  config_.batch_size, first.out, record, s);
+  } else {
+    const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
+    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(), config_.batch_size,
+                            first.out, relu_dropout, record, s);
+  }
+}
+
+void CudaBackend::loss_and_backward(cudaStream_t s) {
+  const Layer& first = layout_.layers.front();
+  if (layout_.layers.size() == 1) {
+    k::softmax_xent(logits_.get(), batch_labels_.get(), row_loss_.get(), dlogits_.get(),
+                    config_.batch_size, first.out, step_.get(), s);
+    return;
+  }
+  const Layer& out = layout_.layers[1];
+  const float* p = params_.get();
+  k::SplitHidden split{};
+  if (forward_splits_ > 1) {
+    split = {forward_partials_.get(), forward_splits_, p + first.b,
+             k::ReluDropout{true, config_.keep_prob, config_.seed, batch_step_.get()}};
+  }
+  k::output_layer_train(hidden_.get(), split, config_.batch_size, first.out, p + out.w, p + out.b,
+                        batch_labels_.get(), config_.keep_prob, row_loss_.get(), dlogits_.get(),
+                        dhidden_.get(), step_.get(), s);
+}
+
+// Adam for a layer's [W; b] region; takes the layer's share of split_scratch when its weight
+// gradient is split (split-K).
+k::AdamUpdate CudaBackend::adam_for(const Layer& l, float*& split_scratch) {
+  const std::size_t split = split_floats(l, config_.batch_size);
+  const k::AdamUpdate update{params_.get() + l.w,
+                             adam_m_.get() + l.w,
+                             adam_v_.get() + l.w,
+                             config_.learning_rate,
+                             kAdamBeta1,
+                             kAdamBeta2,
+                             kAdamEpsilon,
+                             step_.get(),
+                             split ? split_scratch : nullptr};
+  split_scratch += split;
+  return update;
+}
+
+void CudaBackend::update(cudaStream_t s) {
+  const int batch = config_.batch_size;
+  const k::ByteRows gathered{
+      train_images_.get(), batch_images_.get(), nullptr, train_count_, nullptr, batch};
+  float* scratch = split_scratch_.size() ? split_scratch_.get() : nullptr;
+  const Layer& first = layout_.layers.front();
+  const k::AdamUpdate adam_first = adam_for(first, scratch);
+  if (layout_.layers.size() == 1) {
+    k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_first, s);
+    return;
+  }
+  const Layer& out = layout_.layers[1];
+  const k::AdamUpdate adam_out = adam_for(out, scratch);
+  MNIST_CUDA_CHECK(cudaEventRecord(fork_.get(), s));
+  MNIST_CUDA_CHECK(cudaStreamWaitEvent(side_stream_.get(), fork_.get(), 0));
+  k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_out,
+                      side_stream_.get());
+  MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side_stream_.get()));
+  k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s);
+  MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
+}
+
+void CudaBackend::record_eval(cudaStream_t s) {
+  const float* p = params_.get();
+  const k::ByteRows test_rows{test_images_.get(), nullptr, nullptr,
+                              test_count_,        nullptr, test_count_};
+  MNIST_CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(int), s));
+  const Layer& first = layout_.layers.front();
+  if (layout_.layers.size() == 2) {
+    const Layer& out = layout_.layers[1];
+    const k::ReluDropout relu_only{true, 1.0f, 0, nullptr};
+    k::linear_forward_bytes(test_rows, p + first.w, p + first.b, eval_out_.get(), test_count_,
+                            first.out, relu_only, {}, s);
+    k::output_layer_count_correct(eval_out_.get(), test_count_, first.out, p + out.w, p + out.b,
+                                  test_labels_.get(), correct_.get(), s);
+  } else {
+    k::linear_forward_bytes(test_rows, p + first.w, p + first.b, eval_out_.get(), test_count_,
+                            first.out, {}, {}, s);
+    k::count_correct(eval_out_.get(), test_labels_.get(), test_count_, first.out, correct_.get(),
+                     s);
+  }
+}
+
+}  // namespace mnist

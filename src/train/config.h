@@ -1,0 +1,76 @@
+// What a run is configured with, independent of the command line: the backend and model kinds
+// (each with its one name table), what a backend needs (TrainConfig), and what the loop needs on
+// top (RunConfig). app/cli.h's run_config() is the one conversion from the flags to a RunConfig.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mnist {
+
+enum class BackendKind { kAuto, kCuda, kCublas, kCpu };
+enum class ModelKind { kMlp, kSoftmax };
+
+template <class Enum>
+struct NamedValue {
+  Enum value;
+  const char* name;
+};
+
+// The one name table of each enum: flags, log lines, checkpoints, tests and --benchmark use them.
+inline constexpr NamedValue<BackendKind> kBackendNames[] = {{BackendKind::kAuto, "auto"},
+                                                            {BackendKind::kCuda, "cuda"},
+                                                            {BackendKind::kCublas, "cublas"},
+                                                            {BackendKind::kCpu, "cpu"}};
+inline constexpr NamedValue<ModelKind> kModelNames[] = {{ModelKind::kMlp, "mlp"},
+                                                        {ModelKind::kSoftmax, "softmax"}};
+
+template <class Enum, std::size_t N>
+const char* name_in(const NamedValue<Enum> (&table)[N], Enum value) {
+  for (const auto& entry : table)
+    if (entry.value == value) return entry.name;
+  return "?";
+}
+template <class Enum, std::size_t N>
+std::optional<Enum> value_in(const NamedValue<Enum> (&table)[N], const std::string& name) {
+  for (const auto& entry : table)
+    if (name == entry.name) return entry.value;
+  return std::nullopt;
+}
+template <class Enum, std::size_t N>
+std::vector<std::string> names_in(const NamedValue<Enum> (&table)[N]) {
+  std::vector<std::string> names;
+  for (const auto& entry : table) names.emplace_back(entry.name);
+  return names;
+}
+
+inline const char* backend_name(BackendKind kind) { return name_in(kBackendNames, kind); }
+inline const char* model_name(ModelKind kind) { return name_in(kModelNames, kind); }
+
+// What a backend needs to build the model and take steps.
+struct TrainConfig {
+  ModelKind model = ModelKind::kMlp;
+  int hidden_units = 500;
+  int batch_size = 100;
+  float learning_rate = 0.001f;
+  float keep_prob = 0.9f;  // 1 for the softmax model (no hidden layer to drop)
+  std::uint64_t seed = 1;  // initialisation, shuffling and dropout
+  bool cuda_graphs = true;  // GPU backends: replay a captured graph per step (off: launch eagerly)
+};
+
+// A whole run of the training loop.
+struct RunConfig {
+  TrainConfig train;
+  int max_steps = 1000;
+  int eval_every = 10;
+  std::string log_dir;         // empty: no summaries
+  std::string checkpoint_dir;  // empty: no checkpoints
+  // Which data the run trains on; a checkpoint records it so a resume cannot mix datasets.
+  std::string dataset = "mnist";
+  bool fake_data = false;
+};
+
+}  // namespace mnist

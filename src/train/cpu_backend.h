@@ -1,0 +1,61 @@
+// The readable reference: every op as plain loops over floats. Ground truth for the GPU tests.
+#pragma once
+
+#include <array>
+
+#include "train/backend.h"
+
+namespace mnist {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const TrainConfig& config, const MnistData& data, std::vector<float> initial_params);
+
+  std::string name() const override { return "cpu"; }
+  void set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) override;
+  void train_step() override;
+  float last_loss() override { return last_loss_; }
+  int evaluate_test() override;
+  std::int64_t steps_taken() const override { return state_.step; }
+  TrainState state() override { return state_; }
+  void set_state(const TrainState& state) override { state_ = state; }
+  std::unique_ptr<Stopwatch> stopwatch() override;
+
+  // Pieces of the step, public for the gradient checks.
+  // Gathers the batch of step `step` into x (B x 784, scaled to [0,1]) and its labels.
+  void gather_batch(std::int64_t step, std::vector<float>& x,
+                    std::vector<std::uint8_t>& labels) const;
+  // Forward, loss and backward on a given batch with the given parameters: fills grad (same layout
+  // as params) and returns the mean loss. `step` seeds the dropout mask.
+  float loss_and_gradient(const std::vector<float>& params, const std::vector<float>& x,
+                          const std::vector<std::uint8_t>& labels, std::int64_t step,
+                          std::vector<float>* grad) const;
+
+ private:
+  const std::vector<std::int32_t>& order_for(std::int64_t epoch) const;
+
+  TrainConfig config_;
+  ModelLayout layout_;
+  const MnistData& data_;
+  TrainState state_;
+  std::array<std::int64_t, 2> order_epoch_{-1, -1};
+  std::array<std::vector<std::int32_t>, 2> orders_;
+  float last_loss_ = 0.0f;
+};
+
+// Reference ops (row-major, float), shared with the GPU tests' expectations.
+namespace cpu {
+// C[M,N] = A[M,K] * B[K,N] + bias[N]
+void matmul_bias(const float* a, const float* b, const float* bias, float* c, int m, int k, int n);
+// C[K,N] = A[M,K]^T * B[M,N]
+void matmul_at_b(const float* a, const float* b, float* c, int m, int k, int n);
+// C[M,K] = A[M,N] * B[K,N]^T
+void matmul_a_bt(const float* a, const float* b, float* c, int m, int n, int k);
+// Mean softmax cross-entropy over rows; writes dlogits = (softmax - onehot) / rows.
+float softmax_xent(const float* logits, const std::uint8_t* labels, float* dlogits, int rows,
+                   int classes);
+// TF Adam over n values, t = step number starting at 1.
+void adam(float* p, const float* g, float* m, float* v, std::size_t n, float lr, std::int64_t t);
+}  // namespace cpu
+
+}  // namespace mnist

@@ -1,0 +1,154 @@
+// The whole training step and evaluation on the GPU against the CPU reference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "app/backends.h"
+#include "train/cpu_backend.h"
+#include "train/epochs.h"
+#include "support/gpu_test_util.h"
+
+namespace mnist {
+namespace {
+
+const MnistData& fake() {
+  static const MnistData data = make_fake_data(3);
+  return data;
+}
+
+TrainConfig config(ModelKind model, int batch, float keep) {
+  TrainConfig c;
+  c.model = model;
+  c.batch_size = batch;
+  c.keep_prob = keep;
+  c.seed = 77;
+  return c;
+}
+
+// The CPU reference next to one GPU backend (cuda or cublas), from identical parameters.
+struct Pair {
+  BackendKind kind_;
+  CpuBackend cpu;
+  std::unique_ptr<Backend> gpu_owner;
+  Backend& gpu;
+  Pair(BackendKind kind, const TrainConfig& c, std::uint64_t init_seed)
+      : kind_(kind),
+        cpu(c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed)),
+        gpu_owner(make_backend(
+            kind, c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed))),
+        gpu(*gpu_owner) {}
+  void order(std::int64_t epoch) {
+    EXPECT_EQ(gpu.name(), backend_name(kind_)) << "make_backend built the wrong backend";
+    const auto o = epoch_order(5, epoch, fake().train.count);
+    cpu.set_epoch_order(epoch, o);
+    gpu.set_epoch_order(epoch, o);
+  }
+};
+
+// Every test runs for both GPU backends: ours and the cuBLAS/cuDNN baseline.
+class GpuBackend : public ::testing::TestWithParam<BackendKind> {};
+INSTANTIATE_TEST_SUITE_P(Backends, GpuBackend,
+                         ::testing::Values(BackendKind::kCuda, BackendKind::kCublas),
+                         [](const ::testing::TestParamInfo<BackendKind>& p) {
+                           return std::string(backend_name(p.param));
+                         });
+
+// ||gpu - cpu|| relative to how far training moved the parameters from `start`.
+double relative_drift(const std::vector<float>& gpu, const std::vector<float>& cpu,
+                      const std::vector<float>& start) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    num += double(gpu[i] - cpu[i]) * (gpu[i] - cpu[i]);
+    den += double(cpu[i] - start[i]) * (cpu[i] - start[i]);
+  }
+  return std::sqrt(num / den);
+}
+
+// Trains both backends from identical parameters for `steps` steps, starting at `first_step`.
+void expect_same_training(BackendKind kind, ModelKind model, int batch, float keep, int steps,
+                          std::int64_t first_step = 0) {
+  const TrainConfig c = config(model, batch, keep);
+  Pair pair(kind, c, 4);
+  TrainState initial = pair.cpu.state();
+  initial.step = first_step;
+  pair.cpu.set_state(initial);
+  pair.gpu.set_state(initial);
+  const auto start = initial.params;
+  const std::int64_t last_epoch = (first_step + steps) * batch / fake().train.count;
+  for (std::int64_t e = std::max<std::int64_t>(0, last_epoch - 1); e <= last_epoch; ++e)
+    pair.order(e);
+  for (int i = 0; i < steps; ++i) {
+    pair.cpu.train_step();
+    pair.gpu.train_step();
+    ASSERT_NEAR(pair.gpu.last_loss(), pair.cpu.last_loss(),
+                2e-4 * std::fabs(pair.cpu.last_loss()) + 1e-6)
+        << "step " << i;
+  }
+  const TrainState g = pair.gpu.state(), h = pair.cpu.state();
+  EXPECT_EQ(g.step, first_step + steps);
+  // fp32 sums in another order differ in the last bits; Adam's normalised update can turn a
+  // near-zero gradient's rounding into a different update, so compare relative to the movement.
+  EXPECT_LT(relative_drift(g.params, h.params, start), 2e-3);
+  double max_diff = 0;
+  for (std::size_t i = 0; i < h.params.size(); ++i)
+    max_diff = std::max(max_diff, double(std::fabs(g.params[i] - h.params[i])));
+  EXPECT_LT(max_diff, 2.5e-3 * steps * c.learning_rate / 0.001);
+  const int cpu_correct = pair.cpu.evaluate_test(), gpu_correct = pair.gpu.evaluate_test();
+  EXPECT_NEAR(gpu_correct, cpu_correct, 3);
+}
+
+TEST_P(GpuBackend, MlpTrainingStepsMatchTheCpuWithDropout) {
+  REQUIRE_GPU();
+  expect_same_training(GetParam(), ModelKind::kMlp, 100, 0.9f, 8);
+}
+
+TEST_P(GpuBackend, MlpWithoutDropoutAndAnOddBatch) {
+  REQUIRE_GPU();
+  expect_same_training(GetParam(), ModelKind::kMlp, 7, 1.0f, 8);
+}
+
+TEST_P(GpuBackend, SoftmaxMatchesTheCpu) {
+  REQUIRE_GPU();
+  expect_same_training(GetParam(), ModelKind::kSoftmax, 257, 1.0f, 8);
+}
+
+TEST_P(GpuBackend, BatchesStraddlingAnEpochBoundaryMatchTheCpu) {
+  REQUIRE_GPU();
+  // 10,000 training images in batches of 300: step 33 takes the last 100 of epoch 0 and the
+  // first 200 of epoch 1.
+  expect_same_training(GetParam(), ModelKind::kMlp, 300, 0.9f, 4, 31);
+}
+
+TEST_P(GpuBackend, LargeBatchSplitReductionMatchesTheCpu) {
+  REQUIRE_GPU();
+  expect_same_training(GetParam(), ModelKind::kMlp, 2048, 0.9f, 3);
+}
+
+TEST_P(GpuBackend, EvaluationMatchesTheCpuOnTheSameParameters) {
+  REQUIRE_GPU();
+  const TrainConfig c = config(ModelKind::kMlp, 100, 0.9f);
+  Pair pair(GetParam(), c, 8);
+  pair.order(0);
+  for (int i = 0; i < 20; ++i) pair.cpu.train_step();
+  pair.gpu.set_state(pair.cpu.state());
+  EXPECT_EQ(pair.gpu.steps_taken(), 20);
+  EXPECT_NEAR(pair.gpu.evaluate_test(), pair.cpu.evaluate_test(), 2);
+  EXPECT_EQ(pair.gpu.state().params, pair.cpu.state().params);
+}
+
+TEST_P(GpuBackend, TrainingIsBitwiseReproducible) {
+  REQUIRE_GPU();
+  auto run = [this] {
+    const TrainConfig c = config(ModelKind::kMlp, 100, 0.9f);
+    auto b = make_backend(GetParam(), c, fake(),
+                          initial_parameters(make_layout(c.model, c.hidden_units), 1));
+    b->set_epoch_order(0, epoch_order(1, 0, fake().train.count));
+    for (int i = 0; i < 10; ++i) b->train_step();
+    return b->state().params;
+  };
+  EXPECT_EQ(run(), run());
+}
+
+}  // namespace
+}  // namespace mnist

@@ -1,0 +1,159 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "app/backends.h"
+#include "app/cli.h"
+#include "error.h"
+#include "train/checkpoint.h"
+#include "train/loop.h"
+
+namespace mnist {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunOutput {
+  std::string log;
+  TrainResult result;
+  std::vector<float> params;
+};
+
+Options fake_options(int max_steps) {
+  Options o;
+  o.max_steps = max_steps;
+  o.fake_data = true;
+  o.hidden_units = 32;
+  o.log_dir = "";
+  return o;
+}
+
+const MnistData& fake() {
+  static const MnistData data = make_fake_data(1);
+  return data;
+}
+
+// Runs the loop the way main() does: the flags' run, a fresh CPU backend, resume if possible.
+RunOutput run(const Options& o) {
+  const RunConfig config = run_config(o);
+  auto backend = make_backend(BackendKind::kCpu, config.train, fake());
+  std::ostringstream out;
+  const std::int64_t first = load_checkpoint_if_present(config, *backend, out);
+  RunOutput r;
+  r.result = run_training_loop(config, *backend, fake(), first, out);
+  r.log = out.str();
+  r.params = backend->state().params;
+  return r;
+}
+
+int count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+TEST(FormatAccuracy, PrintsLikePythonFloat32) {
+  EXPECT_EQ(format_accuracy(0.9575), "0.9575");
+  EXPECT_EQ(format_accuracy(1.0), "1.0");
+  EXPECT_EQ(format_accuracy(0.1), "0.1");
+  EXPECT_EQ(format_accuracy(0.0), "0.0");
+  EXPECT_EQ(format_accuracy(0.0982), "0.0982");
+}
+
+TEST(TrainingLoop, FollowsTheSampleSchedule) {
+  const RunOutput r = run(fake_options(120));
+  EXPECT_EQ(count(r.log, "Accuracy at step "), 12);
+  EXPECT_NE(r.log.find("Accuracy at step 0: "), std::string::npos);
+  EXPECT_NE(r.log.find("Accuracy at step 110: "), std::string::npos);
+  EXPECT_EQ(r.log.find("Accuracy at step 120"), std::string::npos);
+  EXPECT_EQ(count(r.log, "Adding run metadata for "), 1);
+  EXPECT_NE(r.log.find("Adding run metadata for 99\n"), std::string::npos);
+  EXPECT_EQ(r.result.train_steps, 120 - 12);
+  const std::regex line("Accuracy at step [0-9]+: [01]\\.[0-9]+\n");
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(r.log.begin(), r.log.end(), line), std::sregex_iterator()),
+      12);
+  EXPECT_GT(r.result.final_accuracy, 0.5);
+}
+
+TEST(TrainingLoop, WritesTrainAndTestSummaries) {
+  Options o = fake_options(30);
+  const fs::path dir = fs::temp_directory_path() / ("mnist_logs_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  o.log_dir = dir.string();
+  run(o);
+  std::ifstream test(dir / "test" / "scalars.jsonl"), train(dir / "train" / "scalars.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(test, line)) {
+    EXPECT_NE(line.find("\"accuracy\""), std::string::npos);
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3);
+  ASSERT_TRUE(std::getline(train, line));
+  EXPECT_NE(line.find("\"cross_entropy\""), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(TrainingLoop, DivergenceIsExitCode5) {
+  Options o = fake_options(40);
+  o.learning_rate = 1e30f;
+  try {
+    run(o);
+    FAIL() << "expected divergence";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kDiverged);
+    EXPECT_NE(std::string(e.what()).find("training diverged"), std::string::npos);
+  }
+}
+
+TEST(TrainingLoop, ResumingFromACheckpointGivesTheSameResult) {
+  const fs::path dir = fs::temp_directory_path() / ("mnist_ckpt_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const RunOutput straight = run(fake_options(60));
+  Options first_half = fake_options(25);
+  first_half.checkpoint_dir = dir.string();
+  run(first_half);
+  Options rest = fake_options(60);
+  rest.checkpoint_dir = dir.string();
+  const RunOutput resumed = run(rest);
+  EXPECT_NE(resumed.log.find("Resuming from "), std::string::npos);
+  EXPECT_EQ(resumed.log.find("Accuracy at step 20:"), std::string::npos);
+  EXPECT_EQ(resumed.params, straight.params);
+
+  Options other = fake_options(60);
+  other.checkpoint_dir = dir.string();
+  other.hidden_units = 16;
+  try {
+    run(other);
+    FAIL() << "a checkpoint of another model must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadArguments);
+    EXPECT_NE(std::string(e.what()).find("hidden_units"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(TrainingLoop, StopRequestSavesACheckpointAndIsExitCode143) {
+  const fs::path dir = fs::temp_directory_path() / ("mnist_term_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  Options o = fake_options(50);
+  o.checkpoint_dir = dir.string();
+  g_stop_requested = true;
+  try {
+    run(o);
+    FAIL() << "expected a stop";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kTerminated);
+  }
+  g_stop_requested = false;
+  EXPECT_TRUE(fs::exists(dir / "model.ckpt"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace mnist
