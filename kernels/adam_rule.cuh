@@ -1,5 +1,6 @@
 // TF's Adam update for one parameter, shared by every kernel that applies it (the weight-gradient
-// epilogue, the split-K reduction, and the baseline's standalone update), so the formula lives once.
+// epilogue, the split-K reduction, and the baseline's standalone update), so the formula lives
+// once.
 //
 // The step convention, one for every GPU kernel and both GPU backends: a device int64 `step`
 // counts the training steps taken. Within a step, the kernels before the loss read it as the

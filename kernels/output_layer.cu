@@ -45,8 +45,7 @@ struct W2View {
 extern __shared__ float staged_w2[];
 
 // Block-wide sum of ten per-thread values, + b2, fixed order; every thread gets the result.
-__device__ __forceinline__ void block_logits(float (&z)[kClasses],
-                                             const float* __restrict__ b2,
+__device__ __forceinline__ void block_logits(float (&z)[kClasses], const float* __restrict__ b2,
                                              float (&warp_part)[kThreads / 32][kClasses]) {
 #pragma unroll
   for (int j = 0; j < kClasses; ++j)
@@ -233,9 +232,9 @@ void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden
                         const float* b2, const std::uint8_t* labels, float keep_prob,
                         float* row_loss, float* dlogits, float* dh, std::int64_t* step,
                         cudaStream_t stream) {
-  launch(MNIST_HERE, "output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows), kThreads,
-         shared_bytes(rows, hidden), stream, h, split, rows, hidden, w2, b2, labels, keep_prob,
-         row_loss, dlogits, dh, step);
+  launch(MNIST_HERE, "output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows),
+         kThreads, shared_bytes(rows, hidden), stream, h, split, rows, hidden, w2, b2, labels,
+         keep_prob, row_loss, dlogits, dh, step);
 }
 
 void output_layer_count_correct(const float* h, int rows, int hidden, const float* w2,

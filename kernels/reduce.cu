@@ -1,6 +1,5 @@
-#include "reduce.h"
-
 #include "cuda_error.h"
+#include "reduce.h"
 
 namespace mnist::kernels {
 namespace {

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine against a build made elsewhere ($BUILD carried along): the gpu test
 # label, compute-sanitizer, the benchmark, per-kernel durations (ncu) and the seed job. Used to
-# verify releases. STAGES picks a subset (default: all, in this order).
+# verify releases. STAGES picks a subset (default: all, in this order). Two more stages, not in the
+# default: `compare` times this build against an earlier binary ($BEFORE) in one run, benchmarks
+# interleaved, and diffs their seed-job logs for both GPU backends; `configure` configures and
+# builds the tests with this machine's own CMake and runs the gpu label from that build.
 set -uo pipefail
 root=$(pwd)
 build=${BUILD:-build/device}  # made elsewhere by: cmake --preset device && cmake --build --preset device
 out=${OUT:-/tmp/device-check}; mkdir -p "$out"
 stages=" ${STAGES:-test sanitize bench ncu seed} "
+bench_table() { grep -E "^(cuda|cublas|batch) " "$1" | grep -v "NOT reached"; }
 want() { [[ $stages == *" $1 "* ]]; }
 # The carried build has this checkout's absolute paths baked in (CTest files).
 [[ -e /work/main ]] || { mkdir -p /work && ln -s "$root" /work/main; }
@@ -24,7 +28,7 @@ if want test; then
     grep -E "tests passed|Skipped|Failed|FAILED|Total Test"
 fi
 if want sanitize; then
-  for tool in memcheck racecheck; do
+  for tool in ${SANITIZER_TOOLS:-memcheck racecheck}; do
     echo "== compute-sanitizer --tool $tool"
     timeout ${SANITIZER_TIMEOUT:-300} compute-sanitizer --tool "$tool" --error-exitcode 9 \
       $build/tests/gpu_tests ${SANITIZER_FILTER:-} >"$out/sanitizer_$tool.log" 2>&1
@@ -58,4 +62,37 @@ if want seed; then
   /usr/bin/time -f "wall %e s, max RSS %M KB" $build/mnist-train --backend cuda --max_steps 500 \
     --mirror "$mirror" --data_dir /tmp/seed-data --log_dir /tmp/seed-logs 2>&1 | tee "$out/seed.log" |
     grep -E "Found device|driver|Accuracy at step (0|490)|Final|wall"
+fi
+if want compare; then
+  before=${BEFORE:?compare needs BEFORE=path/to/an/earlier/mnist-train}
+  for round in 1 2; do
+    for which in before after; do
+      bin=$build/mnist-train; [[ $which == before ]] && bin=$before
+      echo "== benchmark, $which, round $round"
+      $bin --benchmark --backend cuda --mirror "$mirror" --data_dir /tmp/seed-data \
+        --benchmark_out "$out/bench_${which}_$round.json" >"$out/bench_${which}_$round.log" 2>&1
+      bench_table "$out/bench_${which}_$round.log"
+    done
+  done
+  for backend in cuda cublas; do
+    for which in before after; do
+      bin=$build/mnist-train; [[ $which == before ]] && bin=$before
+      $bin --backend $backend --max_steps 500 --mirror "$mirror" --data_dir /tmp/seed-data \
+        --log_dir "/tmp/logs-$which" 2>&1 | grep -v " s in the loop" >"$out/seed_${backend}_$which.log"
+    done
+    if diff -q "$out/seed_${backend}_before.log" "$out/seed_${backend}_after.log" >/dev/null; then
+      echo "== seed job, $backend: output identical before and after ($(grep -c '^Accuracy at step' "$out/seed_${backend}_after.log") accuracy lines; $(grep 'step 490' "$out/seed_${backend}_after.log"))"
+    else
+      echo "== seed job, $backend: OUTPUT DIFFERS"; diff "$out/seed_${backend}_before.log" "$out/seed_${backend}_after.log" | head
+    fi
+  done
+fi
+if want configure; then
+  echo "== configure and build here with $(cmake --version | head -1), then ctest -L gpu"
+  fresh=/tmp/configured-here
+  cmake -S . -B $fresh -DCMAKE_BUILD_TYPE=Release -DMNIST_WERROR=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    >"$out/configure.log" 2>&1 && cmake --build $fresh -j "$(nproc)" --target gpu_tests mnist-train \
+    mnist_test_server >>"$out/configure.log" 2>&1 || { echo "configure/build FAILED"; tail -20 "$out/configure.log"; }
+  ctest --test-dir $fresh -L gpu 2>&1 | tee "$out/ctest_configured_here.log" |
+    grep -E "tests passed|Skipped|Failed|FAILED|Total Test|Error"
 fi

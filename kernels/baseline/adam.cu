@@ -1,5 +1,4 @@
 #include "adam.h"
-
 #include "adam_rule.cuh"
 #include "cuda_error.h"
 

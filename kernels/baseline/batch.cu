@@ -1,5 +1,4 @@
 #include "batch.h"
-
 #include "common/sample_stream.h"
 #include "cuda_error.h"
 

@@ -1,7 +1,6 @@
-#include "dropout.h"
-
 #include "common/philox.h"
 #include "cuda_error.h"
+#include "dropout.h"
 
 namespace mnist::kernels {
 namespace {

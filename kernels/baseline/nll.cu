@@ -1,6 +1,5 @@
-#include "nll.h"
-
 #include "cuda_error.h"
+#include "nll.h"
 
 namespace mnist::kernels {
 namespace {

@@ -5,6 +5,6 @@ namespace mnist {
 
 constexpr int kImageSide = 28;
 constexpr int kImagePixels = kImageSide * kImageSide;  // 784: the model's input width
-constexpr int kClasses = 10;                            // digits 0..9: the model's output width
+constexpr int kClasses = 10;                           // digits 0..9: the model's output width
 
 }  // namespace mnist

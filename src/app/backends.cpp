@@ -39,8 +39,9 @@ bool gpu_visible() { return probe_gpus().device_count > 0; }
 
 std::unique_ptr<Backend> make_backend(BackendKind kind, const TrainConfig& config,
                                       const MnistData& data) {
-  return make_backend(kind, config, data,
-                      initial_parameters(make_layout(config.model, config.hidden_units), config.seed));
+  return make_backend(
+      kind, config, data,
+      initial_parameters(make_layout(config.model, config.hidden_units), config.seed));
 }
 
 std::unique_ptr<Backend> make_backend(BackendKind kind, const TrainConfig& config,

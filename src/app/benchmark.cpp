@@ -115,12 +115,9 @@ json time_to_accuracy(const Options& o, BackendKind kind, const MnistData& data,
     accuracy = double(backend->evaluate_test()) / data.test.count;
     if (accuracy >= target) break;
   }
-  return {{"backend", backend_name(kind)},
-          {"target", target},
-          {"reached", accuracy >= target},
-          {"steps", backend->steps_taken()},
-          {"train_ms", train_us / 1000},
-          {"accuracy", accuracy}};
+  return {{"backend", backend_name(kind)}, {"target", target},
+          {"reached", accuracy >= target}, {"steps", backend->steps_taken()},
+          {"train_ms", train_us / 1000},   {"accuracy", accuracy}};
 }
 
 // Our forward and weight-gradient products against cuBLAS (fp32, pedantic: no TF32) at the
@@ -161,9 +158,8 @@ json gemm_comparison(int batch) {
     for (std::size_t i = 0; i < iv.size(); i += 2) per.push_back(iv[i]);
     return summarise(per).median;
   };
-  const kernels::AdamUpdate adam{p.get(), m.get(),     v.get(), 1e-9f,
-                                 0.9f,    0.999f,      1e-8f,   step.get(),
-                                 scratch.get()};
+  const kernels::AdamUpdate adam{p.get(), m.get(), v.get(),    1e-9f,        0.9f,
+                                 0.999f,  1e-8f,   step.get(), scratch.get()};
   const double ours_unsplit = time([&] {
     kernels::linear_forward(x.get(), w.get(), nullptr, y.get(), batch, k, n, {}, stream.get());
   });
@@ -253,7 +249,8 @@ void run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
   report["seed_job"] = json::array();
   for (const BackendKind kind : backends) {
     const char* name = backend_name(kind);
-    const std::size_t free_before = gpu_present && kind != BackendKind::kCpu ? device_free_bytes() : 0;
+    const std::size_t free_before =
+        gpu_present && kind != BackendKind::kCpu ? device_free_bytes() : 0;
     json r = seed_job(options, kind, data);
     if (free_before) {
       // The backend allocates everything up front; this is its footprint plus the graphs'.

@@ -25,8 +25,8 @@ int run(int argc, char** argv) {
   const RunConfig config = run_config(options);
   if (options.dry_run) {
     std::cout << "flags OK: backend " << backend_name(options.backend) << ", model "
-              << model_name(config.train.model) << ", max_steps " << config.max_steps
-              << ", batch " << config.train.batch_size << ", data "
+              << model_name(config.train.model) << ", max_steps " << config.max_steps << ", batch "
+              << config.train.batch_size << ", data "
               << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir)
               << std::endl;
     return 0;
@@ -57,8 +57,8 @@ int run(int argc, char** argv) {
   std::cout << "Training " << model_name(config.train.model) << " ("
             << make_layout(config.train.model, config.train.hidden_units).total
             << " parameters) on " << data.train.count << " images, testing on " << data.test.count
-            << ", backend " << backend->name() << ", batch " << config.train.batch_size
-            << ", seed " << config.train.seed << std::endl;
+            << ", backend " << backend->name() << ", batch " << config.train.batch_size << ", seed "
+            << config.train.seed << std::endl;
 
   const std::int64_t first = load_checkpoint_if_present(config, *backend, std::cout);
   const TrainResult result = run_training_loop(config, *backend, data, first, std::cout);

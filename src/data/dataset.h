@@ -29,8 +29,8 @@ constexpr int kValidationSize = 5000;
 
 // Where a run's data comes from (the data flags).
 struct DataSource {
-  std::string dataset = "mnist";  // a name in data/datasets.json
-  std::string data_dir;           // the cache
+  std::string dataset = "mnist";          // a name in data/datasets.json
+  std::string data_dir;                   // the cache
   std::vector<std::string> mirror_flags;  // --mirror; empty: MNIST_MIRROR, else the built-in list
   double timeout_s = 120.0;               // per download attempt
   int attempts = 3;                       // per mirror

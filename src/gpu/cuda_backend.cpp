@@ -104,15 +104,10 @@ void CudaBackend::loss_and_backward(cudaStream_t s) {
 // gradient is split (split-K).
 k::AdamUpdate CudaBackend::adam_for(const Layer& l, float*& split_scratch) {
   const std::size_t split = split_floats(l, config_.batch_size);
-  const k::AdamUpdate update{params_.get() + l.w,
-                             adam_m_.get() + l.w,
-                             adam_v_.get() + l.w,
-                             config_.learning_rate,
-                             kAdamBeta1,
-                             kAdamBeta2,
-                             kAdamEpsilon,
-                             step_.get(),
-                             split ? split_scratch : nullptr};
+  const k::AdamUpdate update{
+      params_.get() + l.w,   adam_m_.get() + l.w, adam_v_.get() + l.w,
+      config_.learning_rate, kAdamBeta1,          kAdamBeta2,
+      kAdamEpsilon,          step_.get(),         split ? split_scratch : nullptr};
   split_scratch += split;
   return update;
 }

@@ -48,8 +48,7 @@ void save_checkpoint(const RunConfig& run, Backend& backend, std::int64_t next_i
   write_file_atomically((fs::path(run.checkpoint_dir) / kCheckpointName).string(), blob);
 }
 
-std::int64_t load_checkpoint_if_present(const RunConfig& run, Backend& backend,
-                                        std::ostream& out) {
+std::int64_t load_checkpoint_if_present(const RunConfig& run, Backend& backend, std::ostream& out) {
   if (run.checkpoint_dir.empty()) return 0;
   const std::string path = (fs::path(run.checkpoint_dir) / kCheckpointName).string();
   if (!fs::exists(path)) return 0;

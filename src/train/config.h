@@ -56,8 +56,8 @@ struct TrainConfig {
   int hidden_units = 500;
   int batch_size = 100;
   float learning_rate = 0.001f;
-  float keep_prob = 0.9f;  // 1 for the softmax model (no hidden layer to drop)
-  std::uint64_t seed = 1;  // initialisation, shuffling and dropout
+  float keep_prob = 0.9f;   // 1 for the softmax model (no hidden layer to drop)
+  std::uint64_t seed = 1;   // initialisation, shuffling and dropout
   bool cuda_graphs = true;  // GPU backends: replay a captured graph per step (off: launch eagerly)
 };
 

@@ -111,7 +111,8 @@ void CpuBackend::gather_batch(std::int64_t step, std::vector<float>& x,
     const StreamPosition pos = stream_position(step, batch, r, data_.train.count);
     const int sample = order_for(pos.epoch)[pos.index];
     const std::uint8_t* pixels = data_.train.images.data() + std::size_t(sample) * kImagePixels;
-    for (int k = 0; k < kImagePixels; ++k) x[std::size_t(r) * kImagePixels + k] = pixels[k] * (1.0f / 255.0f);
+    for (int k = 0; k < kImagePixels; ++k)
+      x[std::size_t(r) * kImagePixels + k] = pixels[k] * (1.0f / 255.0f);
     labels[r] = data_.train.labels[sample];
   }
 }

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "error.h"
 #include "app/cli.h"
+#include "error.h"
 
 namespace mnist {
 namespace {

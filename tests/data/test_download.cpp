@@ -6,11 +6,11 @@
 #include <sstream>
 
 #include "data/download.h"
-#include "error.h"
 #include "data/fileio.h"
 #include "data/gzip.h"
 #include "data/idx.h"
 #include "data/sha256.h"
+#include "error.h"
 #include "support/http_server.h"
 
 namespace mnist {

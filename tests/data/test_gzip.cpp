@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "error.h"
 #include "data/gzip.h"
 #include "data/sha256.h"
+#include "error.h"
 
 namespace mnist {
 namespace {

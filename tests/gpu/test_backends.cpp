@@ -5,9 +5,9 @@
 #include <cmath>
 
 #include "app/backends.h"
+#include "support/gpu_test_util.h"
 #include "train/cpu_backend.h"
 #include "train/epochs.h"
-#include "support/gpu_test_util.h"
 
 namespace mnist {
 namespace {

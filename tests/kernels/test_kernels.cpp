@@ -6,17 +6,17 @@
 
 #include "kernels/baseline/adam.h"
 #include "kernels/baseline/batch.h"
-#include "train/cpu_backend.h"
-#include "kernels/gemm.h"
-#include "support/gpu_test_util.h"
-#include "kernels/output_layer.h"
-#include "kernels/common/philox.h"
-#include "kernels/reduce.h"
 #include "kernels/baseline/dropout.h"
 #include "kernels/baseline/nll.h"
+#include "kernels/common/philox.h"
 #include "kernels/common/sample_stream.h"
-#include "train/epochs.h"
+#include "kernels/gemm.h"
+#include "kernels/output_layer.h"
+#include "kernels/reduce.h"
 #include "kernels/softmax_xent.h"
+#include "support/gpu_test_util.h"
+#include "train/cpu_backend.h"
+#include "train/epochs.h"
 
 namespace mnist {
 namespace {
@@ -285,8 +285,8 @@ void check_grad_adam(std::size_t size, const std::vector<double>& ref_grad, std:
   const std::vector<float> m_after = download(dm);
   std::vector<float> used_grad(size);
   for (std::size_t i = 0; i < size; ++i)
-    used_grad[i] = static_cast<float>((double(m_after[i]) - kAdamBeta1 * double(m[i])) /
-                                      (1.0 - kAdamBeta1));
+    used_grad[i] =
+        static_cast<float>((double(m_after[i]) - kAdamBeta1 * double(m[i])) / (1.0 - kAdamBeta1));
   EXPECT_TRUE(close(used_grad, ref_grad, kFp32Bound));
   std::vector<float> g(ref_grad.begin(), ref_grad.end());
   cpu::adam(p.data(), g.data(), m.data(), v.data(), size, 0.001f, t);

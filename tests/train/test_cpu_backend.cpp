@@ -5,10 +5,10 @@
 #include <random>
 #include <set>
 
-#include "train/cpu_backend.h"
 #include "data/dataset.h"
 #include "kernels/common/philox.h"
 #include "kernels/common/sample_stream.h"
+#include "train/cpu_backend.h"
 #include "train/epochs.h"
 
 namespace mnist {
@@ -164,7 +164,7 @@ TEST(SampleStream, BatchesStraddleEpochs) {
   EXPECT_EQ(stream_position(550, 100, 1, 55000).index, 1);
   EXPECT_EQ(stream_position(3, 257, 0, 1000).index, 771);
   EXPECT_EQ(order_slot(stream_position(3, 257, 256, 1000), 1000), 1000u + 27u);  // epoch 1, 27
-  EXPECT_EQ(order_slot(stream_position(7, 300, 0, 1000), 1000), 100u);            // epoch 2
+  EXPECT_EQ(order_slot(stream_position(7, 300, 0, 1000), 1000), 100u);           // epoch 2
 }
 
 // Records what the feeder hands over; the maths is never called.

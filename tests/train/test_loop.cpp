@@ -99,16 +99,21 @@ TEST(TrainingLoop, WritesTrainAndTestSummaries) {
   fs::remove_all(dir);
 }
 
+// The run fails with `code` and a message containing `needle`.
+void expect_run_error(const Options& o, ExitCode code, const std::string& needle) {
+  try {
+    run(o);
+    ADD_FAILURE() << "expected exit code " << static_cast<int>(code);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 TEST(TrainingLoop, DivergenceIsExitCode5) {
   Options o = fake_options(40);
   o.learning_rate = 1e30f;
-  try {
-    run(o);
-    FAIL() << "expected divergence";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kDiverged);
-    EXPECT_NE(std::string(e.what()).find("training diverged"), std::string::npos);
-  }
+  expect_run_error(o, ExitCode::kDiverged, "training diverged");
 }
 
 TEST(TrainingLoop, ResumingFromACheckpointGivesTheSameResult) {
@@ -127,14 +132,8 @@ TEST(TrainingLoop, ResumingFromACheckpointGivesTheSameResult) {
 
   Options other = fake_options(60);
   other.checkpoint_dir = dir.string();
-  other.hidden_units = 16;
-  try {
-    run(other);
-    FAIL() << "a checkpoint of another model must be refused";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kBadArguments);
-    EXPECT_NE(std::string(e.what()).find("hidden_units"), std::string::npos) << e.what();
-  }
+  other.hidden_units = 16;  // a checkpoint of another model is refused
+  expect_run_error(other, ExitCode::kBadArguments, "hidden_units");
   fs::remove_all(dir);
 }
 
@@ -144,12 +143,7 @@ TEST(TrainingLoop, StopRequestSavesACheckpointAndIsExitCode143) {
   Options o = fake_options(50);
   o.checkpoint_dir = dir.string();
   g_stop_requested = true;
-  try {
-    run(o);
-    FAIL() << "expected a stop";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kTerminated);
-  }
+  expect_run_error(o, ExitCode::kTerminated, "checkpoint saved");
   g_stop_requested = false;
   EXPECT_TRUE(fs::exists(dir / "model.ckpt"));
   fs::remove_all(dir);
