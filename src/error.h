@@ -15,7 +15,8 @@ enum class ExitCode : int {
   kDataUnavailable = 3,  // every mirror failed, checksum mismatch, malformed idx
   kGpuUnusable = 4,      // GPU requested but no device, driver too old, or a CUDA error
   kDiverged = 5,         // loss became NaN or Inf
-  kTerminated = 143,     // SIGTERM: checkpoint saved, then stopped (128 + 15)
+  kInterrupted = 130,    // SIGINT (Ctrl-C): checkpoint saved when configured, then stopped
+  kTerminated = 143,     // SIGTERM: checkpoint saved when configured, then stopped (128 + 15)
 };
 
 class Error : public std::runtime_error {

@@ -1,27 +1,22 @@
 #include "data/fileio.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
+#include <random>
+#include <thread>
 
-#include "error.h"
+#include "stop.h"
 
 namespace mnist {
 namespace fs = std::filesystem;
-
-std::vector<std::uint8_t> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ExitCode::kDataUnavailable, path + ": cannot open: " + std::strerror(errno));
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                  std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(ExitCode::kDataUnavailable, path + ": read failed");
-  return bytes;
-}
 
 namespace {
 
@@ -39,32 +34,162 @@ class FileDescriptor {  // RAII for a POSIX file descriptor
   int fd_;
 };
 
+std::string os_error() { return std::strerror(errno); }
+
+// A name no other process or thread picks: pid, a per-process counter and random bits.
+std::string unique_suffix() {
+  static std::atomic<unsigned> counter{0};
+  static const unsigned long long salt = std::random_device{}();
+  return ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++) + "." +
+         std::to_string(salt % 1000000007ULL);
+}
+
+void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::string& path,
+               ExitCode code) {
+  for (std::size_t done = 0; done < size;) {
+    const ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(code, path + ": write failed: " + os_error());
+    done += static_cast<std::size_t>(n);
+  }
+}
+
 }  // namespace
 
-void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  const std::string temp = path + ".part";
+FileKind file_kind(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return FileKind::kMissing;
+  return S_ISREG(st.st_mode) ? FileKind::kRegular : FileKind::kOther;
+}
+
+void remove_entry(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    std::error_code ec;
+    fs::remove_all(path, ec);  // remove_all does not follow links inside
+  } else {
+    ::unlink(path.c_str());
+  }
+}
+
+std::vector<std::uint8_t> read_file(const std::string& path, std::size_t max_bytes,
+                                    ExitCode code) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: never through a link.
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ELOOP) throw Error(code, path + ": is a symbolic link (refused)");
+    throw Error(code, path + ": cannot open: " + os_error());
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error(code, path + ": cannot stat: " + os_error());
+  if (!S_ISREG(st.st_mode)) throw Error(code, path + ": is not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    throw Error(code, path + ": is " + std::to_string(st.st_size) + " bytes, more than the " +
+                          std::to_string(max_bytes) + " expected");
+  }
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) throw Error(code, path + ": read failed: " + os_error());
+    if (n == 0) throw Error(code, path + ": shrank while being read");
+    done += static_cast<std::size_t>(n);
+  }
+  return bytes;
+}
+
+void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
+                           ExitCode code) {
+  const std::string temp = path + unique_suffix();
   auto fail = [&](const std::string& what) {
-    const std::string reason = std::strerror(errno);
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    return Error(ExitCode::kDataUnavailable, path + ": " + what + ": " + reason);
+    const std::string reason = os_error();
+    ::unlink(temp.c_str());
+    return Error(code, path + ": " + what + ": " + reason);
   };
   {
-    FileDescriptor fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) throw fail("cannot create");
-    for (std::size_t done = 0; done < bytes.size();) {
-      const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw fail("write failed");
-      done += static_cast<std::size_t>(n);
+    FileDescriptor fd(
+        ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (fd.get() < 0) throw fail("cannot create " + temp);
+    try {
+      write_all(fd.get(), bytes.data(), bytes.size(), temp, code);
+    } catch (const Error&) {
+      ::unlink(temp.c_str());
+      throw;
     }
     if (::fsync(fd.get()) != 0) throw fail("fsync failed");
   }
   if (::rename(temp.c_str(), path.c_str()) != 0) throw fail("rename failed");
-  std::string dir = fs::path(path).parent_path().string();
+  const std::string dir = fs::path(path).parent_path().string();
   FileDescriptor dir_fd(
       ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+}
+
+void ensure_writable_directory(const std::string& dir, const std::string& flag, ExitCode code) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec)) {
+    throw Error(code, dir + ": cannot create folder (" + flag + ")" +
+                          (ec ? ": " + ec.message() : ": a file of that name is in the way"));
+  }
+  const std::string probe = (fs::path(dir) / ("write-probe" + unique_suffix())).string();
+  FileDescriptor fd(
+      ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (fd.get() < 0) throw Error(code, dir + ": cannot write files there (" + flag + "): " + os_error());
+  ::unlink(probe.c_str());
+}
+
+AppendFile::AppendFile(const std::string& path, ExitCode code) : path_(path), code_(code) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(code, path + ": cannot open for appending: " + os_error());
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(code, path + ": is not a regular file");
+  }
+}
+
+AppendFile::~AppendFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+AppendFile::AppendFile(AppendFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)), code_(other.code_) {}
+
+AppendFile& AppendFile::operator=(AppendFile&& other) noexcept {
+  std::swap(fd_, other.fd_);
+  std::swap(path_, other.path_);
+  std::swap(code_, other.code_);
+  return *this;
+}
+
+void AppendFile::write(const std::string& text) {
+  write_all(fd_, reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), path_, code_);
+}
+
+FolderLock::FolderLock(const std::string& dir) {
+  const std::string path = (fs::path(dir) / ".lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(ExitCode::kDataUnavailable, path + ": cannot open the lock: " + os_error());
+  while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      const std::string reason = os_error();
+      ::close(fd_);
+      throw Error(ExitCode::kDataUnavailable, path + ": cannot lock: " + reason);
+    }
+    if (stop_requested()) {
+      ::close(fd_);
+      fd_ = -1;
+      throw_stopped("while waiting for another process's download in " + dir);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+FolderLock::~FolderLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 }  // namespace mnist

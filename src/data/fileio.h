@@ -1,17 +1,74 @@
-// Whole-file reads and atomic writes, for the data cache and checkpoints.
+// Files in folders that other processes share (the data cache, checkpoints, logs): whole-file reads
+// that refuse anything but a regular file, atomic writes through a unique temporary, checked
+// appends, and a folder lock. Nothing here follows a symbolic link planted under a file's name
+// (O_NOFOLLOW), waits on a FIFO, or reads a device. Files are created 0644, folders 0755.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "error.h"
+
 namespace mnist {
 
-// Reads a whole file; throws Error(kDataUnavailable) naming the path on failure.
-std::vector<std::uint8_t> read_file(const std::string& path);
+// Reads a whole regular file of at most max_bytes. Throws Error(code) naming the path and the OS
+// error when it is missing, a link, a folder, a FIFO or device, too large, or unreadable.
+std::vector<std::uint8_t> read_file(const std::string& path, std::size_t max_bytes,
+                                    ExitCode code = ExitCode::kDataUnavailable);
 
-// Writes `path.part`, fsyncs it, renames it over `path` and fsyncs the directory, so `path` is
-// either the old content or the complete new one, never a partial file.
-void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes);
+// What lies under a name, without following a link.
+enum class FileKind { kMissing, kRegular, kOther };
+FileKind file_kind(const std::string& path);
+
+// Removes whatever non-folder entry is under `path` (a link is removed, not its target).
+void remove_entry(const std::string& path);
+
+// Writes a temporary next to `path` that no other process can have opened (unique name, O_EXCL),
+// fsyncs it, renames it over `path` and fsyncs the folder: `path` is the old content or the
+// complete new one, never a partial file, whoever else writes the same name at the same time.
+// Throws Error(code) naming the path and the OS error.
+void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
+                           ExitCode code = ExitCode::kDataUnavailable);
+
+// Creates the folder (and its parents) if needed; throws Error(code) unless it is a folder this
+// process can create files in (checked by creating and removing a probe file).
+void ensure_writable_directory(const std::string& dir, const std::string& flag, ExitCode code);
+
+// A file opened for appending (created if missing, never truncated, never through a link). Every
+// write is checked and flushed to the OS; a failure throws Error(code) naming the path.
+class AppendFile {
+ public:
+  AppendFile() = default;
+  AppendFile(const std::string& path, ExitCode code);
+  ~AppendFile();
+  AppendFile(AppendFile&& other) noexcept;
+  AppendFile& operator=(AppendFile&& other) noexcept;
+  AppendFile(const AppendFile&) = delete;
+  AppendFile& operator=(const AppendFile&) = delete;
+
+  bool is_open() const { return fd_ >= 0; }
+  void write(const std::string& text);
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+  ExitCode code_ = ExitCode::kBadArguments;
+};
+
+// An exclusive advisory lock (flock) on `dir`/.lock, held while the object lives. Processes that
+// share a folder (pods on one volume, two runs on a box) take turns; waiting polls the stop
+// request, so a signal still stops a waiting process within about a second.
+class FolderLock {
+ public:
+  explicit FolderLock(const std::string& dir);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace mnist

@@ -8,7 +8,7 @@ root=${1:?usage: check_includes.sh ROOT}
 cd "$root" || exit 2
 rank() {  # the layer of a path (host includes are written from src/, kernel ones from the root)
   case $1 in
-    error.h | src/error.h) echo 0 ;;
+    error.h | src/error.h | stop.h | src/stop.h) echo 0 ;;
     data/* | src/data/*) echo 1 ;;
     train/* | src/train/*) echo 2 ;;
     gpu/* | src/gpu/*) echo 3 ;;
