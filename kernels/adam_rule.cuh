@@ -1,6 +1,7 @@
 // TF's Adam update for one parameter, shared by every kernel that applies it (the weight-gradient
 // epilogue, the split-K reduction, and the baseline's standalone update), so the formula lives
-// once.
+// once on the device. The CPU reference's cpu::adam is its host twin, written apart on purpose:
+// host pow and the device's fast-math powf round differently.
 //
 // The step convention, one for every GPU kernel and both GPU backends: a device int64 `step`
 // counts the training steps taken. Within a step, the kernels before the loss read it as the

@@ -139,7 +139,7 @@ struct StoreBiasActivation {
       v[q] += bias ? bias[j + q] : 0.0f;
       if (act.enabled) {
         v[q] = fmaxf(v[q], 0.0f);
-        if (drop) v[q] = u[q] < act.keep_prob ? v[q] / act.keep_prob : 0.0f;
+        if (drop) v[q] = dropout_keep_scaled(v[q], u[q], act.keep_prob);
       }
     }
     store4(y + std::size_t(i) * n + j, v, valid);

@@ -46,7 +46,7 @@ struct AdamUpdate {
   float* params = nullptr;
   float* m = nullptr;
   float* v = nullptr;
-  float lr = 0.001f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float lr = 0, beta1 = 0, beta2 = 0, eps = 0;  // the model's Adam constants, set by the caller
   const std::int64_t* step = nullptr;
   // Room for weight_grad_splits(...) partial gradients of the region, or null. With it, long
   // reductions (large batches) are split over more blocks (see gemm.cu).

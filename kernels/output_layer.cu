@@ -94,9 +94,8 @@ struct FinishHidden {
     v = fmaxf(v, 0.0f);
     if (split.act.keep_prob < 1.0f) {
       const auto index = static_cast<std::uint32_t>(row_index + i);
-      v = dropout_uniform(split.act.seed, drop_step, index) < split.act.keep_prob
-              ? v / split.act.keep_prob
-              : 0.0f;
+      v = dropout_keep_scaled(v, dropout_uniform(split.act.seed, drop_step, index),
+                              split.act.keep_prob);
     }
     return v;
   }

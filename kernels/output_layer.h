@@ -25,7 +25,7 @@ struct SplitHidden {
 //   logits = h[r] * W2 + b2; row_loss[r] = logsumexp(logits) - logits[label];
 //   dlogits[r] = (softmax(logits) - onehot(label)) / rows;
 //   dh[r, i] = h[r, i] > 0 ? (dlogits[r] . W2[i, :]) / keep_prob : 0.
-// Block 0 then advances *step (the step convention, adam_rule.cuh): the forward kernel has read
+// Block 0 also advances *step (the step convention, adam_rule.cuh): the forward kernel has read
 // it, and Adam reads the advanced value.
 void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden, const float* w2,
                         const float* b2, const std::uint8_t* labels, float keep_prob,

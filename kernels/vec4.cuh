@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "common/mnist_shape.h"
+
 namespace mnist::kernels {
 
 using Vec4 = float[4];
@@ -39,15 +41,14 @@ __device__ __forceinline__ float byte_to_float(std::uint32_t word, int q) {
 
 // Pixels, scaled to [0, 1] as they are read.
 __device__ __forceinline__ void load4(const std::uint8_t* src, int valid, Vec4& out) {
-  constexpr float kScale = 1.0f / 255.0f;
   if (valid >= 4 && aligned(src, 4)) {
     const std::uint32_t word = *reinterpret_cast<const std::uint32_t*>(src);
 #pragma unroll
-    for (int q = 0; q < 4; ++q) out[q] = byte_to_float(word, q) * kScale;
+    for (int q = 0; q < 4; ++q) out[q] = byte_to_float(word, q) * kPixelScale;
     return;
   }
 #pragma unroll
-  for (int q = 0; q < 4; ++q) out[q] = q < valid ? src[q] * kScale : 0.0f;
+  for (int q = 0; q < 4; ++q) out[q] = q < valid ? src[q] * kPixelScale : 0.0f;
 }
 
 __device__ __forceinline__ void store4(float* dst, const Vec4& v, int valid) {

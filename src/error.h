@@ -12,11 +12,15 @@ enum class ExitCode : int {
   kOk = 0,
   kInternal = 1,  // a bug: an exception nothing above expected
   kBadArguments = 2,
-  kDataUnavailable = 3,  // every mirror failed, checksum mismatch, malformed idx
+  kDataUnavailable = 3,  // the data could not be fetched (mirrors down or unreachable)
   kGpuUnusable = 4,      // GPU requested but no device, driver too old, or a CUDA error
   kDiverged = 5,         // loss became NaN or Inf
-  kInterrupted = 130,    // SIGINT (Ctrl-C): checkpoint saved when configured, then stopped
-  kTerminated = 143,     // SIGTERM: checkpoint saved when configured, then stopped (128 + 15)
+  kOutputFailed = 6,   // an output cannot be written: --log_dir, --checkpoint_dir, --benchmark_out,
+                       // stdout (full disk, read-only or missing folder, closed pipe)
+  kDataInvalid = 7,    // data or checkpoint present but corrupt: every copy failed its checksum,
+                       // a malformed idx file, no valid checkpoint (retrying cannot fix it)
+  kInterrupted = 130,  // SIGINT (Ctrl-C): checkpoint saved when configured, then stopped
+  kTerminated = 143,   // SIGTERM: checkpoint saved when configured, then stopped (128 + 15)
 };
 
 class Error : public std::runtime_error {

@@ -1,4 +1,5 @@
 #include "batch.h"
+#include "common/mnist_shape.h"
 #include "common/sample_stream.h"
 #include "cuda_error.h"
 
@@ -15,7 +16,7 @@ __global__ void gather_batch_kernel(const std::uint8_t* __restrict__ images,
   const int sample = orders[order_slot(stream_position(*step, batch, r, count), count)];
   const std::uint8_t* src = images + std::size_t(sample) * pixels;
   float* dst = x + std::size_t(r) * pixels;
-  for (int k = threadIdx.x; k < pixels; k += blockDim.x) dst[k] = src[k] * (1.0f / 255.0f);
+  for (int k = threadIdx.x; k < pixels; k += blockDim.x) dst[k] = src[k] * kPixelScale;
   if (threadIdx.x == 0) y[r] = labels[sample];
 }
 
@@ -23,7 +24,7 @@ __global__ void bytes_to_unit_float_kernel(const std::uint8_t* __restrict__ byte
                                            float* __restrict__ out, std::size_t n) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
        i += std::size_t(gridDim.x) * blockDim.x) {
-    out[i] = bytes[i] * (1.0f / 255.0f);
+    out[i] = bytes[i] * kPixelScale;
   }
 }
 

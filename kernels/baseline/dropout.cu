@@ -10,9 +10,10 @@ __global__ void dropout_forward_kernel(const float* __restrict__ a, float* __res
                                        const std::int64_t* step) {
   const std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const bool kept = keep_prob >= 1.0f || dropout_uniform(seed, static_cast<std::uint64_t>(*step),
-                                                         static_cast<std::uint32_t>(i)) < keep_prob;
-  h[i] = kept ? a[i] / keep_prob : 0.0f;
+  const float u = keep_prob >= 1.0f ? 0.0f
+                                    : dropout_uniform(seed, static_cast<std::uint64_t>(*step),
+                                                      static_cast<std::uint32_t>(i));
+  h[i] = dropout_keep_scaled(a[i], u, keep_prob);
 }
 
 __global__ void relu_dropout_backward_kernel(const float* __restrict__ dh,

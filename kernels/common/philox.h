@@ -43,6 +43,11 @@ MNIST_HD void dropout_uniform4(std::uint64_t seed, std::uint64_t step, std::uint
   for (int q = 0; q < 4; ++q) out[q] = static_cast<float>(r.v[q] >> 8) * (1.0f / 16777216.0f);
 }
 
+// Inverted dropout of one activation: kept (its draw u below keep) and scaled by 1 / keep, or zero.
+MNIST_HD float dropout_keep_scaled(float v, float u, float keep) {
+  return u < keep ? v / keep : 0.0f;
+}
+
 // The draw of element `index` alone: word index % 4 of group index / 4.
 MNIST_HD float dropout_uniform(std::uint64_t seed, std::uint64_t step, std::uint32_t index) {
   float u[4];

@@ -14,6 +14,10 @@
 
 namespace mnist {
 
+// Epoch orders are held in two slots: a batch spans at most two epochs (B <= N).
+constexpr int kEpochSlots = 2;
+MNIST_HD int epoch_slot(std::int64_t epoch) { return static_cast<int>(epoch % kEpochSlots); }
+
 struct StreamPosition {
   std::int64_t epoch;
   int index;  // position inside that epoch's order
@@ -25,9 +29,9 @@ MNIST_HD StreamPosition stream_position(std::int64_t step, int batch, int row, i
   return {sample / train_count, static_cast<int>(sample % train_count)};
 }
 
-// Index into two concatenated epoch orders (slot epoch % 2) of that position.
+// Index into the concatenated epoch slots of that position.
 MNIST_HD std::size_t order_slot(StreamPosition p, int train_count) {
-  return static_cast<std::size_t>(p.epoch % 2) * train_count + p.index;
+  return static_cast<std::size_t>(epoch_slot(p.epoch)) * train_count + p.index;
 }
 
 }  // namespace mnist

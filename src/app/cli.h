@@ -33,6 +33,8 @@ struct Options {
   double download_timeout_s = 120.0;
   int download_attempts = 3;
   std::string checkpoint_dir;  // empty: no checkpoints
+  // Periodic checkpoints: "N" training steps, "Ns" seconds or "Nm" minutes; "0" never.
+  std::string checkpoint_every = "60s";
   bool cuda_graphs = true;     // --cuda_graphs on|off
   bool download_only = false;  // fetch and verify the data into data_dir, then exit
   bool dry_run = false;        // validate the flags, print the configuration, exit
@@ -45,11 +47,15 @@ struct Options {
   std::string benchmark_out;
 };
 
-// Parses argv. Throws Error(kBadArguments) on unknown flags or bad values. Returns nullopt when
-// --help was printed (the caller exits 0).
+// Parses argv. Every number must be finite and within the range --help shows; a flag that takes a
+// value never takes the next flag as it. Throws Error(kBadArguments) with one readable line on any
+// fault (unknown flag, with the closest known one; missing or bad value), and nothing else,
+// whatever argv holds. Returns nullopt when --help or --version was printed (the caller exits 0).
 std::optional<Options> parse_command_line(int argc, const char* const* argv);
 
 // The run the flags describe (the trainer, --benchmark and the tests all build runs this way).
+// Throws Error(kBadArguments) when checkpoint_every is malformed (only Options built by hand can
+// hold such a value: parse_command_line refuses it).
 RunConfig run_config(const Options& options);
 
 // Where the flags say the data comes from.

@@ -1,40 +1,79 @@
-// mnist-train: parse the flags, check the GPU, load the data, build a backend, run the TF sample's
-// loop (or --benchmark), report. Every failure becomes one line on stderr and a documented exit
-// code (see error.h and README.md).
-#include <csignal>
+// mnist-train: parse the flags, check the outputs and the GPU, load the data, build a backend,
+// run the TF sample's loop (or --benchmark), report. Every failure becomes one line on stderr and
+// a documented exit code (see error.h and README.md).
+#include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "app/backends.h"
 #include "app/benchmark.h"
 #include "app/cli.h"
 #include "data/dataset.h"
+#include "data/fileio.h"
 #include "error.h"
 #include "kernels/cuda_error.h"
+#include "stop.h"
 #include "train/checkpoint.h"
 #include "train/loop.h"
 
 namespace mnist {
 namespace {
 
-void on_sigterm(int) { g_stop_requested.store(true); }
+// Output folders are checked before anything long starts, so a typo fails in seconds.
+void check_outputs(const Options& options) {
+  if (!options.log_dir.empty() && !options.benchmark)
+    ensure_writable_directory(options.log_dir, "--log_dir", ExitCode::kOutputFailed);
+  if (!options.checkpoint_dir.empty())
+    ensure_writable_directory(options.checkpoint_dir, "--checkpoint_dir", ExitCode::kOutputFailed);
+  if (!options.benchmark_out.empty()) {
+    const std::string dir = std::filesystem::path(options.benchmark_out).parent_path().string();
+    ensure_writable_directory(dir.empty() ? "." : dir, "--benchmark_out", ExitCode::kOutputFailed);
+  }
+}
+
+void require_batch_fits(int batch, int train_images) {
+  if (batch > train_images) {
+    throw Error(ExitCode::kBadArguments, "--batch_size " + std::to_string(batch) + " exceeds the " +
+                                             std::to_string(train_images) + " training images");
+  }
+}
+
+void check_stdout() {
+  std::cout.flush();
+  if (!std::cout)
+    throw Error(ExitCode::kOutputFailed, "cannot write to stdout: full disk or closed pipe?");
+}
 
 int run(int argc, char** argv) {
+  install_stop_handlers();
   const auto parsed = parse_command_line(argc, argv);
-  if (!parsed) return 0;
+  if (!parsed) return static_cast<int>(ExitCode::kOk);
   const Options& options = *parsed;
   const RunConfig config = run_config(options);
+  // The training set's size is known before anything is fetched (the built-in datasets are pinned
+  // by their checksums), so an impossible batch fails at once, --dry_run included.
+  require_batch_fits(config.train.batch_size, options.fake_data ? kFakeTrainImages : kTrainImages);
   if (options.dry_run) {
     std::cout << "flags OK: backend " << backend_name(options.backend) << ", model "
               << model_name(config.train.model) << ", max_steps " << config.max_steps << ", batch "
               << config.train.batch_size << ", data "
               << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir)
               << std::endl;
-    return 0;
+    check_stdout();
+    return static_cast<int>(ExitCode::kOk);
   }
-  std::signal(SIGTERM, on_sigterm);
   if (options.download_only) {
     load_dataset(data_source(options), std::cout);
-    return 0;
+    check_stdout();
+    return static_cast<int>(ExitCode::kOk);
+  }
+  check_outputs(options);
+  // One run per checkpoint folder: a second one would overwrite the first one's checkpoints.
+  std::unique_ptr<FolderLock> checkpoint_lock;
+  if (!config.checkpoint_dir.empty() && !options.benchmark) {
+    checkpoint_lock = std::make_unique<FolderLock>(
+        config.checkpoint_dir,
+        config.checkpoint_dir + ": another mnist-train run is using this --checkpoint_dir");
   }
 
   // The GPU is checked before any download, so a broken node fails in seconds.
@@ -42,15 +81,13 @@ int run(int argc, char** argv) {
 
   const MnistData data = options.fake_data ? make_fake_data(config.train.seed)
                                            : load_dataset(data_source(options), std::cout);
-  if (config.train.batch_size > data.train.count) {
-    throw Error(ExitCode::kBadArguments, "--batch_size " + std::to_string(config.train.batch_size) +
-                                             " exceeds the " + std::to_string(data.train.count) +
-                                             " training images");
-  }
+  throw_if_stop_requested("after loading the data");
+  require_batch_fits(config.train.batch_size, data.train.count);
 
   if (options.benchmark) {
     run_benchmark(options, data, kind != BackendKind::kCpu || gpu_visible(), std::cout);
-    return 0;
+    check_stdout();
+    return static_cast<int>(ExitCode::kOk);
   }
 
   auto backend = make_backend(kind, config.train, data);
@@ -60,12 +97,13 @@ int run(int argc, char** argv) {
             << ", backend " << backend->name() << ", batch " << config.train.batch_size << ", seed "
             << config.train.seed << std::endl;
 
-  const std::int64_t first = load_checkpoint_if_present(config, *backend, std::cout);
-  const TrainResult result = run_training_loop(config, *backend, data, first, std::cout);
+  const ResumePoint resume = load_checkpoint_if_present(config, *backend, std::cout);
+  const TrainResult result = run_training_loop(config, *backend, data, resume, std::cout);
   std::cout << "Final test accuracy: " << format_accuracy(result.final_accuracy) << " after "
             << result.train_steps << " training steps (" << result.seconds << " s in the loop)"
             << std::endl;
-  return 0;
+  check_stdout();
+  return static_cast<int>(ExitCode::kOk);
 }
 
 int fail(const char* kind, const std::exception& e, ExitCode code) {

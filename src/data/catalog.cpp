@@ -11,6 +11,20 @@ namespace mnist {
 
 extern const char* const kDatasetsJson;  // generated from data/datasets.json
 
+namespace {
+constexpr std::uint64_t kUnknownRawBound = std::uint64_t{256} << 20;  // MNIST's largest is 45 MiB
+}  // namespace
+
+std::uint64_t DataFileSpec::max_raw_bytes() const {
+  return raw_size > 0 ? raw_size : kUnknownRawBound;
+}
+
+std::uint64_t DataFileSpec::max_gz_bytes() const {
+  // Stored (uncompressed) deflate blocks cost 5 bytes per 64 KiB; the header may carry a name.
+  const std::uint64_t raw = max_raw_bytes();
+  return raw + raw / 64 + 4096;
+}
+
 DatasetSpec builtin_dataset_spec(const std::string& name) {
   const auto all = nlohmann::json::parse(kDatasetsJson);
   if (!all.contains(name)) throw Error(ExitCode::kBadArguments, "unknown dataset '" + name + "'");
@@ -18,7 +32,8 @@ DatasetSpec builtin_dataset_spec(const std::string& name) {
   auto file = [&](const char* key) {
     const auto& f = d.at("files").at(key);
     return DataFileSpec{f.at("name").get<std::string>(),
-                        f.at("sha256").get<std::vector<std::string>>()};
+                        f.at("sha256").get<std::vector<std::string>>(),
+                        f.at("raw_size").get<std::uint64_t>()};
   };
   return DatasetSpec{name,
                      d.at("mirrors").get<std::vector<std::string>>(),

@@ -1,8 +1,9 @@
 // What the program knows about each dataset before fetching it: the four file names, their
-// accepted SHA-256 hashes, and the mirrors (data/datasets.json, compiled in), plus the rule that
-// picks the mirror list for a run.
+// accepted SHA-256 hashes and sizes, and the mirrors (data/datasets.json, compiled in), plus the
+// rule that picks the mirror list for a run.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,13 @@ namespace mnist {
 struct DataFileSpec {
   std::string name;                 // e.g. train-images-idx3-ubyte.gz
   std::vector<std::string> sha256;  // accepted: the .gz file's hash or the inflated content's
+  std::uint64_t raw_size = 0;       // the inflated idx file's exact size; 0: not known
+
+  // The most bytes the inflated content may have: raw_size, or a generous default when unknown.
+  std::uint64_t max_raw_bytes() const;
+  // The most bytes any valid .gz of this file can have (a download or a cached copy): even a
+  // gzip that stores the content uncompressed fits, a planted or endless file does not.
+  std::uint64_t max_gz_bytes() const;
 };
 
 struct DatasetSpec {

@@ -18,7 +18,7 @@ Dataset load_split(const DataFileSpec& images_file, const DataFileSpec& labels_f
   std::vector<std::uint8_t> labels = parse_idx_labels(labels_raw, labels_file.name);
   check_counts_agree(images, labels, images_file.name, labels_file.name);
   if (images.rows * images.cols != kImagePixels) {
-    throw Error(ExitCode::kDataUnavailable,
+    throw Error(ExitCode::kDataInvalid,
                 images_file.name + ": images are " + std::to_string(images.rows) + "x" +
                     std::to_string(images.cols) + ", the model reads 28x28");
   }
@@ -48,7 +48,7 @@ MnistData load_dataset(const DataSource& source, std::ostream& log) {
       load_split(spec.train_images, spec.train_labels, source.data_dir, policy, log);
   Dataset test = load_split(spec.test_images, spec.test_labels, source.data_dir, policy, log);
   if (all_train.count <= kValidationSize) {
-    throw Error(ExitCode::kDataUnavailable,
+    throw Error(ExitCode::kDataInvalid,
                 spec.train_images.name + ": has " + std::to_string(all_train.count) +
                     " images, needs more than the " + std::to_string(kValidationSize) +
                     " held out for validation");
@@ -86,7 +86,7 @@ MnistData make_fake_data(std::uint64_t seed) {
     return d;
   };
   MnistData data;
-  data.train = make(10000);
+  data.train = make(kFakeTrainImages);
   make(1000);  // a validation-sized draw, kept so the test images stay those of earlier releases
   data.test = make(2000);
   return data;

@@ -23,9 +23,12 @@ struct MnistData {
   Dataset train, test;
 };
 
-// TF's read_data_sets: the first validation_size training images are held out as validation
-// (they are not trained on).
+// TF's read_data_sets: the first kValidationSize training images are held out as validation
+// (they are not trained on). Both built-in datasets have 60,000 training images; --fake_data has
+// kFakeTrainImages.
 constexpr int kValidationSize = 5000;
+constexpr int kTrainImages = 60000 - kValidationSize;
+constexpr int kFakeTrainImages = 10000;
 
 // Where a run's data comes from (the data flags).
 struct DataSource {
@@ -38,7 +41,8 @@ struct DataSource {
 };
 
 // Downloads (or reuses the cache), verifies, inflates, parses and splits. Throws
-// Error(kDataUnavailable) naming the file and what is wrong.
+// Error(kDataUnavailable) when no mirror could deliver a file, Error(kDataInvalid) when what
+// arrived is corrupt, naming the file and what is wrong.
 MnistData load_dataset(const DataSource& source, std::ostream& log);
 
 // Synthetic, learnable data (ten noisy class prototypes), deterministic from the seed; for

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "stop.h"
 
@@ -73,8 +74,7 @@ void remove_entry(const std::string& path) {
   }
 }
 
-std::vector<std::uint8_t> read_file(const std::string& path, std::size_t max_bytes,
-                                    ExitCode code) {
+std::vector<std::uint8_t> read_file(const std::string& path, std::size_t max_bytes, ExitCode code) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: never through a link.
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) {
@@ -136,7 +136,8 @@ void ensure_writable_directory(const std::string& dir, const std::string& flag, 
   const std::string probe = (fs::path(dir) / ("write-probe" + unique_suffix())).string();
   FileDescriptor fd(
       ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (fd.get() < 0) throw Error(code, dir + ": cannot write files there (" + flag + "): " + os_error());
+  if (fd.get() < 0)
+    throw Error(code, dir + ": cannot write files there (" + flag + "): " + os_error());
   ::unlink(probe.c_str());
 }
 
@@ -169,15 +170,23 @@ void AppendFile::write(const std::string& text) {
   write_all(fd_, reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), path_, code_);
 }
 
-FolderLock::FolderLock(const std::string& dir) {
+FolderLock::FolderLock(const std::string& dir, const std::string& busy) {
   const std::string path = (fs::path(dir) / ".lock").string();
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(ExitCode::kDataUnavailable, path + ": cannot open the lock: " + os_error());
+  // Another user's lock file on a shared volume: flock works on a read-only descriptor too.
+  if (fd_ < 0 && errno == EACCES) fd_ = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd_ < 0)
+    throw Error(ExitCode::kDataUnavailable, path + ": cannot open the lock: " + os_error());
   while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
       const std::string reason = os_error();
       ::close(fd_);
       throw Error(ExitCode::kDataUnavailable, path + ": cannot lock: " + reason);
+    }
+    if (!busy.empty()) {
+      ::close(fd_);
+      fd_ = -1;
+      throw Error(ExitCode::kBadArguments, busy);
     }
     if (stop_requested()) {
       ::close(fd_);

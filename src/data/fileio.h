@@ -59,10 +59,11 @@ class AppendFile {
 
 // An exclusive advisory lock (flock) on `dir`/.lock, held while the object lives. Processes that
 // share a folder (pods on one volume, two runs on a box) take turns; waiting polls the stop
-// request, so a signal still stops a waiting process within about a second.
+// request, so a signal still stops a waiting process within about a second. With `busy` set, a
+// folder already locked is not waited for: Error(kBadArguments, `busy`) instead.
 class FolderLock {
  public:
-  explicit FolderLock(const std::string& dir);
+  explicit FolderLock(const std::string& dir, const std::string& busy = "");
   ~FolderLock();
   FolderLock(const FolderLock&) = delete;
   FolderLock& operator=(const FolderLock&) = delete;

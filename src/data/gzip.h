@@ -8,8 +8,10 @@
 
 namespace mnist {
 
-// Inflates a complete gzip stream with zlib. Throws Error(kDataUnavailable) naming `name` when the
-// input is not gzip, is truncated, fails its CRC, has trailing bytes, or would exceed max_output.
+// Inflates a complete gzip stream with zlib; several members one after the other (as `cat a.gz
+// b.gz` makes) inflate to their contents in order. Throws Error(kDataInvalid) naming `name`
+// when the input is not gzip, is truncated, fails a CRC, has trailing bytes that are not another
+// member, or would exceed max_output.
 std::vector<std::uint8_t> gunzip(const std::vector<std::uint8_t>& gz, const std::string& name,
                                  std::size_t max_output = std::size_t{256} << 20);
 

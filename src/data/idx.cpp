@@ -19,7 +19,7 @@ std::vector<std::uint32_t> parse_header(const std::vector<std::uint8_t>& bytes,
                                         const std::string& name, std::uint32_t magic,
                                         const char* what) {
   auto fail = [&](const std::string& why) {
-    return Error(ExitCode::kDataUnavailable, name + ": invalid idx " + what + " file: " + why);
+    return Error(ExitCode::kDataInvalid, name + ": invalid idx " + what + " file: " + why);
   };
   if (bytes.size() < 4)
     throw fail("file is " + std::to_string(bytes.size()) + " bytes, too short for a header");
@@ -52,12 +52,12 @@ std::vector<std::uint32_t> parse_header(const std::vector<std::uint8_t>& bytes,
 IdxImages parse_idx_images(const std::vector<std::uint8_t>& bytes, const std::string& name) {
   const auto dims = parse_header(bytes, name, kIdxImagesMagic, "images");
   if (dims[1] != 28 || dims[2] != 28) {
-    throw Error(ExitCode::kDataUnavailable, name + ": invalid idx images file: images are " +
+    throw Error(ExitCode::kDataInvalid, name + ": invalid idx images file: images are " +
                                                 std::to_string(dims[1]) + "x" +
                                                 std::to_string(dims[2]) + ", expected 28x28");
   }
   if (dims[0] == 0)
-    throw Error(ExitCode::kDataUnavailable, name + ": invalid idx images file: no images");
+    throw Error(ExitCode::kDataInvalid, name + ": invalid idx images file: no images");
   IdxImages out;
   out.count = static_cast<int>(dims[0]);
   out.rows = static_cast<int>(dims[1]);
@@ -70,11 +70,11 @@ std::vector<std::uint8_t> parse_idx_labels(const std::vector<std::uint8_t>& byte
                                            const std::string& name) {
   const auto dims = parse_header(bytes, name, kIdxLabelsMagic, "labels");
   if (dims[0] == 0)
-    throw Error(ExitCode::kDataUnavailable, name + ": invalid idx labels file: no labels");
+    throw Error(ExitCode::kDataInvalid, name + ": invalid idx labels file: no labels");
   std::vector<std::uint8_t> labels(bytes.begin() + 8, bytes.end());
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] >= kClasses) {
-      throw Error(ExitCode::kDataUnavailable, name + ": invalid idx labels file: label " +
+      throw Error(ExitCode::kDataInvalid, name + ": invalid idx labels file: label " +
                                                   std::to_string(labels[i]) + " at index " +
                                                   std::to_string(i) + " is outside 0..9");
     }
@@ -85,7 +85,7 @@ std::vector<std::uint8_t> parse_idx_labels(const std::vector<std::uint8_t>& byte
 void check_counts_agree(const IdxImages& images, const std::vector<std::uint8_t>& labels,
                         const std::string& images_name, const std::string& labels_name) {
   if (static_cast<std::size_t>(images.count) != labels.size()) {
-    throw Error(ExitCode::kDataUnavailable, images_name + ": has " + std::to_string(images.count) +
+    throw Error(ExitCode::kDataInvalid, images_name + ": has " + std::to_string(images.count) +
                                                 " images but " + labels_name + " has " +
                                                 std::to_string(labels.size()) + " labels");
   }

@@ -18,7 +18,7 @@ struct IdxImages {
 constexpr std::uint32_t kIdxImagesMagic = 2051;  // ubyte, rank 3
 constexpr std::uint32_t kIdxLabelsMagic = 2049;  // ubyte, rank 1
 
-// Each throws Error(kDataUnavailable) with "NAME: what is wrong" on any malformed input.
+// Each throws Error(kDataInvalid) with "NAME: what is wrong" on any malformed input.
 IdxImages parse_idx_images(const std::vector<std::uint8_t>& bytes, const std::string& name);
 std::vector<std::uint8_t> parse_idx_labels(const std::vector<std::uint8_t>& bytes,
                                            const std::string& name);

@@ -1,5 +1,5 @@
 // RAII and error checks for the vendor libraries (cuBLAS, cuDNN) used by the baseline backend and
-// the benchmark's GEMM comparison. Failures become Error(kGpuUnusable) like any CUDA error.
+// the benchmark's GEMM comparison. Failures become Error(kGpuUnusable): exit 4, like a CUDA error.
 #pragma once
 
 #include <cublas_v2.h>

@@ -1,95 +1,285 @@
 #include "train/checkpoint.h"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "data/fileio.h"
+#include "data/sha256.h"
 #include "error.h"
+#include "train/model.h"
 
 namespace mnist {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 namespace {
 
-const char* kCheckpointName = "model.ckpt";
-const char kCheckpointMagic[8] = {'M', 'N', 'I', 'S', 'T', 'C', 'K', '1'};
+constexpr char kMagic[8] = {'M', 'N', 'I', 'S', 'T', 'C', 'K', '2'};
+constexpr int kFormat = 2;
+constexpr std::size_t kPrefixBytes = 8 + 4;       // magic, header length
+constexpr std::size_t kDigestBytes = 32;          // SHA-256 trailer
+constexpr std::size_t kMaxHeaderBytes = 1 << 16;  // a header is ~250 bytes
+constexpr const char* kNewest = "model.ckpt";
+constexpr const char* kPrevious = "model.ckpt.1";
 
-nlohmann::json checkpoint_identity(const RunConfig& run) {
-  return {{"model", model_name(run.train.model)},
-          {"hidden_units", run.train.hidden_units},
-          {"batch_size", run.train.batch_size},
-          {"seed", run.train.seed},
-          {"dataset", run.dataset},
-          {"fake_data", run.fake_data}};
+// Limits every header field is checked against (the command line's own ranges).
+constexpr std::int64_t kMaxIteration = std::numeric_limits<std::int32_t>::max();
+constexpr int kMaxHiddenUnits = 65536;
+constexpr int kMaxBatch = 1 << 20;
+constexpr std::size_t kMaxNameLength = 64;
+
+std::size_t file_bytes(std::size_t header_bytes, std::size_t parameters) {
+  return kPrefixBytes + header_bytes + 3 * parameters * sizeof(float) + kDigestBytes;
+}
+
+std::string hex(const std::uint8_t* bytes, std::size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) {
+    s += digits[bytes[i] >> 4];
+    s += digits[bytes[i] & 15];
+  }
+  return s;
+}
+
+// Reads a header, throwing `bad` for a missing field, a wrong type or a value out of range.
+class HeaderReader {
+ public:
+  HeaderReader(const json& header, const std::string& name) : header_(header), name_(name) {}
+
+  Error bad(const std::string& why) const {
+    return Error(ExitCode::kDataInvalid, name_ + ": invalid checkpoint: " + why);
+  }
+  const json& field(const char* key) const {
+    const auto it = header_.find(key);
+    if (it == header_.end()) throw bad(std::string("no \"") + key + "\" field");
+    return *it;
+  }
+  std::int64_t integer(const char* key, std::int64_t lo, std::int64_t hi) const {
+    const json& v = field(key);
+    if (!v.is_number_integer()) throw bad(std::string("\"") + key + "\" is not an integer");
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(hi))
+      throw bad(std::string("\"") + key + "\" is out of range");
+    const auto x = v.get<std::int64_t>();
+    if (x < lo || x > hi) {
+      throw bad(std::string("\"") + key + "\" is " + std::to_string(x) + ", outside " +
+                std::to_string(lo) + ".." + std::to_string(hi));
+    }
+    return x;
+  }
+  std::uint64_t unsigned_integer(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_number_unsigned())
+      throw bad(std::string("\"") + key + "\" is not an unsigned integer");
+    return v.get<std::uint64_t>();
+  }
+  std::string text(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_string()) throw bad(std::string("\"") + key + "\" is not a string");
+    std::string s = v.get<std::string>();
+    if (s.size() > kMaxNameLength) throw bad(std::string("\"") + key + "\" is too long");
+    return s;
+  }
+  bool boolean(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_boolean()) throw bad(std::string("\"") + key + "\" is not a boolean");
+    return v.get<bool>();
+  }
+  float finite(const char* key) const {
+    const json& v = field(key);
+    if (!v.is_number()) throw bad(std::string("\"") + key + "\" is not a number");
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || std::fabs(x) > std::numeric_limits<float>::max())
+      throw bad(std::string("\"") + key + "\" is not a finite float");
+    return static_cast<float>(x);
+  }
+
+ private:
+  const json& header_;
+  std::string name_;
+};
+
+json identity_of(const Checkpoint& c) {
+  return {{"model", c.model}, {"hidden_units", c.hidden_units}, {"batch_size", c.batch_size},
+          {"seed", c.seed},   {"dataset", c.dataset},           {"fake_data", c.fake_data}};
+}
+
+std::string path_in(const RunConfig& run, const char* file) {
+  return (fs::path(run.checkpoint_dir) / file).string();
+}
+
+// The largest file any valid checkpoint can be (another run's too: that one is reported as
+// incompatible, not as damaged).
+std::size_t max_file_bytes() {
+  return file_bytes(kMaxHeaderBytes, make_layout(ModelKind::kMlp, kMaxHiddenUnits).total);
+}
+
+// The checkpoint under `path`, or the reason it cannot be used (kDataInvalid).
+Checkpoint read_checkpoint(const std::string& path) {
+  return decode_checkpoint(read_file(path, max_file_bytes(), ExitCode::kDataInvalid), path);
 }
 
 }  // namespace
 
-void save_checkpoint(const RunConfig& run, Backend& backend, std::int64_t next_iteration) {
-  const TrainState s = backend.state();
-  nlohmann::json header = checkpoint_identity(run);
-  header["iteration"] = next_iteration;
-  header["step"] = s.step;
-  header["parameters"] = s.params.size();
+Checkpoint make_checkpoint(const RunConfig& run, const TrainState& state, std::int64_t iteration,
+                           float last_loss) {
+  Checkpoint c;
+  c.model = model_name(run.train.model);
+  c.hidden_units = run.train.hidden_units;
+  c.batch_size = run.train.batch_size;
+  c.seed = run.train.seed;
+  c.dataset = run.dataset;
+  c.fake_data = run.fake_data;
+  c.iteration = iteration;
+  c.last_loss = last_loss;
+  c.state = state;
+  return c;
+}
+
+std::vector<std::uint8_t> encode_checkpoint(const Checkpoint& c) {
+  json header = identity_of(c);
+  header["format"] = kFormat;
+  header["iteration"] = c.iteration;
+  header["step"] = c.state.step;
+  header["parameters"] = c.state.params.size();
+  header["last_loss"] = c.last_loss;
   const std::string text = header.dump();
-  std::vector<std::uint8_t> blob(kCheckpointMagic, kCheckpointMagic + 8);
+  const std::size_t n = c.state.params.size();
+  std::vector<std::uint8_t> blob(kMagic, kMagic + sizeof kMagic);
+  blob.reserve(file_bytes(text.size(), n));
   const auto length = static_cast<std::uint32_t>(text.size());
-  blob.insert(blob.end(), reinterpret_cast<const std::uint8_t*>(&length),
-              reinterpret_cast<const std::uint8_t*>(&length) + 4);
+  for (int i = 0; i < 4; ++i) blob.push_back(static_cast<std::uint8_t>(length >> (8 * i)));
   blob.insert(blob.end(), text.begin(), text.end());
-  for (const auto* v : {&s.params, &s.adam_m, &s.adam_v}) {
+  for (const auto* v : {&c.state.params, &c.state.adam_m, &c.state.adam_v}) {
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(v->data());
     blob.insert(blob.end(), bytes, bytes + v->size() * sizeof(float));
   }
-  std::error_code ec;
-  fs::create_directories(run.checkpoint_dir, ec);
-  write_file_atomically((fs::path(run.checkpoint_dir) / kCheckpointName).string(), blob);
+  const std::string digest = sha256_hex(blob);
+  auto nibble = [](char h) { return h <= '9' ? h - '0' : h - 'a' + 10; };
+  for (std::size_t i = 0; i < kDigestBytes; ++i)
+    blob.push_back(
+        static_cast<std::uint8_t>(nibble(digest[2 * i]) * 16 + nibble(digest[2 * i + 1])));
+  return blob;
 }
 
-std::int64_t load_checkpoint_if_present(const RunConfig& run, Backend& backend, std::ostream& out) {
-  if (run.checkpoint_dir.empty()) return 0;
-  const std::string path = (fs::path(run.checkpoint_dir) / kCheckpointName).string();
-  if (!fs::exists(path)) return 0;
-  const auto blob = read_file(path);
-  auto bad = [&](const std::string& why) {
-    return Error(ExitCode::kDataUnavailable, path + ": invalid checkpoint: " + why);
-  };
-  if (blob.size() < 12 || std::memcmp(blob.data(), kCheckpointMagic, 8) != 0)
-    throw bad("bad magic");
-  std::uint32_t length;
-  std::memcpy(&length, blob.data() + 8, 4);
-  if (blob.size() < 12 + std::size_t(length)) throw bad("truncated header");
-  nlohmann::json header =
-      nlohmann::json::parse(blob.begin() + 12, blob.begin() + 12 + length, nullptr, false);
-  if (header.is_discarded()) throw bad("header is not JSON");
-  const nlohmann::json identity = checkpoint_identity(run);
-  for (const std::string key :
-       {"model", "hidden_units", "batch_size", "seed", "dataset", "fake_data"}) {
-    const std::string saved = header.contains(key) ? header[key].dump() : "nothing";
-    if (saved != identity[key].dump()) {
-      throw Error(ExitCode::kBadArguments, path + ": checkpoint was made with " + key + "=" +
-                                               saved + ", this run has " + identity[key].dump() +
-                                               " (use another --checkpoint_dir)");
+Checkpoint decode_checkpoint(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  const HeaderReader fail_only(json::object(), name);  // for errors before the header is read
+  if (bytes.size() < kPrefixBytes + kDigestBytes || std::memcmp(bytes.data(), kMagic, 8) != 0)
+    throw fail_only.bad("not a format-2 checkpoint (bad magic)");
+  const std::vector<std::uint8_t> body(bytes.begin(), bytes.end() - kDigestBytes);
+  if (sha256_hex(body) != hex(bytes.data() + body.size(), kDigestBytes))
+    throw fail_only.bad("checksum mismatch (the file is damaged)");
+  std::uint32_t length = 0;
+  for (int i = 0; i < 4; ++i) length |= std::uint32_t(bytes[8 + i]) << (8 * i);
+  if (length > kMaxHeaderBytes || kPrefixBytes + length > body.size())
+    throw fail_only.bad("header length out of range");
+  const json header = json::parse(body.begin() + kPrefixBytes, body.begin() + kPrefixBytes + length,
+                                  nullptr, false);
+  if (header.is_discarded() || !header.is_object()) throw fail_only.bad("header is not JSON");
+  const HeaderReader h(header, name);
+
+  if (h.integer("format", kFormat, kFormat) != kFormat) throw h.bad("unknown format");
+  Checkpoint c;
+  c.model = h.text("model");
+  const auto kind = value_in(kModelNames, c.model);
+  if (!kind) throw h.bad("unknown model \"" + c.model + "\"");
+  c.hidden_units = static_cast<int>(h.integer("hidden_units", 1, kMaxHiddenUnits));
+  c.batch_size = static_cast<int>(h.integer("batch_size", 1, kMaxBatch));
+  c.seed = h.unsigned_integer("seed");
+  c.dataset = h.text("dataset");
+  c.fake_data = h.boolean("fake_data");
+  c.iteration = h.integer("iteration", 0, kMaxIteration);
+  // Each loop iteration trains at most one step.
+  const std::int64_t step = h.integer("step", 0, c.iteration);
+  c.last_loss = h.finite("last_loss");
+  const std::size_t n = make_layout(*kind, c.hidden_units).total;
+  if (h.integer("parameters", 0, std::numeric_limits<std::int64_t>::max()) != std::int64_t(n))
+    throw h.bad("parameter count does not match its model");
+  if (bytes.size() != file_bytes(length, n)) throw h.bad("size does not match its header");
+
+  c.state.step = step;
+  for (auto* v : {&c.state.params, &c.state.adam_m, &c.state.adam_v}) {
+    const std::size_t offset = kPrefixBytes + length + (v - &c.state.params) * n * sizeof(float);
+    v->resize(n);
+    std::memcpy(v->data(), bytes.data() + offset, n * sizeof(float));
+    for (float x : *v)
+      if (!std::isfinite(x)) throw h.bad("a parameter or Adam moment is not finite");
+  }
+  for (float x : c.state.adam_v)
+    if (x < 0.0f) throw h.bad("a second moment is negative");
+  return c;
+}
+
+void check_compatible(const Checkpoint& c, const RunConfig& run, std::size_t parameters,
+                      const std::string& name) {
+  const json saved = identity_of(c);
+  const json wanted = identity_of(make_checkpoint(run, {}, 0, 0.0f));
+  for (const char* key : {"model", "hidden_units", "batch_size", "seed", "dataset", "fake_data"}) {
+    if (saved[key] != wanted[key]) {
+      throw Error(ExitCode::kBadArguments,
+                  name + ": checkpoint was made with " + key + "=" + saved[key].dump() +
+                      ", this run has " + wanted[key].dump() + " (use another --checkpoint_dir)");
     }
   }
-  TrainState s;
-  const std::size_t n = header.at("parameters").get<std::size_t>();
-  if (blob.size() != 12 + std::size_t(length) + 3 * n * sizeof(float))
-    throw bad("size does not match its header");
-  std::vector<float> all(n * 3);
-  std::memcpy(all.data(), blob.data() + 12 + length, all.size() * sizeof(float));
-  s.params.assign(all.begin(), all.begin() + n);
-  s.adam_m.assign(all.begin() + n, all.begin() + 2 * n);
-  s.adam_v.assign(all.begin() + 2 * n, all.end());
-  s.step = header.at("step").get<std::int64_t>();
-  if (s.params.size() != backend.state().params.size())
-    throw bad("parameter count differs from the model");
-  backend.set_state(s);
-  const auto iteration = header.at("iteration").get<std::int64_t>();
-  out << "Resuming from " << path << " at step " << iteration << std::endl;
-  return iteration;
+  if (c.state.params.size() != parameters)
+    throw Error(ExitCode::kBadArguments, name + ": parameter count differs from the model");
+}
+
+ResumePoint load_checkpoint_if_present(const RunConfig& run, Backend& backend, std::ostream& log) {
+  if (run.checkpoint_dir.empty()) return {};
+  std::string faults;
+  for (const char* file : {kNewest, kPrevious}) {
+    const std::string path = path_in(run, file);
+    if (file_kind(path) == FileKind::kMissing) continue;
+    Checkpoint c;
+    try {
+      c = read_checkpoint(path);
+    } catch (const Error& e) {
+      log << "warning: " << e.what() << "; trying an older checkpoint" << std::endl;
+      faults += (faults.empty() ? "" : "; ") + std::string(e.what());
+      continue;
+    }
+    check_compatible(c, run, backend.state().params.size(), path);
+    backend.set_state(c.state);
+    log << "Resuming from " << path << " at step " << c.iteration << std::endl;
+    return {c.iteration, c.last_loss};
+  }
+  if (!faults.empty()) {
+    throw Error(ExitCode::kDataInvalid, "no valid checkpoint in " + run.checkpoint_dir + " (" +
+                                            faults +
+                                            "); remove them or use another --checkpoint_dir");
+  }
+  return {};
+}
+
+void save_checkpoint(const RunConfig& run, Backend& backend, std::int64_t next_iteration,
+                     float last_loss) {
+  std::error_code ec;
+  fs::create_directories(run.checkpoint_dir, ec);  // a failure shows in the write below
+  const std::string newest = path_in(run, kNewest), previous = path_in(run, kPrevious);
+  bool keep_newest = false;  // a valid newest file becomes the previous one
+  if (file_kind(newest) != FileKind::kMissing) {
+    try {
+      const Checkpoint current = read_checkpoint(newest);
+      if (current.iteration >= next_iteration) return;  // never move a checkpoint backwards
+      keep_newest = true;
+    } catch (const Error&) {
+      // Damaged or foreign: replaced below, and the previous file is kept as it is.
+    }
+  }
+  const auto bytes =
+      encode_checkpoint(make_checkpoint(run, backend.state(), next_iteration, last_loss));
+  if (keep_newest && std::rename(newest.c_str(), previous.c_str()) != 0) {
+    throw Error(ExitCode::kOutputFailed,
+                newest + ": cannot keep as " + previous + ": " + std::strerror(errno));
+  }
+  write_file_atomically(newest, bytes, ExitCode::kOutputFailed);
 }
 
 }  // namespace mnist

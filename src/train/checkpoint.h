@@ -37,7 +37,7 @@ Checkpoint make_checkpoint(const RunConfig& run, const TrainState& state, std::i
 std::vector<std::uint8_t> encode_checkpoint(const Checkpoint& checkpoint);
 
 // Parses and validates a checkpoint file's bytes: magic, checksum, every header field's type and
-// range, sizes. Throws Error(kDataUnavailable) "NAME: invalid checkpoint: WHY" on any fault, and
+// range, sizes. Throws Error(kDataInvalid) "NAME: invalid checkpoint: WHY" on any fault, and
 // nothing else, whatever the bytes.
 Checkpoint decode_checkpoint(const std::vector<std::uint8_t>& bytes, const std::string& name);
 
@@ -46,12 +46,17 @@ Checkpoint decode_checkpoint(const std::vector<std::uint8_t>& bytes, const std::
 void check_compatible(const Checkpoint& checkpoint, const RunConfig& run, std::size_t parameters,
                       const std::string& name);
 
-// Loads the newest valid checkpoint of run.checkpoint_dir into the backend and returns the
-// iteration to resume at (0: no checkpoint_dir or no checkpoint there). A corrupt file is reported
-// on `log` and the previous one tried; when files exist but none is valid, throws
-// Error(kDataUnavailable) naming them. Sets `last_loss` to the saved loss.
-std::int64_t load_checkpoint_if_present(const RunConfig& run, Backend& backend, std::ostream& log,
-                                        float* last_loss = nullptr);
+// Where a run starts: iteration 0, or where a checkpoint left off (with the loss it last logged).
+struct ResumePoint {
+  std::int64_t iteration = 0;
+  float last_loss = 0.0f;
+};
+
+// Loads the newest valid checkpoint of run.checkpoint_dir into the backend and returns where to
+// resume (iteration 0: no checkpoint_dir or no checkpoint there). A corrupt file is reported on
+// `log` and the previous one tried; when files exist but none is valid, throws Error(kDataInvalid)
+// naming them.
+ResumePoint load_checkpoint_if_present(const RunConfig& run, Backend& backend, std::ostream& log);
 
 // Writes a checkpoint of the backend at `next_iteration` (the newest becomes model.ckpt.1), unless
 // the newest valid checkpoint is already at or beyond it. Stop requests are held off for the

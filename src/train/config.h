@@ -68,6 +68,10 @@ struct RunConfig {
   int eval_every = 10;
   std::string log_dir;         // empty: no summaries
   std::string checkpoint_dir;  // empty: no checkpoints
+  // Periodic checkpoints while training (besides the one at the end and on a stop request): every
+  // checkpoint_every_steps iterations and every checkpoint_every_seconds of wall time (0: never).
+  std::int64_t checkpoint_every_steps = 0;
+  double checkpoint_every_seconds = 60.0;
   // Which data the run trains on; a checkpoint records it so a resume cannot mix datasets.
   std::string dataset = "mnist";
   bool fake_data = false;

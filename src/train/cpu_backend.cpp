@@ -93,13 +93,13 @@ CpuBackend::CpuBackend(const TrainConfig& config, const MnistData& data,
 }
 
 void CpuBackend::set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) {
-  orders_[epoch % 2] = order;
-  order_epoch_[epoch % 2] = epoch;
+  orders_[epoch_slot(epoch)] = order;
+  order_epoch_[epoch_slot(epoch)] = epoch;
 }
 
 const std::vector<std::int32_t>& CpuBackend::order_for(std::int64_t epoch) const {
-  if (order_epoch_[epoch % 2] != epoch) throw std::logic_error("epoch order not provided");
-  return orders_[epoch % 2];
+  if (order_epoch_[epoch_slot(epoch)] != epoch) throw std::logic_error("epoch order not provided");
+  return orders_[epoch_slot(epoch)];
 }
 
 void CpuBackend::gather_batch(std::int64_t step, std::vector<float>& x,
@@ -112,7 +112,7 @@ void CpuBackend::gather_batch(std::int64_t step, std::vector<float>& x,
     const int sample = order_for(pos.epoch)[pos.index];
     const std::uint8_t* pixels = data_.train.images.data() + std::size_t(sample) * kImagePixels;
     for (int k = 0; k < kImagePixels; ++k)
-      x[std::size_t(r) * kImagePixels + k] = pixels[k] * (1.0f / 255.0f);
+      x[std::size_t(r) * kImagePixels + k] = pixels[k] * kPixelScale;
     labels[r] = data_.train.labels[sample];
   }
 }
@@ -132,9 +132,8 @@ float CpuBackend::loss_and_gradient(const std::vector<float>& params, const std:
     cpu::matmul_bias(x.data(), p + l1.w, p + l1.b, hidden.data(), batch, l1.in, l1.out);
     const float keep = config_.keep_prob;
     for (std::size_t i = 0; i < hidden.size(); ++i) {
-      const bool kept =
-          keep >= 1.0f || dropout_uniform(config_.seed, step, std::uint32_t(i)) < keep;
-      hidden[i] = kept ? std::max(hidden[i], 0.0f) / keep : 0.0f;  // inverted dropout
+      const float u = keep >= 1.0f ? 0.0f : dropout_uniform(config_.seed, step, std::uint32_t(i));
+      hidden[i] = dropout_keep_scaled(std::max(hidden[i], 0.0f), u, keep);
     }
     last_input = hidden.data();
   }
@@ -207,7 +206,7 @@ int CpuBackend::evaluate_test() {
     const int rows = std::min(kChunk, test.count - begin);
     x.resize(std::size_t(rows) * kImagePixels);
     for (std::size_t i = 0; i < x.size(); ++i)
-      x[i] = test.images[std::size_t(begin) * kImagePixels + i] * (1.0f / 255.0f);
+      x[i] = test.images[std::size_t(begin) * kImagePixels + i] * kPixelScale;
     const float* input = x.data();
     for (const Layer& l : layout_.layers) {
       std::vector<float>& outv = (&l == &layout_.layers.back()) ? logits : act;

@@ -3,6 +3,7 @@
 
 #include <array>
 
+#include "kernels/common/sample_stream.h"
 #include "train/backend.h"
 
 namespace mnist {
@@ -38,8 +39,8 @@ class CpuBackend final : public Backend {
   ModelLayout layout_;
   const MnistData& data_;
   TrainState state_;
-  std::array<std::int64_t, 2> order_epoch_{-1, -1};
-  std::array<std::vector<std::int32_t>, 2> orders_;
+  std::array<std::int64_t, kEpochSlots> order_epoch_{-1, -1};
+  std::array<std::vector<std::int32_t>, kEpochSlots> orders_;
   float last_loss_ = 0.0f;
 };
 

@@ -10,8 +10,8 @@
 
 namespace mnist {
 
-// All parameters live in one flat float array (so one fused Adam kernel updates everything and a
-// checkpoint is one blob): for each layer, W (in x out, row-major) then b (out).
+// All parameters live in one flat float array (so one Adam rule covers everything, layer by layer
+// or all at once, and a checkpoint is one blob): for each layer, W (in x out, row-major) then b.
 struct Layer {
   int in = 0, out = 0;
   std::size_t w = 0, b = 0;  // offsets into the flat array

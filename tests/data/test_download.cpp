@@ -3,15 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
-#include "data/download.h"
 #include "data/fileio.h"
-#include "data/gzip.h"
-#include "data/idx.h"
-#include "data/sha256.h"
-#include "error.h"
-#include "support/http_server.h"
+#include "download_fixture.h"
 
 namespace mnist {
 namespace {
@@ -20,64 +14,13 @@ namespace fs = std::filesystem;
 using testing::HttpResponse;
 using testing::HttpServer;
 
-class DownloadTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("mnist_dl_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    raw_ = encode_idx_labels({3, 1, 4, 1, 5, 9, 2, 6});
-    gz_ = gzip(raw_);
-    file_ = DataFileSpec{"labels.gz", {sha256_hex(gz_)}};
-    body_ = std::string(gz_.begin(), gz_.end());
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  FetchPolicy policy(std::vector<std::string> mirrors) const {
-    FetchPolicy p;
-    p.mirrors = std::move(mirrors);
-    p.timeout_s = 5;
-    p.attempts = 3;
-    p.backoff_s = 0.01;
-    return p;
-  }
-  std::vector<std::uint8_t> fetch(const FetchPolicy& p) {
-    return fetch_verified(file_, dir_.string(), p, log_);
-  }
-  std::string fetch_error(const FetchPolicy& p) {
-    try {
-      fetch(p);
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ExitCode::kDataUnavailable);
-      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line";
-      return e.what();
-    }
-    return "no error";
-  }
-  bool cached() const { return fs::exists(dir_ / "labels.gz"); }
-  bool leftovers() const {
-    if (!fs::exists(dir_)) return false;
-    for (const auto& entry : fs::directory_iterator(dir_)) {
-      if (entry.path().filename() != "labels.gz") return true;
-    }
-    return false;
-  }
-
-  fs::path dir_;
-  std::vector<std::uint8_t> raw_, gz_;
-  std::string body_;
-  DataFileSpec file_;
-  std::ostringstream log_;
-};
-
 TEST_F(DownloadTest, DownloadsVerifiesAndCaches) {
   HttpServer server([&](const std::string&) { return HttpResponse{200, body_}; });
   EXPECT_EQ(fetch(policy({server.url()})), raw_);
   EXPECT_EQ(server.requests("/labels.gz"), 1);
   EXPECT_TRUE(cached());
   EXPECT_FALSE(leftovers());
-  EXPECT_EQ(read_file((dir_ / "labels.gz").string()), gz_);
+  EXPECT_EQ(read_file(cache_path().string(), 1 << 20), gz_);
   EXPECT_NE(log_.str().find("Successfully downloaded labels.gz " + std::to_string(gz_.size()) +
                             " bytes.\n"),
             std::string::npos);
@@ -138,7 +81,7 @@ TEST_F(DownloadTest, TamperedFileFailsChecksumAndNothingIsCached) {
   HttpServer evil([&](const std::string&) {
     return HttpResponse{200, std::string(bad_gz.begin(), bad_gz.end())};
   });
-  const std::string error = fetch_error(policy({evil.url()}));
+  const std::string error = fetch_error(policy({evil.url()}), ExitCode::kDataInvalid);
   EXPECT_EQ(evil.total_requests(), 1) << "a bad checksum is not retried on the same mirror";
   EXPECT_NE(error.find("checksum mismatch"), std::string::npos) << error;
   EXPECT_FALSE(cached());
@@ -160,7 +103,7 @@ TEST_F(DownloadTest, InvalidCachedFileIsReplaced) {
   HttpServer server([&](const std::string&) { return HttpResponse{200, body_}; });
   EXPECT_EQ(fetch(policy({server.url()})), raw_);
   EXPECT_EQ(server.total_requests(), 1);
-  EXPECT_EQ(read_file((dir_ / "labels.gz").string()), gz_);
+  EXPECT_EQ(read_file(cache_path().string(), 1 << 20), gz_);
 }
 
 TEST_F(DownloadTest, RecompressedCopyVerifiesByContentHash) {

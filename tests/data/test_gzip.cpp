@@ -17,7 +17,16 @@ std::string gunzip_error(const std::vector<std::uint8_t>& gz) {
   try {
     gunzip(gz, "x.gz");
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kDataUnavailable);
+    EXPECT_EQ(e.code(), ExitCode::kDataInvalid);
+    return e.what();
+  }
+  return "no error";
+}
+
+std::string gunzip_error_limited(const std::vector<std::uint8_t>& gz, std::size_t limit) {
+  try {
+    gunzip(gz, "x.gz", limit);
+  } catch (const Error& e) {
     return e.what();
   }
   return "no error";
@@ -55,6 +64,40 @@ TEST(Gzip, RejectsTrailingBytes) {
   auto gz = gzip(sample(100));
   gz.push_back(0);
   EXPECT_NE(gunzip_error(gz).find("1 trailing bytes"), std::string::npos);
+}
+
+std::vector<std::uint8_t> concat(std::vector<std::uint8_t> a, const std::vector<std::uint8_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(Gzip, InflatesEveryMemberOfAMultiMemberStream) {
+  const auto first = sample(70000), second = sample(1234);
+  const auto both = concat(first, second);
+  EXPECT_EQ(gunzip(concat(gzip(first), gzip(second)), "x.gz"), both);  // as `cat a.gz b.gz`
+  EXPECT_EQ(gunzip(concat(concat(gzip(first), gzip({})), gzip(second)), "x.gz"), both);
+}
+
+TEST(Gzip, RejectsAFaultInAnyMember) {
+  const auto one = gzip(sample(5000)), two = gzip(sample(3000));
+  EXPECT_NE(gunzip_error(concat(concat(one, two), {0})).find("1 trailing bytes"),
+            std::string::npos);
+  EXPECT_NE(gunzip_error(concat(one, {0x1f, 0x8b})).find("2 trailing bytes"), std::string::npos);
+  auto truncated = concat(one, two);
+  truncated.resize(truncated.size() - 10);
+  EXPECT_NE(gunzip_error(truncated).find("truncated"), std::string::npos);
+  auto bad_crc = concat(one, two);
+  bad_crc[bad_crc.size() - 6] ^= 0xff;  // the second member's CRC32
+  EXPECT_NE(gunzip_error(bad_crc).find("x.gz: not a valid gzip file"), std::string::npos);
+  auto garbage = concat(one, {0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  EXPECT_NE(gunzip_error(garbage).find("x.gz: not a valid gzip file"), std::string::npos);
+}
+
+TEST(Gzip, OutputLimitCountsAllMembers) {
+  const auto half = std::vector<std::uint8_t>(600, 0);
+  EXPECT_EQ(gunzip(concat(gzip(half), gzip(half)), "x.gz", 1200).size(), 1200u);
+  EXPECT_NE(gunzip_error_limited(concat(gzip(half), gzip(half)), 1199).find("size limit"),
+            std::string::npos);
 }
 
 TEST(Gzip, EnforcesOutputLimit) {

@@ -16,14 +16,14 @@ IdxImages tiny_images(int count) {
   return im;
 }
 
-// Runs `fn`, expecting Error(kDataUnavailable) whose message names the file and contains `fault`.
+// Runs `fn`, expecting Error(kDataInvalid) whose message names the file and contains `fault`.
 template <typename Fn>
 void expect_data_error(Fn fn, const std::string& fault) {
   try {
     fn();
     FAIL() << "no error; expected: " << fault;
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kDataUnavailable);
+    EXPECT_EQ(e.code(), ExitCode::kDataInvalid);
     const std::string what = e.what();
     EXPECT_EQ(what.rfind("f.idx: ", 0), 0u) << what;
     EXPECT_NE(what.find(fault), std::string::npos) << what;
@@ -110,12 +110,12 @@ TEST(Idx, NeverCrashesOnRandomBytes) {
     try {
       parse_idx_images(b, "f.idx");
     } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ExitCode::kDataUnavailable);
+      EXPECT_EQ(e.code(), ExitCode::kDataInvalid);
     }
     try {
       parse_idx_labels(b, "f.idx");
     } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ExitCode::kDataUnavailable);
+      EXPECT_EQ(e.code(), ExitCode::kDataInvalid);
     }
   }
 }

@@ -24,6 +24,19 @@ got=$?
 [[ $got == 4 ]] && echo "ok   4   the Job's args without a usable GPU: $(tail -n1 "$work/out")" \
   || fail "the Job's args without a GPU exited $got, not 4"
 
+# A signal mid-training: the run saves a checkpoint and exits 128 + the signal's number.
+interrupt() {
+  rm -rf "$work/ckpt"
+  "$trainer" --backend cpu --fake_data --log_dir "" --max_steps 100000000 --checkpoint_dir "$work/ckpt" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q '^Accuracy at step 10:' "$work/out" && break; sleep 0.05; done
+  kill -"$1" "$pid"
+  wait "$pid"
+  local rc=$?
+  [[ -s $work/ckpt/model.ckpt ]] || { echo "no checkpoint after SIG$1"; return 99; }
+  return $rc
+}
+
 # One real failure per code the policy names.
 produce() {
   case $1 in
@@ -31,14 +44,11 @@ produce() {
     3) "$trainer" --backend cpu --data_dir "$work/data" --download_attempts 1 --mirror "http://127.0.0.1:9/" ;;
     4) env CUDA_VISIBLE_DEVICES= "$trainer" --backend cuda --fake_data ;;
     5) "$trainer" --backend cpu --fake_data --log_dir "" --learning_rate 1e30 --max_steps 40 ;;
-    143) "$trainer" --backend cpu --fake_data --log_dir "" --max_steps 100000000 --checkpoint_dir "$work/ckpt" &
-         local pid=$!
-         for _ in $(seq 100); do grep -q '^Accuracy at step 10:' "$work/out" && break; sleep 0.05; done
-         kill -TERM "$pid"
-         wait "$pid"
-         local rc=$?
-         [[ -s $work/ckpt/model.ckpt ]] || { echo "no checkpoint after SIGTERM"; return 99; }
-         return $rc ;;
+    6) : >"$work/a_file"; "$trainer" --backend cpu --fake_data --log_dir "$work/a_file/logs" --max_steps 20 ;;
+    7) mkdir -p "$work/corrupt"; printf 'not gzip' >"$work/corrupt/train-images-idx3-ubyte.gz"
+       "$trainer" --backend cpu --data_dir "$work/data7" --download_attempts 1 --mirror "file://$work/corrupt/" ;;
+    130) interrupt INT ;;
+    143) interrupt TERM ;;
     *) echo "no scenario for exit code $1"; return 254 ;;
   esac
 }

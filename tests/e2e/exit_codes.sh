@@ -24,13 +24,14 @@ expect 0 "--help" -- "$trainer" --help
 expect 2 "unknown flag" -- "$trainer" --no_such_flag
 expect 2 "bad value" -- "$trainer" --max_steps many
 expect 2 "batch larger than the training set" -- "$trainer" "${fake[@]}" --batch_size 20000
+expect 2 "batch larger than MNIST's training set, found by --dry_run" -- "$trainer" --dry_run --batch_size 60000
 expect 3 "all mirrors fail" -- "$trainer" --backend cpu --data_dir "$work/data" --download_attempts 1 \
   --mirror "http://127.0.0.1:9/" --mirror "file://$work/nowhere/"
 grep -q 'train-images-idx3-ubyte.gz: could not get a valid copy' "$work/err" || { echo "FAIL: message"; failures=$((failures + 1)); }
 
 mkdir -p "$work/bad"
 printf 'not gzip' >"$work/bad/train-images-idx3-ubyte.gz"
-expect 3 "corrupt file on the mirror" -- "$trainer" --backend cpu --data_dir "$work/data2" --download_attempts 1 \
+expect 7 "corrupt file on the mirror" -- "$trainer" --backend cpu --data_dir "$work/data2" --download_attempts 1 \
   --mirror "file://$work/bad/"
 [[ ! -e $work/data2/train-images-idx3-ubyte.gz ]] || { echo "FAIL: corrupt file cached"; failures=$((failures + 1)); }
 
@@ -50,6 +51,36 @@ else echo "FAIL SIGTERM: exit $got"; cat "$work/err"; failures=$((failures + 1))
 step=$(grep -o 'stopped by SIGTERM at step [0-9]*' "$work/err" | grep -o '[0-9]*$')
 expect 0 "resume after SIGTERM" -- "$trainer" "${fake[@]}" --max_steps $((step + 20)) --checkpoint_dir "$work/ckpt"
 grep -q "Resuming from .* at step $step" "$work/out" || { echo "FAIL: did not resume"; failures=$((failures + 1)); }
+
+# 130: SIGINT (Ctrl-C) likewise saves a checkpoint first.
+rm -rf "$work/ckpt"
+"$trainer" "${fake[@]}" --max_steps 100000000 --checkpoint_dir "$work/ckpt" >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 200); do grep -q 'Accuracy at step 20:' "$work/out" && break; sleep 0.05; done
+kill -INT "$pid"; wait "$pid"; got=$?
+if [[ $got == 130 && -s $work/ckpt/model.ckpt ]]; then echo "ok   130 SIGINT: $(tail -n1 "$work/err")"
+else echo "FAIL SIGINT: exit $got"; cat "$work/err"; failures=$((failures + 1)); fi
+
+# 2: a second run on the same checkpoint folder while the first one trains.
+"$trainer" "${fake[@]}" --max_steps 100000000 --checkpoint_dir "$work/ckpt2" >"$work/out1" 2>&1 &
+pid=$!
+for _ in $(seq 200); do grep -q 'Accuracy at step 10:' "$work/out1" && break; sleep 0.05; done
+expect 2 "a checkpoint folder in use by another run" -- "$trainer" "${fake[@]}" --max_steps 20 --checkpoint_dir "$work/ckpt2"
+kill -TERM "$pid"; wait "$pid"
+
+# 7: every checkpoint damaged is an error, never a silent fresh start.
+printf 'garbage' >"$work/ckpt2/model.ckpt"; printf 'garbage' >"$work/ckpt2/model.ckpt.1"
+expect 7 "only damaged checkpoints" -- "$trainer" "${fake[@]}" --max_steps 20 --checkpoint_dir "$work/ckpt2"
+
+# 6: outputs that cannot be written, found before training.
+: >"$work/a_file"
+expect 6 "--log_dir under a file" -- "$trainer" --fake_data --backend cpu --log_dir "$work/a_file/logs" --max_steps 20
+expect 6 "--checkpoint_dir under a file" -- "$trainer" "${fake[@]}" --max_steps 20 --checkpoint_dir "$work/a_file/ckpt"
+if [[ -w /dev/full ]]; then
+  "$trainer" "${fake[@]}" --max_steps 20 >/dev/full 2>"$work/err"; got=$?
+  [[ $got == 6 ]] && echo "ok   6   stdout on a full disk: $(tail -n1 "$work/err")" \
+    || { echo "FAIL stdout on /dev/full: exit $got"; cat "$work/err"; failures=$((failures + 1)); }
+fi
 
 (( failures == 0 )) && echo "all exit codes as documented"
 exit $(( failures > 0 ))

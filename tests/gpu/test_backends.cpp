@@ -1,13 +1,18 @@
 // The whole training step and evaluation on the GPU against the CPU reference.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <sstream>
 
 #include "app/backends.h"
 #include "support/gpu_test_util.h"
+#include "train/checkpoint.h"
 #include "train/cpu_backend.h"
 #include "train/epochs.h"
+#include "train/loop.h"
 
 namespace mnist {
 namespace {
@@ -148,6 +153,37 @@ TEST_P(GpuBackend, TrainingIsBitwiseReproducible) {
     return b->state().params;
   };
   EXPECT_EQ(run(), run());
+}
+
+// The training loop on the GPU, straight through or stopped and resumed through checkpoint files:
+// the same parameters to the bit, and the same accuracy lines.
+TEST_P(GpuBackend, ResumingThroughACheckpointIsExact) {
+  REQUIRE_GPU();
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("mnist_gpu_resume_" + std::to_string(::getpid()) + backend_name(GetParam()));
+  std::filesystem::remove_all(dir);
+  RunConfig run;
+  run.train = config(ModelKind::kMlp, 100, 0.9f);
+  run.fake_data = true;
+  auto train = [&](int max_steps, const std::string& checkpoint_dir, std::string* log) {
+    RunConfig r = run;
+    r.max_steps = max_steps;
+    r.checkpoint_dir = checkpoint_dir;
+    auto backend = make_backend(GetParam(), r.train, fake());
+    std::ostringstream out;
+    const ResumePoint resume = load_checkpoint_if_present(r, *backend, out);
+    run_training_loop(r, *backend, fake(), resume, out);
+    if (log) *log = out.str();
+    return backend->state().params;
+  };
+  std::string straight_log, resumed_log;
+  const auto straight = train(120, "", &straight_log);
+  train(45, dir.string(), nullptr);
+  const auto resumed = train(120, dir.string(), &resumed_log);
+  EXPECT_EQ(resumed, straight);
+  const auto tail = straight_log.substr(straight_log.find("Accuracy at step 50:"));
+  EXPECT_NE(resumed_log.find(tail), std::string::npos) << resumed_log;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -4,8 +4,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -37,13 +41,12 @@ int local_port(int fd) {
   return ntohs(addr.sin_port);
 }
 
-void send_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
+// The client socket's send/receive time-outs: a blocked call returns now and then, so that a
+// stalled client cannot keep the server from stopping.
+void set_io_timeouts(int fd) {
+  timeval tv{0, 100 * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 }  // namespace
@@ -92,11 +95,41 @@ void HttpServer::serve() {
   }
 }
 
+bool HttpServer::send_all(int client, const char* data, std::size_t size) const {
+  while (size > 0) {
+    const ssize_t n = ::send(client, data, size, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !stop_) continue;
+    if (n <= 0) return false;  // the client hung up (or the server is stopping)
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Waits `seconds`; false as soon as the client hangs up or the server is stopping.
+bool HttpServer::wait_while_connected(int client, double seconds) const {
+  using Clock = std::chrono::steady_clock;
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(seconds));
+  for (auto now = Clock::now(); now < end; now = Clock::now()) {
+    if (stop_) return false;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - now).count();
+    pollfd p{client, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::clamp<long long>(left, 1, 20))) > 0) {
+      char buf[512];  // anything the client sends now is ignored; nothing (EOF) means it left
+      if (::recv(client, buf, sizeof buf, MSG_DONTWAIT) <= 0) return false;
+    }
+  }
+  return true;
+}
+
 void HttpServer::answer(int client) {
+  set_io_timeouts(client);
   std::string request;
   char buf[4096];
   while (request.find("\r\n\r\n") == std::string::npos) {
     const ssize_t n = ::recv(client, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !stop_) continue;
     if (n <= 0) return;
     request.append(buf, static_cast<std::size_t>(n));
   }
@@ -108,21 +141,36 @@ void HttpServer::answer(int client) {
     counts_[path] += 1;
   }
   const HttpResponse r = handler_(path);
-  std::string head = "HTTP/1.1 " + std::to_string(r.status) +
-                     " Scripted\r\nContent-Length: " + std::to_string(r.body.size()) +
-                     "\r\nConnection: close\r\n\r\n";
-  send_all(client, head.data(), head.size());
-  send_all(client, r.body.data(), r.cut_short ? r.body.size() / 2 : r.body.size());
+  std::string head = "HTTP/1.1 " + std::to_string(r.status) + " Scripted\r\n";
+  if (!r.endless) head += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  if (!r.location.empty()) head += "Location: " + r.location + "\r\n";
+  head += "Connection: close\r\n\r\n";
+  if (!send_all(client, head.data(), head.size())) return;
+  if (r.stall_s > 0 && !wait_while_connected(client, r.stall_s)) return;
+  if (r.endless) {
+    const std::string block = r.body.empty() ? std::string(1 << 16, '\0') : r.body;
+    while (send_all(client, block.data(), block.size())) {
+    }
+    return;
+  }
+  const std::size_t size = r.cut_short ? r.body.size() / 2 : r.body.size();
+  const std::size_t chunk = r.chunk_bytes > 0 ? r.chunk_bytes : std::max<std::size_t>(size, 1);
+  for (std::size_t done = 0; done < size; done += chunk) {
+    if (r.chunk_delay_ms > 0 && !wait_while_connected(client, r.chunk_delay_ms / 1000.0)) return;
+    if (!send_all(client, r.body.data() + done, std::min(chunk, size - done))) return;
+  }
 }
 
-HttpServer::Handler serve_directory(const std::string& dir) {
-  return [dir](const std::string& path) {
+HttpServer::Handler serve_directory(const std::string& dir, HttpResponse pace) {
+  return [dir, pace](const std::string& path) {
     if (path.find("..") != std::string::npos) return HttpResponse{403, "", false};
     std::ifstream in(dir + path, std::ios::binary);
     if (!in) return HttpResponse{404, "not found", false};
-    return HttpResponse{
-        200, std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
-        false};
+    HttpResponse r;
+    r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    r.chunk_bytes = pace.chunk_bytes;
+    r.chunk_delay_ms = pace.chunk_delay_ms;
+    return r;
   };
 }
 

@@ -1,13 +1,19 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
 #include "app/backends.h"
 #include "app/cli.h"
+#include "data/fileio.h"
 #include "error.h"
+#include "stop.h"
 #include "train/checkpoint.h"
 #include "train/loop.h"
 
@@ -37,11 +43,12 @@ const MnistData& fake() {
 }
 
 // Runs the loop the way main() does: the flags' run, a fresh CPU backend, resume if possible.
-RunOutput run(const Options& o) {
-  const RunConfig config = run_config(o);
+RunOutput run(const Options& o, const std::function<void(RunConfig&)>& adjust = {}) {
+  RunConfig config = run_config(o);
+  if (adjust) adjust(config);
   auto backend = make_backend(BackendKind::kCpu, config.train, fake());
   std::ostringstream out;
-  const std::int64_t first = load_checkpoint_if_present(config, *backend, out);
+  const ResumePoint first = load_checkpoint_if_present(config, *backend, out);
   RunOutput r;
   r.result = run_training_loop(config, *backend, fake(), first, out);
   r.log = out.str();
@@ -142,10 +149,93 @@ TEST(TrainingLoop, StopRequestSavesACheckpointAndIsExitCode143) {
   fs::remove_all(dir);
   Options o = fake_options(50);
   o.checkpoint_dir = dir.string();
-  g_stop_requested = true;
+  set_stop_signal_for_testing(SIGTERM);
   expect_run_error(o, ExitCode::kTerminated, "checkpoint saved");
-  g_stop_requested = false;
+  set_stop_signal_for_testing(SIGINT);
+  expect_run_error(o, ExitCode::kInterrupted, "stopped by SIGINT");
+  set_stop_signal_for_testing(0);
   EXPECT_TRUE(fs::exists(dir / "model.ckpt"));
+  fs::remove_all(dir);
+}
+
+std::vector<std::string> lines_of(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(TrainingLoop, SummariesAndCheckpointsSurviveAResume) {
+  const fs::path dir = fs::temp_directory_path() / ("mnist_resume_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  Options first = fake_options(25);
+  first.log_dir = (dir / "logs").string();
+  first.checkpoint_dir = (dir / "ckpt").string();
+  run(first);
+  const auto saved =
+      decode_checkpoint(read_file((dir / "ckpt" / "model.ckpt").string(), 1 << 24), "model.ckpt");
+  EXPECT_EQ(saved.iteration, 25);
+  EXPECT_GT(saved.last_loss, 0.0f);
+  Options rest = first;
+  rest.max_steps = 60;
+  const RunOutput resumed = run(rest);
+  EXPECT_NE(resumed.log.find("Resuming from "), std::string::npos);
+  // Appended, not truncated: the first run's 0, 10, 20 and the second's 30, 40, 50.
+  const auto test_lines = lines_of(dir / "logs" / "test" / "scalars.jsonl");
+  ASSERT_EQ(test_lines.size(), 6u);
+  EXPECT_NE(test_lines[0].find("\"step\":0"), std::string::npos) << test_lines[0];
+  EXPECT_NE(test_lines[3].find("\"step\":30"), std::string::npos) << test_lines[3];
+  // The resumed run's first summary at an evaluation logs the checkpoint's loss, not a stale one.
+  const auto train_lines = lines_of(dir / "logs" / "train" / "scalars.jsonl");
+  const auto at_30 = std::find_if(train_lines.begin(), train_lines.end(), [](const std::string& l) {
+    return l.find("\"step\":30,") != std::string::npos ||
+           l.find("\"step\":30}") != std::string::npos;
+  });
+  ASSERT_NE(at_30, train_lines.end());
+  const auto record = nlohmann::json::parse(*at_30);
+  EXPECT_NE(record["cross_entropy"].get<double>(), 0.0) << *at_30;
+  fs::remove_all(dir);
+}
+
+TEST(TrainingLoop, PeriodicCheckpointsByStepsKeepTheLastTwo) {
+  const fs::path dir = fs::temp_directory_path() / ("mnist_periodic_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  Options o = fake_options(35);
+  o.checkpoint_dir = dir.string();
+  // Stopped right after the checkpoint at iteration 30: the periodic ones were written.
+  run(o, [](RunConfig& c) {
+    c.checkpoint_every_steps = 10;
+    c.checkpoint_every_seconds = 0;
+  });
+  auto iteration = [&](const char* name) {
+    return decode_checkpoint(read_file((dir / name).string(), 1 << 24), name).iteration;
+  };
+  EXPECT_EQ(iteration("model.ckpt"), 35);
+  EXPECT_EQ(iteration("model.ckpt.1"), 30);
+  fs::remove_all(dir);
+}
+
+TEST(TrainingLoop, UnwritableOutputsAreExitCode6) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("mnist_unwritable_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  write_file_atomically((dir / "a_file").string(), {'x'});
+  Options o = fake_options(15);
+  o.log_dir = (dir / "a_file").string();  // a file where a folder should be
+  expect_run_error(o, ExitCode::kOutputFailed, "a_file");
+
+  // The log itself (stdout): a stream that refuses writes stops the run.
+  const RunConfig config = run_config(fake_options(15));
+  auto backend = make_backend(BackendKind::kCpu, config.train, fake());
+  std::ostringstream broken;
+  broken.setstate(std::ios::badbit);
+  try {
+    run_training_loop(config, *backend, fake(), ResumePoint{}, broken);
+    ADD_FAILURE() << "a failed log write must not pass";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kOutputFailed);
+  }
   fs::remove_all(dir);
 }
 
