@@ -284,6 +284,7 @@ std::optional<std::vector<std::uint8_t>> cached_copy(const DataFileSpec& file,
 }
 
 void make_data_dir(const std::string& data_dir) {
+  refuse_foreign_links(data_dir, "--data_dir", ExitCode::kDataUnavailable);
   std::error_code ec;
   fs::create_directories(data_dir, ec);
   std::error_code is_dir_ec;

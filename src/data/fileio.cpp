@@ -126,7 +126,22 @@ void write_file_atomically(const std::string& path, const std::vector<std::uint8
   if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
 }
 
+void refuse_foreign_links(const std::string& path, const std::string& flag, ExitCode code) {
+  fs::path walked;
+  for (const fs::path& part : fs::absolute(path).lexically_normal()) {
+    walked /= part;
+    struct stat st {};
+    if (::lstat(walked.c_str(), &st) != 0) return;  // the rest does not exist yet: we create it
+    if (S_ISLNK(st.st_mode) && st.st_uid != ::geteuid() && st.st_uid != 0) {
+      throw Error(code, walked.string() + ": a symbolic link owned by another user (uid " +
+                            std::to_string(st.st_uid) + ") is on the path of " + flag +
+                            "; refusing to follow it");
+    }
+  }
+}
+
 void ensure_writable_directory(const std::string& dir, const std::string& flag, ExitCode code) {
+  refuse_foreign_links(dir, flag, code);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir, ec)) {

@@ -32,8 +32,14 @@ void remove_entry(const std::string& path);
 void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
                            ExitCode code = ExitCode::kDataUnavailable);
 
+// Throws Error(code) when a component of `path` is a symbolic link owned by another user (not
+// root, not this process's user): in a shared folder such as /tmp, a link someone else planted
+// would redirect our files into a folder of their choosing.
+void refuse_foreign_links(const std::string& path, const std::string& flag, ExitCode code);
+
 // Creates the folder (and its parents) if needed; throws Error(code) unless it is a folder this
-// process can create files in (checked by creating and removing a probe file).
+// process can create files in (checked by creating and removing a probe file) reached through no
+// other user's link (refuse_foreign_links).
 void ensure_writable_directory(const std::string& dir, const std::string& flag, ExitCode code);
 
 // A file opened for appending (created if missing, never truncated, never through a link). Every
