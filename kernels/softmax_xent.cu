@@ -10,7 +10,7 @@ __global__ void softmax_xent_kernel(const float* __restrict__ logits,
                                     float* __restrict__ row_loss, float* __restrict__ dlogits,
                                     int rows, int classes, std::int64_t* step) {
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
-  if (step && r == 0) *step += 1;
+  if (r == 0) *step += 1;
   if (r >= rows) return;
   const float* z = logits + std::size_t(r) * classes;
   float zmax = z[0];
@@ -20,12 +20,10 @@ __global__ void softmax_xent_kernel(const float* __restrict__ logits,
   const float log_sum = logf(sum);
   const int label = labels[r];
   row_loss[r] = log_sum - (z[label] - zmax);
-  if (dlogits) {
-    const float inv_rows = 1.0f / rows;
-    for (int j = 0; j < classes; ++j) {
-      const float p = __expf(z[j] - zmax - log_sum);
-      dlogits[std::size_t(r) * classes + j] = (p - (j == label ? 1.0f : 0.0f)) * inv_rows;
-    }
+  const float inv_rows = 1.0f / rows;
+  for (int j = 0; j < classes; ++j) {
+    const float p = __expf(z[j] - zmax - log_sum);
+    dlogits[std::size_t(r) * classes + j] = (p - (j == label ? 1.0f : 0.0f)) * inv_rows;
   }
 }
 

@@ -8,8 +8,8 @@
 namespace mnist::kernels {
 
 // Per row: row_loss[r] = logsumexp(z) - z[label]; dlogits = (softmax(z) - onehot(label)) / rows.
-// Numerically stable (max subtracted). dlogits may be null (loss only). When step is set, thread 0
-// advances it (the softmax model's loss: the step convention, adam_rule.cuh).
+// Numerically stable (max subtracted). Thread 0 also advances *step (the softmax model's loss: the
+// step convention, adam_rule.cuh).
 void softmax_xent(const float* logits, const std::uint8_t* labels, float* row_loss, float* dlogits,
                   int rows, int classes, std::int64_t* step, cudaStream_t stream);
 

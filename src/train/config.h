@@ -61,6 +61,12 @@ struct TrainConfig {
   bool cuda_graphs = true;  // GPU backends: replay a captured graph per step (off: launch eagerly)
 };
 
+// The hidden layer's keep probability for `model`: --dropout for the mlp; the softmax model has no
+// hidden layer to drop, so 1.
+inline float keep_prob_for(ModelKind model, float dropout_keep) {
+  return model == ModelKind::kMlp ? dropout_keep : 1.0f;
+}
+
 // A whole run of the training loop.
 struct RunConfig {
   TrainConfig train;

@@ -60,11 +60,9 @@ float softmax_xent(const float* logits, const std::uint8_t* labels, float* dlogi
     for (int j = 0; j < classes; ++j) sum += std::exp(z[j] - zmax);
     const float log_sum = std::log(sum);
     total += log_sum - (z[labels[i]] - zmax);
-    if (dlogits) {
-      for (int j = 0; j < classes; ++j) {
-        const float p = std::exp(z[j] - zmax - log_sum);
-        dlogits[std::size_t(i) * classes + j] = (p - (j == labels[i] ? 1.0f : 0.0f)) / float(rows);
-      }
+    for (int j = 0; j < classes; ++j) {
+      const float p = std::exp(z[j] - zmax - log_sum);
+      dlogits[std::size_t(i) * classes + j] = (p - (j == labels[i] ? 1.0f : 0.0f)) / float(rows);
     }
   }
   return static_cast<float>(total / rows);

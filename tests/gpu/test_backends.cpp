@@ -26,7 +26,7 @@ TrainConfig config(ModelKind model, int batch, float keep) {
   TrainConfig c;
   c.model = model;
   c.batch_size = batch;
-  c.keep_prob = keep;
+  c.keep_prob = keep_prob_for(model, keep);
   c.seed = 77;
   return c;
 }
@@ -37,17 +37,22 @@ struct Pair {
   CpuBackend cpu;
   std::unique_ptr<Backend> gpu_owner;
   Backend& gpu;
+  EpochFeeder cpu_epochs, gpu_epochs;  // the training loop's feeder, one per backend
   Pair(BackendKind kind, const TrainConfig& c, std::uint64_t init_seed)
       : kind_(kind),
         cpu(c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed)),
         gpu_owner(make_backend(
             kind, c, fake(), initial_parameters(make_layout(c.model, c.hidden_units), init_seed))),
-        gpu(*gpu_owner) {}
-  void order(std::int64_t epoch) {
+        gpu(*gpu_owner),
+        cpu_epochs(cpu, c.seed, c.batch_size, fake().train.count),
+        gpu_epochs(gpu, c.seed, c.batch_size, fake().train.count) {
     EXPECT_EQ(gpu.name(), backend_name(kind_)) << "make_backend built the wrong backend";
-    const auto o = epoch_order(5, epoch, fake().train.count);
-    cpu.set_epoch_order(epoch, o);
-    gpu.set_epoch_order(epoch, o);
+  }
+  void step() {
+    cpu_epochs.before_step();
+    gpu_epochs.before_step();
+    cpu.train_step();
+    gpu.train_step();
   }
 };
 
@@ -80,12 +85,8 @@ void expect_same_training(BackendKind kind, ModelKind model, int batch, float ke
   pair.cpu.set_state(initial);
   pair.gpu.set_state(initial);
   const auto start = initial.params;
-  const std::int64_t last_epoch = (first_step + steps) * batch / fake().train.count;
-  for (std::int64_t e = std::max<std::int64_t>(0, last_epoch - 1); e <= last_epoch; ++e)
-    pair.order(e);
   for (int i = 0; i < steps; ++i) {
-    pair.cpu.train_step();
-    pair.gpu.train_step();
+    pair.step();
     ASSERT_NEAR(pair.gpu.last_loss(), pair.cpu.last_loss(),
                 2e-4 * std::fabs(pair.cpu.last_loss()) + 1e-6)
         << "step " << i;
@@ -134,8 +135,10 @@ TEST_P(GpuBackend, EvaluationMatchesTheCpuOnTheSameParameters) {
   REQUIRE_GPU();
   const TrainConfig c = config(ModelKind::kMlp, 100, 0.9f);
   Pair pair(GetParam(), c, 8);
-  pair.order(0);
-  for (int i = 0; i < 20; ++i) pair.cpu.train_step();
+  for (int i = 0; i < 20; ++i) {
+    pair.cpu_epochs.before_step();
+    pair.cpu.train_step();
+  }
   pair.gpu.set_state(pair.cpu.state());
   EXPECT_EQ(pair.gpu.steps_taken(), 20);
   EXPECT_NEAR(pair.gpu.evaluate_test(), pair.cpu.evaluate_test(), 2);
@@ -148,8 +151,11 @@ TEST_P(GpuBackend, TrainingIsBitwiseReproducible) {
     const TrainConfig c = config(ModelKind::kMlp, 100, 0.9f);
     auto b = make_backend(GetParam(), c, fake(),
                           initial_parameters(make_layout(c.model, c.hidden_units), 1));
-    b->set_epoch_order(0, epoch_order(1, 0, fake().train.count));
-    for (int i = 0; i < 10; ++i) b->train_step();
+    EpochFeeder epochs(*b, c.seed, c.batch_size, fake().train.count);
+    for (int i = 0; i < 10; ++i) {
+      epochs.before_step();
+      b->train_step();
+    }
     return b->state().params;
   };
   EXPECT_EQ(run(), run());

@@ -19,7 +19,7 @@ TrainConfig small_config(ModelKind model, float keep) {
   c.model = model;
   c.hidden_units = 24;
   c.batch_size = 8;
-  c.keep_prob = model == ModelKind::kMlp ? keep : 1.0f;
+  c.keep_prob = keep_prob_for(model, keep);
   c.seed = 42;
   return c;
 }
