@@ -24,8 +24,10 @@ namespace {
 // The ranges of the numeric flags (--help shows them). Wide enough for any real run, narrow enough
 // that nothing downstream overflows, divides by ~0 or turns a timeout off.
 constexpr std::int64_t kMaxIterations = 1'000'000'000;  // --max_steps, --eval_every, checkpoints
-constexpr double kMinLearningRate = 1e-10;  // smaller ones round to 0 (or a denormal) as float
-constexpr double kMaxLearningRate = 1e30;   // still finite as float; large ones diverge (exit 5)
+constexpr double kMinLearningRate = 1e-10;              // below it float weights would hardly move
+// Finite as a float. Adam moves each weight by about the rate per step, so only rates near 1e20
+// make the loss overflow within tens of steps: the exit-code tests provoke exit 5 with 1e30.
+constexpr double kMaxLearningRate = 1e30;
 constexpr double kMinKeep = 1e-6;  // inverted dropout scales by 1/keep: keep it a float, not inf
 constexpr int kMaxHiddenUnits = 65536;
 constexpr int kMaxBatch = 1 << 20;

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <new>
+#include <stdexcept>
 
 #include "app/backends.h"
 #include "app/benchmark.h"
@@ -26,7 +28,14 @@ void check_outputs(const Options& options) {
   if (!options.checkpoint_dir.empty())
     ensure_writable_directory(options.checkpoint_dir, "--checkpoint_dir", ExitCode::kOutputFailed);
   if (!options.benchmark_out.empty()) {
-    const std::string dir = std::filesystem::path(options.benchmark_out).parent_path().string();
+    const std::filesystem::path out(options.benchmark_out);
+    if (!out.has_filename() || file_kind(options.benchmark_out) == FileKind::kOther) {
+      throw Error(ExitCode::kOutputFailed,
+                  options.benchmark_out +
+                      ": not a file name (--benchmark_out): a folder, link, "
+                      "FIFO or device is never written over");
+    }
+    const std::string dir = out.parent_path().string();
     ensure_writable_directory(dir.empty() ? "." : dir, "--benchmark_out", ExitCode::kOutputFailed);
   }
 }
@@ -47,7 +56,10 @@ void check_stdout() {
 int run(int argc, char** argv) {
   install_stop_handlers();
   const auto parsed = parse_command_line(argc, argv);
-  if (!parsed) return static_cast<int>(ExitCode::kOk);
+  if (!parsed) {  // --help or --version was printed
+    check_stdout();
+    return static_cast<int>(ExitCode::kOk);
+  }
   const Options& options = *parsed;
   const RunConfig config = run_config(options);
   // The training set's size is known before anything is fetched (the built-in datasets are pinned
@@ -73,7 +85,8 @@ int run(int argc, char** argv) {
   if (!config.checkpoint_dir.empty() && !options.benchmark) {
     checkpoint_lock = std::make_unique<FolderLock>(
         config.checkpoint_dir,
-        config.checkpoint_dir + ": another mnist-train run is using this --checkpoint_dir");
+        config.checkpoint_dir + ": another mnist-train run is using this --checkpoint_dir",
+        FolderLock::kRunLock);
   }
 
   // The GPU is checked before any download, so a broken node fails in seconds.
@@ -123,6 +136,11 @@ int main(int argc, char** argv) {
     return mnist::fail("error", e, e.code());
   } catch (const mnist::CudaError& e) {  // from the kernels or a CUDA resource
     return mnist::fail("error", e, ExitCode::kGpuUnusable);
+  } catch (const std::bad_alloc&) {  // a model or batch too large for this machine's memory
+    return mnist::fail("error",
+                       std::runtime_error("out of host memory: lower --hidden_units, --batch_size "
+                                          "or --benchmark_batches"),
+                       ExitCode::kBadArguments);
   } catch (const std::exception& e) {
     return mnist::fail("internal error", e, ExitCode::kInternal);
   }

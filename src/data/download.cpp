@@ -170,6 +170,15 @@ std::string too_large(const DataFileSpec& file) {
 
 Attempt download_once(const std::string& url, const DataFileSpec& file, const FetchPolicy& policy) {
   static CurlGlobal global;
+  // A local mirror's FIFO or device would block libcurl's read beyond any timeout: only a regular
+  // file is read.
+  if (lowercase_scheme(url) == "file") {
+    const std::size_t path_start = url.find('/', url.find("://") + 3);
+    struct stat st {};
+    if (path_start == std::string::npos || ::stat(url.c_str() + path_start, &st) != 0)
+      return {false, false, "no such file", {}};
+    if (!S_ISREG(st.st_mode)) return {false, false, "not a regular file", {}};
+  }
   CurlHandle curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return {false, true, "curl_easy_init failed", {}};
   Transfer t(file.name, policy.show_progress, file.max_gz_bytes());

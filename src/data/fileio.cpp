@@ -142,9 +142,9 @@ void refuse_foreign_links(const std::string& path, const std::string& flag, Exit
 
 void ensure_writable_directory(const std::string& dir, const std::string& flag, ExitCode code) {
   refuse_foreign_links(dir, flag, code);
-  std::error_code ec;
+  std::error_code ec, is_dir_ec;
   fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir, ec)) {
+  if (!fs::is_directory(dir, is_dir_ec)) {
     throw Error(code, dir + ": cannot create folder (" + flag + ")" +
                           (ec ? ": " + ec.message() : ": a file of that name is in the way"));
   }
@@ -157,7 +157,10 @@ void ensure_writable_directory(const std::string& dir, const std::string& flag, 
 }
 
 AppendFile::AppendFile(const std::string& path, ExitCode code) : path_(path), code_(code) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (file_kind(path) == FileKind::kOther)  // a FIFO would block the open, a link be followed
+    throw Error(code, path + ": is not a regular file (remove it)");
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+               0644);
   if (fd_ < 0) throw Error(code, path + ": cannot open for appending: " + os_error());
   struct stat st {};
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -185,8 +188,9 @@ void AppendFile::write(const std::string& text) {
   write_all(fd_, reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), path_, code_);
 }
 
-FolderLock::FolderLock(const std::string& dir, const std::string& busy) {
-  const std::string path = (fs::path(dir) / ".lock").string();
+FolderLock::FolderLock(const std::string& dir, const std::string& busy, const char* name) {
+  const std::string path = (fs::path(dir) / name).string();
+  if (file_kind(path) == FileKind::kOther) remove_entry(path);  // a planted link or a folder
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   // Another user's lock file on a shared volume: flock works on a read-only descriptor too.
   if (fd_ < 0 && errno == EACCES) fd_ = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

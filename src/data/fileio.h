@@ -63,13 +63,17 @@ class AppendFile {
   ExitCode code_ = ExitCode::kBadArguments;
 };
 
-// An exclusive advisory lock (flock) on `dir`/.lock, held while the object lives. Processes that
+// An exclusive advisory lock (flock) on `dir`/`name`, held while the object lives. Processes that
 // share a folder (pods on one volume, two runs on a box) take turns; waiting polls the stop
 // request, so a signal still stops a waiting process within about a second. With `busy` set, a
-// folder already locked is not waited for: Error(kBadArguments, `busy`) instead.
+// folder already locked is not waited for: Error(kBadArguments, `busy`) instead. Something other
+// than a regular file under the lock's name (a folder, a link) is removed and replaced.
 class FolderLock {
  public:
-  explicit FolderLock(const std::string& dir, const std::string& busy = "");
+  static constexpr const char* kDataLock = ".lock";     // the data cache: one fetch per file
+  static constexpr const char* kRunLock = ".run.lock";  // a checkpoint folder: one run at a time
+  explicit FolderLock(const std::string& dir, const std::string& busy = "",
+                      const char* name = kDataLock);
   ~FolderLock();
   FolderLock(const FolderLock&) = delete;
   FolderLock& operator=(const FolderLock&) = delete;

@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -120,6 +121,16 @@ std::size_t max_file_bytes() {
   return file_bytes(kMaxHeaderBytes, make_layout(ModelKind::kMlp, kMaxHiddenUnits).total);
 }
 
+// Temporaries of writes that never finished (a process killed mid-write): the run lock is held,
+// so no other writer is using them.
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(std::string(kNewest) + ".tmp.", 0) == 0) remove_entry(entry.path().string());
+  }
+}
+
 // The checkpoint under `path`, or the reason it cannot be used (kDataInvalid).
 Checkpoint read_checkpoint(const std::string& path) {
   return decode_checkpoint(read_file(path, max_file_bytes(), ExitCode::kDataInvalid), path);
@@ -188,7 +199,7 @@ Checkpoint decode_checkpoint(const std::vector<std::uint8_t>& bytes, const std::
   Checkpoint c;
   c.model = h.text("model");
   const auto kind = value_in(kModelNames, c.model);
-  if (!kind) throw h.bad("unknown model \"" + c.model + "\"");
+  if (!kind) throw h.bad("unknown model " + json(c.model).dump());  // escaped: untrusted text
   c.hidden_units = static_cast<int>(h.integer("hidden_units", 1, kMaxHiddenUnits));
   c.batch_size = static_cast<int>(h.integer("batch_size", 1, kMaxBatch));
   c.seed = h.unsigned_integer("seed");
@@ -262,17 +273,24 @@ void save_checkpoint(const RunConfig& run, Backend& backend, std::int64_t next_i
                      float last_loss) {
   std::error_code ec;
   fs::create_directories(run.checkpoint_dir, ec);  // a failure shows in the write below
+  remove_stale_temporaries(run.checkpoint_dir);
   const std::string newest = path_in(run, kNewest), previous = path_in(run, kPrevious);
-  bool keep_newest = false;  // a valid newest file becomes the previous one
-  if (file_kind(newest) != FileKind::kMissing) {
+  // The iteration of each valid file (-1: missing or unusable).
+  auto valid_iteration = [](const std::string& path) -> std::int64_t {
+    if (file_kind(path) == FileKind::kMissing) return -1;
     try {
-      const Checkpoint current = read_checkpoint(newest);
-      if (current.iteration >= next_iteration) return;  // never move a checkpoint backwards
-      keep_newest = true;
+      return read_checkpoint(path).iteration;
     } catch (const Error&) {
-      // Damaged or foreign: replaced below, and the previous file is kept as it is.
+      return -1;
     }
-  }
+  };
+  const std::int64_t newest_at = valid_iteration(newest), previous_at = valid_iteration(previous);
+  if (std::max(newest_at, previous_at) >= next_iteration) return;  // never move backwards
+  // Whatever is not a valid checkpoint under either name (damage, a folder, a planted link) goes;
+  // a valid newest file becomes the previous one.
+  if (newest_at < 0) remove_entry(newest);
+  if (newest_at >= 0 && file_kind(previous) == FileKind::kOther) remove_entry(previous);
+  const bool keep_newest = newest_at >= 0;
   const auto bytes =
       encode_checkpoint(make_checkpoint(run, backend.state(), next_iteration, last_loss));
   if (keep_newest && std::rename(newest.c_str(), previous.c_str()) != 0) {

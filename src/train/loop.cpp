@@ -1,5 +1,6 @@
 #include "train/loop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -160,7 +161,9 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
   if (!evaluated_last) accuracy = double(backend.evaluate_test()) / data.test.count;
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.final_accuracy = accuracy;
-  if (!run.checkpoint_dir.empty()) checkpoint(run.max_steps);
+  // A run resumed past its --max_steps keeps the checkpoint where it was (iterations label states).
+  if (!run.checkpoint_dir.empty())
+    checkpoint(std::max<std::int64_t>(run.max_steps, resume.iteration));
   return result;
 }
 

@@ -85,10 +85,12 @@ TEST_F(FileIo, AppendsNeverTruncateNorFollowLinks) {
     AppendFile f(path("log"), ExitCode::kOutputFailed);
     f.write("two\n");
   }
-  EXPECT_EQ(read_file(path("log"), 100), (std::vector<std::uint8_t>{'o', 'n', 'e', '\n', 't',
-                                                                      'w', 'o', '\n'}));
+  EXPECT_EQ(read_file(path("log"), 100),
+            (std::vector<std::uint8_t>{'o', 'n', 'e', '\n', 't', 'w', 'o', '\n'}));
   fs::create_symlink(path("log"), path("planted"));
   EXPECT_THROW(AppendFile(path("planted"), ExitCode::kOutputFailed), Error);
+  ASSERT_EQ(::mkfifo(path("fifo").c_str(), 0600), 0);  // opening it must not wait for a reader
+  EXPECT_THROW(AppendFile(path("fifo"), ExitCode::kOutputFailed), Error);
   if (fs::exists("/dev/full")) {
     try {
       AppendFile full("/dev/full", ExitCode::kOutputFailed);
@@ -100,7 +102,9 @@ TEST_F(FileIo, AppendsNeverTruncateNorFollowLinks) {
 }
 
 TEST_F(FileIo, AFolderInUseIsReportedNotWaitedFor) {
+  fs::create_directory(path(".lock"));  // something planted under the lock's name is replaced
   FolderLock held(dir_.string());
+  FolderLock other_purpose(dir_.string(), "busy", FolderLock::kRunLock);  // a separate lock
   try {
     FolderLock second(dir_.string(), "busy");
     ADD_FAILURE() << "the second lock must not be granted";

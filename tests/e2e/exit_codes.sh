@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# exit_codes.sh TRAINER SERVER: each documented exit code, produced by the failure it stands for.
+# exit_codes.sh TRAINER SERVER IDX_DIR: each documented exit code, produced by the failure it stands for.
 set -uo pipefail
-trainer=$1 server=$2
+trainer=$1 server=$2 idx_dir=$3  # idx_dir: the raw MNIST idx files (scripts/fetch-test-data.sh)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -72,10 +72,22 @@ kill -TERM "$pid"; wait "$pid"
 printf 'garbage' >"$work/ckpt2/model.ckpt"; printf 'garbage' >"$work/ckpt2/model.ckpt.1"
 expect 7 "only damaged checkpoints" -- "$trainer" "${fake[@]}" --max_steps 20 --checkpoint_dir "$work/ckpt2"
 
+# One folder for the data and the checkpoints: their locks are separate (no self-deadlock).
+mkdir -p "$work/mirror"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  gzip -c "$idx_dir/$f" >"$work/mirror/$f.gz"
+done
+expect 0 "--data_dir and --checkpoint_dir in one folder" -- timeout 120 "$trainer" --backend cpu --log_dir "" \
+  --data_dir "$work/same" --checkpoint_dir "$work/same" --max_steps 11 --mirror "file://$PWD/nowhere/" \
+  --mirror "file://$work/mirror/"
+
 # 6: outputs that cannot be written, found before training.
 : >"$work/a_file"
 expect 6 "--log_dir under a file" -- "$trainer" --fake_data --backend cpu --log_dir "$work/a_file/logs" --max_steps 20
 expect 6 "--checkpoint_dir under a file" -- "$trainer" "${fake[@]}" --max_steps 20 --checkpoint_dir "$work/a_file/ckpt"
+start=$SECONDS
+expect 6 "--benchmark_out naming a folder" -- "$trainer" "${fake[@]}" --benchmark --benchmark_out "$work"
+(( SECONDS - start < 20 )) || { echo "FAIL: --benchmark_out checked only after the benchmark"; failures=$((failures + 1)); }
 if [[ -w /dev/full ]]; then
   "$trainer" "${fake[@]}" --max_steps 20 >/dev/full 2>"$work/err"; got=$?
   [[ $got == 6 ]] && echo "ok   6   stdout on a full disk: $(tail -n1 "$work/err")" \

@@ -30,7 +30,8 @@ void write_seed(const std::filesystem::path& file, int hidden_units, std::int64_
   const std::vector<std::uint8_t> bytes =
       mnist::encode_checkpoint(mnist::make_checkpoint(run, state, iteration, 2.3f));
   std::ofstream(file, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 }  // namespace

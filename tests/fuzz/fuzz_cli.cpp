@@ -38,15 +38,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const mnist::RunConfig run = mnist::run_config(*options);
     mnist::fuzz::require(run.max_steps >= 0 && run.eval_every >= 1 && run.train.batch_size >= 1,
                          "accepted counts are in range");
-    mnist::fuzz::require(run.train.learning_rate > 0 && run.train.keep_prob > 0 &&
-                             run.train.keep_prob <= 1,
-                         "accepted rates are in range");
+    mnist::fuzz::require(
+        run.train.learning_rate > 0 && run.train.keep_prob > 0 && run.train.keep_prob <= 1,
+        "accepted rates are in range");
     mnist::fuzz::require(run.checkpoint_every_steps >= 0 && run.checkpoint_every_seconds >= 0,
                          "checkpoint cadence is not negative");
     const mnist::DataSource source = mnist::data_source(*options);
     mnist::fuzz::require(source.timeout_s >= 0.1 && source.attempts >= 1, "download bounds");
   } catch (const mnist::Error& e) {
-    mnist::fuzz::require(e.code() == mnist::ExitCode::kBadArguments, "a bad command line is exit 2");
+    mnist::fuzz::require(e.code() == mnist::ExitCode::kBadArguments,
+                         "a bad command line is exit 2");
   }
   return 0;
 }

@@ -23,10 +23,12 @@ bool parse_images(const Bytes& bytes, mnist::IdxImages& images) {
   } catch (const mnist::Error&) {
     return false;
   }
-  mnist::fuzz::require(mnist::encode_idx_images(images) == bytes, "images re-encode to their bytes");
-  mnist::fuzz::require(images.pixels.size() ==
-                           std::size_t(images.count) * std::size_t(images.rows) * std::size_t(images.cols),
-                       "pixel count matches the dimensions");
+  mnist::fuzz::require(mnist::encode_idx_images(images) == bytes,
+                       "images re-encode to their bytes");
+  mnist::fuzz::require(
+      images.pixels.size() ==
+          std::size_t(images.count) * std::size_t(images.rows) * std::size_t(images.cols),
+      "pixel count matches the dimensions");
   return true;
 }
 
@@ -37,7 +39,8 @@ bool parse_labels(const Bytes& bytes, Bytes& labels) {
   } catch (const mnist::Error&) {
     return false;
   }
-  mnist::fuzz::require(mnist::encode_idx_labels(labels) == bytes, "labels re-encode to their bytes");
+  mnist::fuzz::require(mnist::encode_idx_labels(labels) == bytes,
+                       "labels re-encode to their bytes");
   for (std::uint8_t label : labels) mnist::fuzz::require(label < 10, "labels are 0..9");
   return true;
 }

@@ -219,6 +219,35 @@ TEST_F(CheckpointFiles, ACorruptNewestFileFallsBackToThePreviousOne) {
   }
 }
 
+TEST_F(CheckpointFiles, ADamagedNewestFileNeverLetsAnOlderStateBeLabelledNewer) {
+  const RunConfig run = small_run(dir_);
+  CpuBackend backend(run.train, fake(), some_state(run, 0).params);
+  backend.set_state(some_state(run, 18));
+  save_checkpoint(run, backend, 20, 1.0f);
+  backend.set_state(some_state(run, 27));
+  save_checkpoint(run, backend, 30, 1.0f);
+  write_file_atomically(path("model.ckpt"), {1, 2, 3});  // damaged: model.ckpt.1 (20) is valid
+  CpuBackend resumed(run.train, fake(), some_state(run, 0).params);
+  std::ostringstream log;
+  EXPECT_EQ(load_checkpoint_if_present(run, resumed, log).iteration, 20);
+  save_checkpoint(run, resumed, 10, 1.0f);  // a rerun with --max_steps 10: nothing to save
+  EXPECT_EQ(iteration_in("model.ckpt.1"), 20);
+  save_checkpoint(run, resumed, 20, 1.0f);
+  EXPECT_EQ(iteration_in("model.ckpt.1"), 20);
+  EXPECT_EQ(read_file(path("model.ckpt"), 10).size(), 3u) << "nothing newer to write yet";
+  save_checkpoint(run, resumed, 25, 1.0f);
+  EXPECT_EQ(iteration_in("model.ckpt"), 25);
+  EXPECT_EQ(iteration_in("model.ckpt.1"), 20);
+}
+
+TEST_F(CheckpointFiles, StaleTemporariesOfAKilledWriteAreRemoved) {
+  const RunConfig run = small_run(dir_);
+  CpuBackend backend(run.train, fake(), some_state(run, 0).params);
+  write_file_atomically(path("model.ckpt.tmp.123.0.456"), std::vector<std::uint8_t>(1000, 7));
+  save_checkpoint(run, backend, 10, 1.0f);
+  EXPECT_FALSE(fs::exists(path("model.ckpt.tmp.123.0.456")));
+}
+
 TEST_F(CheckpointFiles, AnotherRunsCheckpointIsExitCode2) {
   RunConfig run = small_run(dir_);
   CpuBackend backend(run.train, fake(), some_state(run, 0).params);
@@ -253,8 +282,18 @@ TEST_F(CheckpointFiles, LinksAndOddFilesAreNeitherFollowedNorTrusted) {
   EXPECT_EQ(read_file(victim, 100), (std::vector<std::uint8_t>{'k', 'e', 'e', 'p'}));
   EXPECT_FALSE(fs::is_symlink(path("model.ckpt")));
   EXPECT_EQ(iteration_in("model.ckpt"), 10);
-  // A folder under the previous file's name is reported, not read.
+  // A folder under either name is reported at load and replaced at the next save.
   fs::remove(path("model.ckpt"));
+  fs::create_directory(path("model.ckpt"));
+  save_checkpoint(run, backend, 20, 1.0f);
+  EXPECT_EQ(iteration_in("model.ckpt"), 20);
+  fs::remove(path("model.ckpt.1"));
+  fs::create_directories(path("model.ckpt.1/inner"));  // a folder where the previous one goes
+  save_checkpoint(run, backend, 30, 1.0f);
+  EXPECT_EQ(iteration_in("model.ckpt"), 30);
+  EXPECT_EQ(iteration_in("model.ckpt.1"), 20);
+  fs::remove(path("model.ckpt"));
+  fs::remove(path("model.ckpt.1"));
   fs::create_directory(path("model.ckpt.1"));
   try {
     load_checkpoint_if_present(run, backend, log);
