@@ -3,7 +3,8 @@
 # The CUDA toolkit (nvcc, cudart) is expected in /usr/local/cuda or on PATH, as NVIDIA ships it.
 set -euo pipefail
 packages=(cmake g++ make libcurl4-openssl-dev zlib1g-dev libssl-dev libcli11-dev nlohmann-json3-dev
-          libgtest-dev bc dataset-fashion-mnist python3)
+          libgtest-dev bc dataset-fashion-mnist python3
+          clang libclang-rt-14-dev)  # clang and its libFuzzer/sanitizer runtimes: the fuzz stage
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # Node.js and npm (test data, manifest validation): keep whatever installation is there.

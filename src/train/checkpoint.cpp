@@ -215,8 +215,10 @@ Checkpoint decode_checkpoint(const std::vector<std::uint8_t>& bytes, const std::
   if (bytes.size() != file_bytes(length, n)) throw h.bad("size does not match its header");
 
   c.state.step = step;
-  for (auto* v : {&c.state.params, &c.state.adam_m, &c.state.adam_v}) {
-    const std::size_t offset = kPrefixBytes + length + (v - &c.state.params) * n * sizeof(float);
+  std::vector<float>* arrays[] = {&c.state.params, &c.state.adam_m, &c.state.adam_v};
+  for (std::size_t a = 0; a < 3; ++a) {
+    std::vector<float>* v = arrays[a];
+    const std::size_t offset = kPrefixBytes + length + a * n * sizeof(float);
     v->resize(n);
     std::memcpy(v->data(), bytes.data() + offset, n * sizeof(float));
     for (float x : *v)

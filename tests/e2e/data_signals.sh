@@ -64,7 +64,13 @@ wait_for_requests 3 || fail "shared: no request reached the server"
 "$trainer" --download_only --mirror "$mirror" --data_dir "$work/shared" --log_dir "$work/logs" \
   >"$work/waiter.out" 2>"$work/waiter.err" &
 waiter=$!
-sleep 0.5
+# Signal the waiter only once it holds the lock file open (waiting on it): a fixed sleep raced a
+# slow start (an ASan build) that had not installed its handlers yet.
+for _ in $(seq 200); do
+  ls -l "/proc/$waiter/fd" 2>/dev/null | grep -q '/\.lock$' && break
+  sleep 0.05
+done
+sleep 0.2
 (( $(grep -c '^request ' "$work/requests") == 3 )) || fail "the waiting run did not wait for the lock"
 stop_and_check "$waiter" TERM 143 waiter shared "while waiting for another process's download"
 stop_and_check "$first" TERM 143 shared shared "while downloading train-images-idx3-ubyte.gz"
