@@ -177,7 +177,7 @@ Attempt download_once(const std::string& url, const DataFileSpec& file, const Fe
     struct stat st {};
     if (path_start == std::string::npos || ::stat(url.c_str() + path_start, &st) != 0)
       return {false, false, "no such file", {}};
-    if (!S_ISREG(st.st_mode)) return {false, false, "not a regular file", {}};
+    if (!S_ISREG(st.st_mode)) return {false, false, "not a regular file", {}, true};
   }
   CurlHandle curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return {false, true, "curl_easy_init failed", {}};

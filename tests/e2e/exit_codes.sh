@@ -88,6 +88,15 @@ expect 6 "--checkpoint_dir under a file" -- "$trainer" "${fake[@]}" --max_steps 
 start=$SECONDS
 expect 6 "--benchmark_out naming a folder" -- "$trainer" "${fake[@]}" --benchmark --benchmark_out "$work"
 (( SECONDS - start < 20 )) || { echo "FAIL: --benchmark_out checked only after the benchmark"; failures=$((failures + 1)); }
+# A closed pipe on stdout is a failed write too (SIGPIPE ignored, EPIPE reported).
+( "$trainer" "${fake[@]}" --max_steps 200 2>"$work/err"; echo $? >"$work/rc" ) | head -c 1 >/dev/null
+got=$(cat "$work/rc")
+[[ $got == 6 ]] && echo "ok   6   stdout closed: $(tail -n1 "$work/err")" \
+  || { echo "FAIL stdout closed: exit $got"; cat "$work/err"; failures=$((failures + 1)); }
+# A FIFO on a local mirror is never read (it would block past any timeout).
+mkdir -p "$work/fifo_mirror" && mkfifo "$work/fifo_mirror/train-images-idx3-ubyte.gz"
+expect 7 "a FIFO on a file:// mirror" -- timeout 60 "$trainer" --backend cpu --data_dir "$work/data3" \
+  --download_attempts 1 --mirror "file://$work/fifo_mirror/"
 if [[ -w /dev/full ]]; then
   "$trainer" "${fake[@]}" --max_steps 20 >/dev/full 2>"$work/err"; got=$?
   [[ $got == 6 ]] && echo "ok   6   stdout on a full disk: $(tail -n1 "$work/err")" \
