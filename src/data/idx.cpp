@@ -53,8 +53,8 @@ IdxImages parse_idx_images(const std::vector<std::uint8_t>& bytes, const std::st
   const auto dims = parse_header(bytes, name, kIdxImagesMagic, "images");
   if (dims[1] != 28 || dims[2] != 28) {
     throw Error(ExitCode::kDataInvalid, name + ": invalid idx images file: images are " +
-                                                std::to_string(dims[1]) + "x" +
-                                                std::to_string(dims[2]) + ", expected 28x28");
+                                            std::to_string(dims[1]) + "x" +
+                                            std::to_string(dims[2]) + ", expected 28x28");
   }
   if (dims[0] == 0)
     throw Error(ExitCode::kDataInvalid, name + ": invalid idx images file: no images");
@@ -75,8 +75,8 @@ std::vector<std::uint8_t> parse_idx_labels(const std::vector<std::uint8_t>& byte
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] >= kClasses) {
       throw Error(ExitCode::kDataInvalid, name + ": invalid idx labels file: label " +
-                                                  std::to_string(labels[i]) + " at index " +
-                                                  std::to_string(i) + " is outside 0..9");
+                                              std::to_string(labels[i]) + " at index " +
+                                              std::to_string(i) + " is outside 0..9");
     }
   }
   return labels;
@@ -86,8 +86,8 @@ void check_counts_agree(const IdxImages& images, const std::vector<std::uint8_t>
                         const std::string& images_name, const std::string& labels_name) {
   if (static_cast<std::size_t>(images.count) != labels.size()) {
     throw Error(ExitCode::kDataInvalid, images_name + ": has " + std::to_string(images.count) +
-                                                " images but " + labels_name + " has " +
-                                                std::to_string(labels.size()) + " labels");
+                                            " images but " + labels_name + " has " +
+                                            std::to_string(labels.size()) + " labels");
   }
 }
 

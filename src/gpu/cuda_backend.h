@@ -28,7 +28,8 @@ class CudaBackend final : public GpuBackendBase {
 
   void record_eval(cudaStream_t stream) override;
 
-  int forward_splits_;  // > 1: the hidden layer's product is split-K (see forward, loss_and_backward)
+  int forward_splits_;  // > 1: the hidden layer's product is split-K (see forward,
+                        // loss_and_backward)
   // The two weight-gradient products of a step are independent: the second runs on a side stream
   // (a parallel branch of the step's graph), forked from and joined back to stream_.
   CudaStream side_stream_;

@@ -36,8 +36,8 @@ class GpuBackendBase : public Backend {
   ModelLayout layout_;
   int train_count_, test_count_;
   CudaStream stream_;
-  DeviceBuffer<std::int32_t> orders_;             // the epoch slots (kernels/common/sample_stream.h)
-  DeviceBuffer<std::int64_t> step_;               // training steps taken (TrainState::step)
+  DeviceBuffer<std::int32_t> orders_;  // the epoch slots (kernels/common/sample_stream.h)
+  DeviceBuffer<std::int64_t> step_;    // training steps taken (TrainState::step)
   DeviceBuffer<float> params_, adam_m_, adam_v_;  // flat (see ModelLayout)
   DeviceBuffer<float> row_loss_, loss_;
   DeviceBuffer<int> correct_;

@@ -41,25 +41,25 @@ expect 0 "--backend auto without a GPU falls back with a warning" -- env CUDA_VI
 grep -q 'warning: no CUDA GPU found' "$work/out" || { echo "FAIL: no fallback warning"; failures=$((failures + 1)); }
 expect 5 "divergence" -- "$trainer" "${fake[@]}" --learning_rate 1e30 --max_steps 40
 
-# 143: SIGTERM mid-training saves a checkpoint; a rerun resumes from it.
-"$trainer" "${fake[@]}" --max_steps 100000000 --checkpoint_dir "$work/ckpt" >"$work/out" 2>"$work/err" &
-pid=$!
-for _ in $(seq 200); do grep -q 'Accuracy at step 20:' "$work/out" && break; sleep 0.05; done
-kill -TERM "$pid"; wait "$pid"; got=$?
-if [[ $got == 143 && -s $work/ckpt/model.ckpt ]]; then echo "ok   143 SIGTERM: $(tail -n1 "$work/err")"
-else echo "FAIL SIGTERM: exit $got"; cat "$work/err"; failures=$((failures + 1)); fi
+# signal_mid_training SIGNAL CODE: the signal mid-training saves a checkpoint, then exits CODE.
+signal_mid_training() {
+  rm -rf "$work/ckpt"
+  "$trainer" "${fake[@]}" --max_steps 100000000 --checkpoint_dir "$work/ckpt" >"$work/out" 2>"$work/err" &
+  local pid=$! got
+  for _ in $(seq 200); do grep -q 'Accuracy at step 20:' "$work/out" && break; sleep 0.05; done
+  kill -"$1" "$pid"; wait "$pid"; got=$?
+  if [[ $got == "$2" && -s $work/ckpt/model.ckpt ]]; then echo "ok   $2 SIG$1: $(tail -n1 "$work/err")"
+  else echo "FAIL SIG$1: exit $got"; cat "$work/err"; failures=$((failures + 1)); fi
+}
+
+# 143: SIGTERM; a rerun resumes from the checkpoint it saved.
+signal_mid_training TERM 143
 step=$(grep -o 'stopped by SIGTERM at step [0-9]*' "$work/err" | grep -o '[0-9]*$')
 expect 0 "resume after SIGTERM" -- "$trainer" "${fake[@]}" --max_steps $((step + 20)) --checkpoint_dir "$work/ckpt"
 grep -q "Resuming from .* at step $step" "$work/out" || { echo "FAIL: did not resume"; failures=$((failures + 1)); }
 
 # 130: SIGINT (Ctrl-C) likewise saves a checkpoint first.
-rm -rf "$work/ckpt"
-"$trainer" "${fake[@]}" --max_steps 100000000 --checkpoint_dir "$work/ckpt" >"$work/out" 2>"$work/err" &
-pid=$!
-for _ in $(seq 200); do grep -q 'Accuracy at step 20:' "$work/out" && break; sleep 0.05; done
-kill -INT "$pid"; wait "$pid"; got=$?
-if [[ $got == 130 && -s $work/ckpt/model.ckpt ]]; then echo "ok   130 SIGINT: $(tail -n1 "$work/err")"
-else echo "FAIL SIGINT: exit $got"; cat "$work/err"; failures=$((failures + 1)); fi
+signal_mid_training INT 130
 
 # 2: a second run on the same checkpoint folder while the first one trains.
 "$trainer" "${fake[@]}" --max_steps 100000000 --checkpoint_dir "$work/ckpt2" >"$work/out1" 2>&1 &
