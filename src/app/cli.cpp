@@ -254,6 +254,7 @@ std::vector<std::string> tokens_for_cli11(const CLI::App& app, int argc, const c
 // range errors with every digit of a double.
 struct FlagTexts {
   std::string max_steps, learning_rate, dropout, hidden_units, batch_size, eval_every, seed;
+  std::string summary_every;
   std::string download_timeout, download_attempts, benchmark_steps;
   std::string backend = "auto", model = "mlp", cuda_graphs = "on";
   std::vector<std::string> benchmark_batches, benchmark_backends;
@@ -267,6 +268,7 @@ FlagTexts defaults_of(const Options& o) {
   t.hidden_units = std::to_string(o.hidden_units);
   t.batch_size = std::to_string(o.batch_size);
   t.eval_every = std::to_string(o.eval_every);
+  t.summary_every = std::to_string(o.summary_every);
   t.seed = std::to_string(o.seed);
   t.download_timeout = readable(o.download_timeout_s);
   t.download_attempts = std::to_string(o.download_attempts);
@@ -324,6 +326,12 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
          "Evaluate on the test set when step % N == 0" + in(std::int64_t{1}, kMaxIterations))
       ->type_name("INT")
       ->capture_default_str();
+  app.add_option("--summary_every", t.summary_every,
+                 "With --log_dir: weight and activation statistics, histograms and input images "
+                 "every N training steps (1: every step, like the sample)" +
+                     in(std::int64_t{1}, kMaxIterations))
+      ->type_name("INT")
+      ->capture_default_str();
   app.add_option("--seed", t.seed,
                  "Seed for initialisation, shuffling and dropout" +
                      in(std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max()))
@@ -343,6 +351,14 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
   app.add_option("--download_attempts", t.download_attempts,
                  "Attempts per mirror (back-off between)" + in(1, kMaxAttempts))
       ->type_name("INT")
+      ->capture_default_str();
+  app.add_option("--result_file", o.result_file,
+                 "Also write the run's verdict (log_dir/result.json) to this file")
+      ->type_name("PATH");
+  app.add_option("--termination_log", o.termination_log,
+                 "Write a one-line verdict here at exit if the file exists (Kubernetes' "
+                 "termination message); empty: never")
+      ->type_name("PATH")
       ->capture_default_str();
   app.add_option("--checkpoint_dir", o.checkpoint_dir,
                  "Save parameters here periodically, on SIGTERM/SIGINT and at the end; resume "
@@ -406,6 +422,8 @@ void convert(const FlagTexts& t, Options& o) {
   o.batch_size = whole_number("--batch_size", t.batch_size, 1, kMaxBatch);
   o.eval_every =
       static_cast<int>(whole_number<std::int64_t>("--eval_every", t.eval_every, 1, kMaxIterations));
+  o.summary_every = static_cast<int>(
+      whole_number<std::int64_t>("--summary_every", t.summary_every, 1, kMaxIterations));
   o.seed =
       whole_number("--seed", t.seed, std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max());
   o.download_timeout_s =
@@ -474,6 +492,7 @@ RunConfig run_config(const Options& o) {
   run.max_steps = o.max_steps;
   run.eval_every = o.eval_every;
   run.log_dir = o.log_dir;
+  run.summary_every = o.summary_every;
   run.checkpoint_dir = o.checkpoint_dir;
   const Cadence cadence = checkpoint_cadence(o.checkpoint_every);
   run.checkpoint_every_steps = cadence.steps;

@@ -55,6 +55,7 @@ MnistData load_dataset(const DataSource& source, std::ostream& log) {
   }
   MnistData data;
   data.train = slice(all_train, kValidationSize, all_train.count);
+  data.validation = slice(all_train, 0, kValidationSize);
   data.test = std::move(test);
   return data;
 }
@@ -87,7 +88,7 @@ MnistData make_fake_data(std::uint64_t seed) {
   };
   MnistData data;
   data.train = make(kFakeTrainImages);
-  make(1000);  // a validation-sized draw, kept so the test images stay those of earlier releases
+  data.validation = make(1000);  // drawn between the two, so the test images stay those of earlier releases
   data.test = make(2000);
   return data;
 }

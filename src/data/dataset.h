@@ -19,8 +19,18 @@ struct Dataset {
   std::vector<std::uint8_t> labels;  // count
 };
 
+// Where a run's data came from, for the verdict (result.json) and the final summary line.
+struct DataOrigin {
+  std::string dataset;       // "mnist", "fashion-mnist" or "synthetic" (--fake_data)
+  std::string description;   // e.g. "cache /tmp/tensorflow/input_data" or the mirror URL(s) used
+  std::vector<std::string> sources;  // per file: where it was read or downloaded from
+  double fetch_seconds = 0;  // time spent downloading (0 when everything came from the cache)
+  std::int64_t downloaded_bytes = 0;
+};
+
 struct MnistData {
-  Dataset train, test;
+  Dataset train, validation, test;  // validation: TF's first kValidationSize training images
+  DataOrigin origin;
 };
 
 // TF's read_data_sets: the first kValidationSize training images are held out as validation

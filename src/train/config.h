@@ -73,6 +73,8 @@ struct RunConfig {
   int max_steps = 1000;
   int eval_every = 10;
   std::string log_dir;         // empty: no summaries
+  int summary_every = 10;      // statistics, histograms and images every N training steps
+  std::string flags_text;      // the run's flags (Markdown), written as a text summary
   std::string checkpoint_dir;  // empty: no checkpoints
   // Periodic checkpoints while training (besides the one at the end and on a stop request): every
   // checkpoint_every_steps iterations and every checkpoint_every_seconds of wall time (0: never).
