@@ -23,3 +23,27 @@ add_test(NAME summary_events_read_back
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/read_events.py
                  --writer $<TARGET_FILE:write_sample_events>)
 set_tests_properties(summary_events_read_back PROPERTIES LABELS cpu TIMEOUT 60)
+
+# The --log_dir checker's own test: log folders made to the spec by the test side's encoder pass,
+# and each of a list of deliberate faults (bit flips, missing steps, inconsistent statistics,
+# wrong pixels, ...) is reported. The pixel faults need the idx files (skipped without them).
+add_test(NAME summary_logdir_checker
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/synth_logdir.py --selftest
+                 --idx_dir ${MNIST_IDX_DIR})
+set_tests_properties(summary_logdir_checker PROPERTIES LABELS cpu TIMEOUT 120)
+
+# What a training run writes to --log_dir, read back by that checker (tests/e2e/summaries.sh):
+# fresh, resumed into the same folder, --summary_every 1, softmax; real MNIST over loopback.
+add_test(NAME e2e_summaries_cpu
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../e2e/summaries.sh $<TARGET_FILE:mnist-train>
+                 $<TARGET_FILE:mnist_test_server> ${MNIST_IDX_DIR} cpu)
+set_tests_properties(e2e_summaries_cpu PROPERTIES LABELS "cpu;e2e" TIMEOUT 300)
+# The same on both GPU backends. Skip (77) without a GPU.
+add_test(NAME e2e_summaries_gpu
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../e2e/summaries.sh $<TARGET_FILE:mnist-train>
+                 $<TARGET_FILE:mnist_test_server> ${MNIST_IDX_DIR} cuda)
+add_test(NAME e2e_summaries_cublas
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../e2e/summaries.sh $<TARGET_FILE:mnist-train>
+                 $<TARGET_FILE:mnist_test_server> ${MNIST_IDX_DIR} cublas)
+set_tests_properties(e2e_summaries_gpu e2e_summaries_cublas PROPERTIES
+  LABELS "gpu;e2e" SKIP_RETURN_CODE 77 TIMEOUT 600)

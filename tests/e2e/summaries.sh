@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# summaries.sh TRAINER SERVER IDX_DIR BACKEND [READER_ARGS...]
+# What a training run writes to --log_dir (issue 11), read back by the independent reader
+# (tests/summary/read_events.py --log_dir: every tag, step and value; histograms; images against
+# the idx files; the flags text; traces; result.json). Real MNIST, gzipped and served on loopback.
+#   1. a fresh run of 120 steps with a checkpoint, checked on its own;
+#   2. resumed to 230 steps in the same --log_dir: a second event file per folder, the first ones
+#      byte for byte unchanged, the steps continuing from 120;
+#   3. --summary_every 1 (the sample's every-step summaries) with other --hidden_units,
+#      --batch_size, --dropout and --learning_rate;
+#   4. the softmax model with --eval_every 7 --summary_every 3.
+# BACKEND cpu, cuda or cublas; the GPU ones exit 77 (skipped) without a usable GPU. Extra
+# arguments go to every reader call (e.g. --kernels_per_step 4 on the GPU).
+set -euo pipefail
+trainer=$1 server=$2 idx_dir=$3 backend=$4
+shift 4
+reader_args=("$@")
+here=$(cd "$(dirname "$0")" && pwd)
+reader=$here/../summary/read_events.py
+
+if [[ $backend != cpu ]] && ! "$trainer" --backend "$backend" --fake_data --max_steps 0 --log_dir "" >/dev/null 2>&1; then
+  echo "SKIP: no usable CUDA GPU"; exit 77
+fi
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  [[ -f $idx_dir/$f ]] || { echo "FAIL: $idx_dir/$f is missing: run scripts/fetch-test-data.sh"; exit 1; }
+done
+
+work=$(mktemp -d)
+server_pid=
+cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir -p "$work/mirror"
+for f in "$idx_dir"/*-ubyte; do gzip -1 -c "$f" >"$work/mirror/$(basename "$f").gz"; done
+"$server" "$work/mirror" "$work/port" >/dev/null &
+server_pid=$!
+for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
+mirror="http://127.0.0.1:$(cat "$work/port")/"
+
+fail() { echo "FAIL: $*"; exit 1; }
+# train NAME ARGS...: runs the trainer into $work/NAME.out; fails on a non-zero exit.
+train() {
+  local name=$1; shift
+  local start rc=0
+  start=$(date +%s.%N)
+  "$trainer" --backend "$backend" --mirror "$mirror" --data_dir "$work/cache" --download_attempts 1 \
+    "$@" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
+  echo "run $name: exit $rc, $(echo "$(date +%s.%N) - $start" | bc) s: mnist-train $*"
+  if (( rc != 0 )); then cat "$work/$name.err" "$work/$name.out" | tail -20; fail "$name: exit $rc"; fi
+  grep -q '^Final test accuracy: ' "$work/$name.out" || fail "$name: no 'Final test accuracy' line"
+}
+# check NAME READER_ARGS...: the reader on a log folder; prints its table.
+check() {
+  local name=$1; shift
+  echo "--- read_events.py $*"
+  python3 "$reader" "$@" "${reader_args[@]}" || fail "$name: the log folder deviates from the spec (above)"
+}
+event_files() { find "$1/train" "$1/test" "$1/validation" -name '*tfevents*' -type f | sort; }
+
+# 1. A fresh run of 120 steps (defaults: --eval_every 10, --summary_every 10).
+logs=$work/logs
+train fresh --max_steps 120 --log_dir "$logs" --checkpoint_dir "$work/ckpt"
+check fresh --log_dir "$logs" --max_steps 120 --idx_dir "$idx_dir" --stdout "$work/fresh.out"
+(( $(event_files "$logs" | wc -l) == 3 )) || fail "fresh: expected one event file in each of train, test, validation"
+(cd / && event_files "$logs" | xargs sha256sum) >"$work/fresh.sha256"
+[[ -f $logs/traces/step_99.trace.json ]] || fail "fresh: no traces/step_99.trace.json"
+echo "PASS: a fresh run's log folder"
+
+# 2. Resumed to 230 steps: new files beside the old ones, which stay as they were.
+train resumed --max_steps 230 --log_dir "$logs" --checkpoint_dir "$work/ckpt"
+grep -q '^Accuracy at step 0: ' "$work/resumed.out" && fail "resumed: started over at step 0"
+sha256sum --quiet -c "$work/fresh.sha256" || fail "resumed: the first run's event files changed"
+for folder in train test validation; do
+  n=$(find "$logs/$folder" -name '*tfevents*' -type f | wc -l)
+  (( n == 2 )) || fail "resumed: $n event files in $folder, expected 2 (one per process)"
+done
+check resumed --log_dir "$logs" --max_steps 230 --starts 0,120 --idx_dir "$idx_dir" \
+  --stdout "$work/fresh.out" --stdout "$work/resumed.out"
+echo "PASS: a resumed run adds a file per folder, the first ones unchanged, steps from 120"
+
+# 3. The sample's every-step summaries, with other sizes and rates.
+every=(--max_steps 25 --summary_every 1 --hidden_units 64 --batch_size 50 --dropout 0.75 --learning_rate 0.0005)
+train every "${every[@]}" --log_dir "$work/every"
+check every --log_dir "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50 \
+  --dropout 0.75 --learning_rate 0.0005 --idx_dir "$idx_dir" --stdout "$work/every.out"
+echo "PASS: --summary_every 1"
+
+# 4. The softmax model, another evaluation cadence.
+train softmax --model softmax --max_steps 30 --eval_every 7 --summary_every 3 --log_dir "$work/softmax"
+check softmax --log_dir "$work/softmax" --model softmax --max_steps 30 --eval_every 7 \
+  --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out"
+echo "PASS: --model softmax --eval_every 7 --summary_every 3"
