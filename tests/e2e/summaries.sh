@@ -9,8 +9,10 @@
 #   3. --summary_every 1 (the sample's every-step summaries) with other --hidden_units,
 #      --batch_size, --dropout and --learning_rate;
 #   4. the softmax model with --eval_every 7 --summary_every 3.
+# Where Python has the tensorboard package (the GPU machine), each folder is also loaded with
+# TensorBoard's own loaders (tests/summary/tensorboard_check.py).
 # BACKEND cpu, cuda or cublas; the GPU ones exit 77 (skipped) without a usable GPU. Extra
-# arguments go to every reader call (e.g. --kernels_per_step 4 on the GPU).
+# arguments go to every read_events.py call (e.g. --kernels_per_step 4 on the GPU).
 set -euo pipefail
 trainer=$1 server=$2 idx_dir=$3 backend=$4
 shift 4
@@ -54,12 +56,22 @@ check() {
   echo "--- read_events.py $*"
   python3 "$reader" "$@" "${reader_args[@]}" || fail "$name: the log folder deviates from the spec (above)"
 }
+# tb_check NAME LOGDIR ARGS...: where Python has the tensorboard package (the GPU machine), the
+# same folder through TensorBoard's own loaders (tests/summary/tensorboard_check.py).
+have_tensorboard=$(python3 -c 'import tensorboard' >/dev/null 2>&1 && echo yes || echo no)
+tb_check() {
+  local name=$1; shift
+  if [[ $have_tensorboard == no ]]; then echo "(no tensorboard package here: TensorBoard's loaders not tried)"; return; fi
+  echo "--- tensorboard_check.py $*"
+  python3 "$here/../summary/tensorboard_check.py" "$@" || fail "$name: TensorBoard's loaders disagree with the spec (above)"
+}
 event_files() { find "$1/train" "$1/test" "$1/validation" -name '*tfevents*' -type f | sort; }
 
 # 1. A fresh run of 120 steps (defaults: --eval_every 10, --summary_every 10).
 logs=$work/logs
 train fresh --max_steps 120 --log_dir "$logs" --checkpoint_dir "$work/ckpt"
 check fresh --log_dir "$logs" --max_steps 120 --idx_dir "$idx_dir" --stdout "$work/fresh.out"
+tb_check fresh "$logs" --max_steps 120
 (( $(event_files "$logs" | wc -l) == 3 )) || fail "fresh: expected one event file in each of train, test, validation"
 (cd / && event_files "$logs" | xargs sha256sum) >"$work/fresh.sha256"
 [[ -f $logs/traces/step_99.trace.json ]] || fail "fresh: no traces/step_99.trace.json"
@@ -75,6 +87,7 @@ for folder in train test validation; do
 done
 check resumed --log_dir "$logs" --max_steps 230 --starts 0,120 --idx_dir "$idx_dir" \
   --stdout "$work/fresh.out" --stdout "$work/resumed.out"
+tb_check resumed "$logs" --max_steps 230 --starts 0,120
 echo "PASS: a resumed run adds a file per folder, the first ones unchanged, steps from 120"
 
 # 3. The sample's every-step summaries, with other sizes and rates.
@@ -82,10 +95,12 @@ every=(--max_steps 25 --summary_every 1 --hidden_units 64 --batch_size 50 --drop
 train every "${every[@]}" --log_dir "$work/every"
 check every --log_dir "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50 \
   --dropout 0.75 --learning_rate 0.0005 --idx_dir "$idx_dir" --stdout "$work/every.out"
+tb_check every "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50
 echo "PASS: --summary_every 1"
 
 # 4. The softmax model, another evaluation cadence.
 train softmax --model softmax --max_steps 30 --eval_every 7 --summary_every 3 --log_dir "$work/softmax"
 check softmax --log_dir "$work/softmax" --model softmax --max_steps 30 --eval_every 7 \
   --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out"
+tb_check softmax "$work/softmax" --model softmax --max_steps 30 --eval_every 7 --summary_every 3
 echo "PASS: --model softmax --eval_every 7 --summary_every 3"

@@ -14,7 +14,6 @@ only: no tensorflow, no protobuf package, and no code shared with the C++ writer
 
 import bisect
 import math
-import os
 import struct
 import sys
 import zlib
@@ -526,12 +525,3 @@ def expand_to_default_buckets(h):
 
 def f32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
-
-
-# --- event file names -------------------------------------------------------------------------
-
-
-def event_files(directory):
-    """The event files of a folder, oldest first (by the version event's wall time, then name)."""
-    names = [f for f in os.listdir(directory) if "tfevents" in f]
-    return sorted(os.path.join(directory, f) for f in names)
