@@ -540,6 +540,7 @@ def check_train(report, config, process, by_tag, scalar, histo, at, images, wher
 
     # Images: the first ten of each cadence step's batch.
     previous = None
+    seen = {}  # training image index -> the step it was shown at
     for step in process.cadence:
         batch = []
         for tag in IMAGE_TAGS:
@@ -550,6 +551,17 @@ def check_train(report, config, process, by_tag, scalar, histo, at, images, wher
             report.fail(at("input_reshape/input/image/*", step),
                         "the same ten images as the previous summary step: the batch did not change")
         previous = batch
+        # Within an epoch (the training images reshuffled, each drawn once) no image comes twice.
+        if images is not None and len(process.train) * b <= len(images.training):
+            for k, pixels in enumerate(batch):
+                index = images.training.get(pixels) if pixels is not None else None
+                if index is None:
+                    continue
+                if index in seen:
+                    report.fail(at(IMAGE_TAGS[k], step),
+                                f"training image {index} again (first at step {seen[index]}), "
+                                f"within one epoch: the batches are not drawn without replacement")
+                seen.setdefault(index, step)
 
     # The flags.
     v = by_tag.get("flags", {}).get(process.start)
@@ -608,6 +620,8 @@ def check_eval(report, config, folder, process, by_tag, scalar, at, images, cont
         loss = scalar("cross_entropy", step)
         if loss is not None and not (finite(loss) and loss >= 0):
             report.fail(at("cross_entropy", step), f"{loss!r}: not finite and >= 0")
+        if folder == "test" and loss is not None:
+            context.setdefault("test_loss", {})[step] = loss
         if folder == "test":
             keep = scalar("dropout/dropout_keep_probability", step)
             if keep is not None and keep != 1.0:
@@ -779,3 +793,7 @@ def check_plausible(report, procs, context):
                         f"{validation[s]!r} vs test {test[s]!r}: expected both > 0.8 and within 0.05")
     if len([s for s in both if s > 0]) >= 3 and all(test[s] == validation[s] for s in both):
         report.fail("validation: accuracy", "equal to the test accuracy at every step")
+    losses = context.get("test_loss", {})
+    if 0 in losses and late and not losses[late[-1]] < losses[0]:
+        report.fail(f"test: cross_entropy @ step {late[-1]}",
+                    f"{losses[late[-1]]!r}, not below step 0's {losses[0]!r}")

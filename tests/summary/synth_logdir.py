@@ -67,6 +67,7 @@ class Synth:
         self.layers = logdir_check.layers(args.model, args.hidden)
         self.params = {}
         self.raw = {}  # (layer, step) -> pre-activation values
+        self.batches = 0  # cadence steps so far (which training images they show)
         for layer, fan_in, fan_out in self.layers:
             self.params[layer] = (truncated_normal(self.rng, fan_in * fan_out, 0.1),
                                   [f32(0.1)] * fan_out)
@@ -165,7 +166,8 @@ class Synth:
             self.raw[(layer, step)] = pre
             values.append((f"{layer}/Wx_plus_b/pre_activations", "histo", expected_histogram(pre)))
             values.append((f"{layer}/activations", "histo", expected_histogram(act)))
-        offset = (step * 37) % 1000
+        offset = (self.batches * 10) % 1000
+        self.batches += 1
         for n in range(10):
             values.append((f"input_reshape/input/image/{n}", "image", self.image(index=offset + n)))
         return values
@@ -444,6 +446,12 @@ def fault_list(has_idx, args):
     def test_images_twice(s):
         s.add("test", 10, ("input_reshape/input/image/0", "image", s.image(test=True)))
 
+    def repeated_image(s):
+        s.replace("train", "input_reshape/input/image/2", c[4], s.get("train", "input_reshape/input/image/7", c[1]))
+
+    def test_loss(s):
+        s.replace("test", "cross_entropy", 120, f32(5.0))
+
     def same_batch(s):
         for n in range(10):
             tag = f"input_reshape/input/image/{n}"
@@ -511,6 +519,8 @@ def fault_list(has_idx, args):
             ("test pixel", test_pixel, None, "pixels differ from the idx file's image"),
             ("validation image", validation_image, None, "a validation image"),
             ("same batch", same_batch, None, "the batch did not change"),
+            ("repeated image", repeated_image, None, "not drawn without replacement"),
+            ("test loss", test_loss, None, "not below step 0's"),
             ("validation copy", validation_copy, None, "equal to the test accuracy at every step"),
         ]
     return faults
