@@ -46,6 +46,21 @@ inline const DeviceFacts& device_facts() {
 // Whether the current device supports programmatic dependent launch (compute capability >= 9).
 inline bool pdl_supported() { return device_facts().major >= 9; }
 
+// Step traces: while an observer is set (on this host thread), launch() tells it of every kernel it
+// enqueues, before and after, so that it can bracket the kernel with device events. Never set
+// while a stream is being captured into a graph.
+class LaunchObserver {
+ public:
+  virtual ~LaunchObserver() = default;
+  virtual void before(const char* kernel, cudaStream_t stream) = 0;
+  virtual void after(const char* kernel, cudaStream_t stream) = 0;
+};
+
+inline LaunchObserver*& launch_observer() {
+  thread_local LaunchObserver* observer = nullptr;
+  return observer;
+}
+
 // Where a launch is written, so a failed launch names its caller: MNIST_HERE.
 struct Site {
   const char* file;
@@ -66,8 +81,11 @@ void launch(Site site, const char* name, void (*kernel)(Params...), dim3 grid, d
   config.stream = stream;
   config.attrs = &attribute;
   config.numAttrs = pdl_supported() ? 1 : 0;
+  LaunchObserver* observer = launch_observer();
+  if (observer) observer->before(name, stream);
   cuda_check(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...), name, site.file,
              site.line);
+  if (observer) observer->after(name, stream);
 }
 
 }  // namespace mnist::kernels

@@ -134,8 +134,9 @@ __global__ void __launch_bounds__(kThreads)
     output_layer_train_kernel(float* __restrict__ h, SplitHidden split, int rows, int hidden,
                               const float* __restrict__ w2, const float* __restrict__ b2,
                               const std::uint8_t* __restrict__ labels, float keep_prob,
-                              float* __restrict__ row_loss, float* __restrict__ dlogits,
-                              float* __restrict__ dh, std::int64_t* step) {
+                              float* __restrict__ row_loss, std::uint8_t* __restrict__ row_correct,
+                              float* __restrict__ dlogits, float* __restrict__ dh,
+                              std::int64_t* step) {
   __shared__ float warp_part[kThreads / 32][kClasses];
   const int tid = threadIdx.x;
   await_previous_kernel();
@@ -161,6 +162,9 @@ __global__ void __launch_bounds__(kThreads)
     }
     block_logits(z, b2, warp_part);
 
+    int best = 0;
+#pragma unroll
+    for (int j = 1; j < kClasses; ++j) best = z[j] > z[best] ? j : best;
     float zmax = z[0];
 #pragma unroll
     for (int j = 1; j < kClasses; ++j) zmax = fmaxf(zmax, z[j]);
@@ -178,7 +182,10 @@ __global__ void __launch_bounds__(kThreads)
       if (j == label) z_label = z[j];
       if (tid == j) dlogits[std::size_t(r) * kClasses + j] = dz[j];
     }
-    if (tid == 0) row_loss[r] = log_sum - (z_label - zmax);
+    if (tid == 0) {
+      row_loss[r] = log_sum - (z_label - zmax);
+      row_correct[r] = best == label;
+    }
     // dh for the same units this thread summed (it reads back its own h writes). Chunks in
     // reverse: the last one staged is still resident.
     for (int c0 = (hidden - 1) / staged.chunk * staged.chunk; c0 >= 0; c0 -= staged.chunk) {
@@ -198,7 +205,8 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     output_layer_count_kernel(const float* __restrict__ h, int rows, int hidden,
                               const float* __restrict__ w2, const float* __restrict__ b2,
-                              const std::uint8_t* __restrict__ labels, int* correct) {
+                              const std::uint8_t* __restrict__ labels, int* correct,
+                              float* __restrict__ row_loss) {
   __shared__ float warp_part[kThreads / 32][kClasses];
   W2View staged = W2View::make(w2, staged_w2, hidden, rows > int(gridDim.x));
   int hits = 0;  // counted by thread 0
@@ -211,6 +219,12 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 1; j < kClasses; ++j) best = z[j] > z[best] ? j : best;
     hits += best == labels[r];
+    if (row_loss && threadIdx.x == 0) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - z[best]);
+      row_loss[r] = __logf(sum) - (z[labels[r]] - z[best]);
+    }
   }
   if (threadIdx.x == 0 && hits) atomicAdd(correct, hits);
 }
@@ -229,18 +243,18 @@ unsigned shared_bytes(int rows, int hidden) {
 
 void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden, const float* w2,
                         const float* b2, const std::uint8_t* labels, float keep_prob,
-                        float* row_loss, float* dlogits, float* dh, std::int64_t* step,
-                        cudaStream_t stream) {
+                        float* row_loss, std::uint8_t* row_correct, float* dlogits, float* dh,
+                        std::int64_t* step, cudaStream_t stream) {
   launch(MNIST_HERE, "output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows),
          kThreads, shared_bytes(rows, hidden), stream, h, split, rows, hidden, w2, b2, labels,
-         keep_prob, row_loss, dlogits, dh, step);
+         keep_prob, row_loss, row_correct, dlogits, dh, step);
 }
 
 void output_layer_count_correct(const float* h, int rows, int hidden, const float* w2,
                                 const float* b2, const std::uint8_t* labels, int* correct,
-                                cudaStream_t stream) {
+                                float* row_loss, cudaStream_t stream) {
   output_layer_count_kernel<<<blocks_for(rows), kThreads, shared_bytes(rows, hidden), stream>>>(
-      h, rows, hidden, w2, b2, labels, correct);
+      h, rows, hidden, w2, b2, labels, correct, row_loss);
   MNIST_LAUNCH_CHECK("output_layer_count_kernel");
 }
 

@@ -8,11 +8,12 @@
 
 namespace mnist::kernels {
 
-// From log-probabilities (cuDNN's log-softmax): row_loss[r] = -logp[r, label] and
-// dlogp[r, :] = -onehot(label) / rows, the input cudnnSoftmaxBackward turns into dlogits. Thread 0
-// also advances *step (the step convention, adam_rule.cuh: the loss counts the step).
+// From log-probabilities (cuDNN's log-softmax): row_loss[r] = -logp[r, label],
+// row_correct[r] = argmax(logp[r]) == label (first maximum), and dlogp[r, :] = -onehot(label) /
+// rows, the input cudnnSoftmaxBackward turns into dlogits. Thread 0 also advances *step (the step
+// convention, adam_rule.cuh: the loss counts the step).
 void nll_from_log_softmax(const float* logp, const std::uint8_t* labels, float* row_loss,
-                          float* dlogp, int rows, int classes, std::int64_t* step,
-                          cudaStream_t stream);
+                          std::uint8_t* row_correct, float* dlogp, int rows, int classes,
+                          std::int64_t* step, cudaStream_t stream);
 
 }  // namespace mnist::kernels

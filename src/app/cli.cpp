@@ -480,6 +480,35 @@ std::optional<Options> parse_command_line(int argc, const char* const* argv) {
   return o;
 }
 
+// The run's flags as a Markdown table: the text summary TensorBoard shows under "flags".
+std::string flags_markdown(const Options& o) {
+  const std::pair<const char*, std::string> rows[] = {
+      {"max_steps", std::to_string(o.max_steps)},
+      {"learning_rate", readable(o.learning_rate)},
+      {"dropout", readable(o.dropout_keep)},
+      {"data_dir", o.data_dir},
+      {"log_dir", o.log_dir},
+      {"fake_data", o.fake_data ? "true" : "false"},
+      {"backend", backend_name(o.backend)},
+      {"model", model_name(o.model)},
+      {"hidden_units", std::to_string(o.hidden_units)},
+      {"batch_size", std::to_string(o.batch_size)},
+      {"eval_every", std::to_string(o.eval_every)},
+      {"summary_every", std::to_string(o.summary_every)},
+      {"seed", std::to_string(o.seed)},
+      {"dataset", o.dataset},
+      {"checkpoint_dir", o.checkpoint_dir},
+      {"checkpoint_every", o.checkpoint_every},
+      {"cuda_graphs", o.cuda_graphs ? "on" : "off"}};
+  std::string text = "| flag | value |\n|---|---|\n";
+  for (const auto& [name, value] : rows) {
+    std::string cell;  // a | or a line break in a path must not break the table
+    for (char c : value) cell += c == '|' ? std::string("\\|") : c == '\n' ? std::string(" ") : std::string(1, c);
+    text += "| --" + std::string(name) + " | `" + cell + "` |\n";
+  }
+  return text;
+}
+
 RunConfig run_config(const Options& o) {
   RunConfig run;
   run.train.model = o.model;
@@ -493,6 +522,7 @@ RunConfig run_config(const Options& o) {
   run.eval_every = o.eval_every;
   run.log_dir = o.log_dir;
   run.summary_every = o.summary_every;
+  run.flags_text = flags_markdown(o);
   run.checkpoint_dir = o.checkpoint_dir;
   const Cadence cadence = checkpoint_cadence(o.checkpoint_every);
   run.checkpoint_every_steps = cadence.steps;

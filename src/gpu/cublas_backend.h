@@ -21,7 +21,7 @@ class CublasBackend final : public GpuBackendBase {
 
  private:
   void record_step(cudaStream_t stream) override;
-  void record_eval(cudaStream_t stream) override;
+  void record_eval(cudaStream_t stream, EvalSplit split, float* row_loss) override;
   std::size_t batch_hidden_size() const;
   void bias_add(int rows, int n, const float* bias, float* y);
   void bias_grad(int rows, int n, const float* dz, float* grad);
@@ -29,10 +29,10 @@ class CublasBackend final : public GpuBackendBase {
   CublasHandle cublas_;
   CudnnHandle cudnn_;
   ReluDesc relu_;
-  TensorDesc batch_hidden_, batch_classes_, test_hidden_, test_classes_;
+  TensorDesc batch_hidden_, batch_classes_, test_hidden_, validation_hidden_;
 
-  DeviceBuffer<std::uint8_t> train_images_, train_labels_, test_labels_;
-  DeviceBuffer<float> test_x_;
+  DeviceBuffer<std::uint8_t> test_labels_, validation_labels_;
+  DeviceBuffer<float> test_x_, validation_x_;  // the held-out images as floats in [0,1]
   DeviceBuffer<float> grads_;
   DeviceBuffer<float> x_, z_, a_, h_, logits_, logp_, dlogp_, dlogits_, dh_, da_, dz_;
   DeviceBuffer<std::uint8_t> y_;

@@ -30,10 +30,10 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
     : GpuBackendBase(config, data, initial_params),
       forward_splits_(
           layout_.layers.size() == 2 ? k::forward_splits(config.batch_size, layout_.hidden()) : 1),
-      train_images_(data.train.images),
-      train_labels_(data.train.labels),
       test_images_(data.test.images),
       test_labels_(data.test.labels),
+      validation_images_(data.validation.images),
+      validation_labels_(data.validation.labels),
       batch_step_(1),
       split_scratch_(split_scratch_floats(layout_, config.batch_size)),
       forward_partials_(forward_splits_ > 1
@@ -45,7 +45,8 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       dhidden_(std::size_t(config.batch_size) * std::max(layout_.hidden(), 1)),
       batch_labels_(config.batch_size),
       batch_images_(config.batch_size),
-      eval_out_(std::size_t(data.test.count) * std::max(layout_.hidden(), kClasses)) {}
+      eval_out_(std::size_t(std::max(data.test.count, data.validation.count)) *
+                std::max(layout_.hidden(), kClasses)) {}
 
 // One training step as 3 (softmax) or 4 (mlp) kernels, the CPU reference's order:
 //   forward           X*W1 on the gathered bytes (+ b1, ReLU, dropout)        gemm.h
@@ -68,24 +69,28 @@ void CudaBackend::forward(cudaStream_t s) {
                                train_count_,        step_.get(), config_.batch_size};
   const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get(),
                                batch_step_.get()};
-  if (layout_.layers.size() == 1) {
-    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, logits_.get(), config_.batch_size,
-                            first.out, {}, record, s);
-  } else if (forward_splits_ > 1) {
-    k::linear_forward_bytes_split(batch_rows, p + first.w, forward_partials_.get(),
-                                  config_.batch_size, first.out, record, s);
-  } else {
-    const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
-    k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(), config_.batch_size,
-                            first.out, relu_dropout, record, s);
-  }
+  op("forward", s, [&] {
+    if (layout_.layers.size() == 1) {
+      k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, logits_.get(),
+                              config_.batch_size, first.out, {}, record, s);
+    } else if (forward_splits_ > 1) {
+      k::linear_forward_bytes_split(batch_rows, p + first.w, forward_partials_.get(),
+                                    config_.batch_size, first.out, record, s);
+    } else {
+      const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
+      k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(),
+                              config_.batch_size, first.out, relu_dropout, record, s);
+    }
+  });
 }
 
 void CudaBackend::loss_and_backward(cudaStream_t s) {
   const Layer& first = layout_.layers.front();
   if (layout_.layers.size() == 1) {
-    k::softmax_xent(logits_.get(), batch_labels_.get(), row_loss_.get(), dlogits_.get(),
-                    config_.batch_size, first.out, step_.get(), s);
+    op("loss_and_backward", s, [&] {
+      k::softmax_xent(logits_.get(), batch_labels_.get(), row_loss_.get(), row_correct_.get(),
+                      dlogits_.get(), config_.batch_size, first.out, step_.get(), s);
+    });
     return;
   }
   const Layer& out = layout_.layers[1];
@@ -95,9 +100,11 @@ void CudaBackend::loss_and_backward(cudaStream_t s) {
     split = {forward_partials_.get(), forward_splits_, p + first.b,
              k::ReluDropout{true, config_.keep_prob, config_.seed, batch_step_.get()}};
   }
-  k::output_layer_train(hidden_.get(), split, config_.batch_size, first.out, p + out.w, p + out.b,
-                        batch_labels_.get(), config_.keep_prob, row_loss_.get(), dlogits_.get(),
-                        dhidden_.get(), step_.get(), s);
+  op("loss_and_backward", s, [&] {
+    k::output_layer_train(hidden_.get(), split, config_.batch_size, first.out, p + out.w,
+                          p + out.b, batch_labels_.get(), config_.keep_prob, row_loss_.get(),
+                          row_correct_.get(), dlogits_.get(), dhidden_.get(), step_.get(), s);
+  });
 }
 
 // Adam for a layer's [W; b] region; takes the layer's share of split_scratch when its weight
@@ -120,38 +127,49 @@ void CudaBackend::update(cudaStream_t s) {
   const Layer& first = layout_.layers.front();
   const k::AdamUpdate adam_first = adam_for(first, scratch);
   if (layout_.layers.size() == 1) {
-    k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_first, s);
+    op("update layer1", s, [&] {
+      k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_first, s);
+    });
     return;
   }
   const Layer& out = layout_.layers[1];
   const k::AdamUpdate adam_out = adam_for(out, scratch);
+  const cudaStream_t side = side_stream_.get();
   MNIST_CUDA_CHECK(cudaEventRecord(fork_.get(), s));
-  MNIST_CUDA_CHECK(cudaStreamWaitEvent(side_stream_.get(), fork_.get(), 0));
-  k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_out,
-                      side_stream_.get());
-  MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side_stream_.get()));
-  k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s);
+  MNIST_CUDA_CHECK(cudaStreamWaitEvent(side, fork_.get(), 0));
+  op("update layer2", side, [&] {
+    k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_out, side);
+  });
+  MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side));
+  op("update layer1", s, [&] {
+    k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s);
+  });
   MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
 }
 
-void CudaBackend::record_eval(cudaStream_t s) {
+void CudaBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss) {
   const float* p = params_.get();
-  const k::ByteRows test_rows{test_images_.get(), nullptr, nullptr,
-                              test_count_,        nullptr, test_count_};
-  MNIST_CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(int), s));
+  const bool test = split == EvalSplit::kTest;
+  const int count = split_count(split);
+  const std::uint8_t* labels = test ? test_labels_.get() : validation_labels_.get();
+  const k::ByteRows rows{test ? test_images_.get() : validation_images_.get(),
+                         nullptr,
+                         nullptr,
+                         count,
+                         nullptr,
+                         count};
   const Layer& first = layout_.layers.front();
   if (layout_.layers.size() == 2) {
     const Layer& out = layout_.layers[1];
     const k::ReluDropout relu_only{true, 1.0f, 0, nullptr};
-    k::linear_forward_bytes(test_rows, p + first.w, p + first.b, eval_out_.get(), test_count_,
-                            first.out, relu_only, {}, s);
-    k::output_layer_count_correct(eval_out_.get(), test_count_, first.out, p + out.w, p + out.b,
-                                  test_labels_.get(), correct_.get(), s);
+    k::linear_forward_bytes(rows, p + first.w, p + first.b, eval_out_.get(), count, first.out,
+                            relu_only, {}, s);
+    k::output_layer_count_correct(eval_out_.get(), count, first.out, p + out.w, p + out.b, labels,
+                                  correct_.get(), row_loss, s);
   } else {
-    k::linear_forward_bytes(test_rows, p + first.w, p + first.b, eval_out_.get(), test_count_,
-                            first.out, {}, {}, s);
-    k::count_correct(eval_out_.get(), test_labels_.get(), test_count_, first.out, correct_.get(),
-                     s);
+    k::linear_forward_bytes(rows, p + first.w, p + first.b, eval_out_.get(), count, first.out, {},
+                            {}, s);
+    k::count_correct(eval_out_.get(), labels, count, first.out, correct_.get(), row_loss, s);
   }
 }
 

@@ -26,7 +26,7 @@ class CudaBackend final : public GpuBackendBase {
   void update(cudaStream_t stream);
   kernels::AdamUpdate adam_for(const Layer& layer, float*& split_scratch);
 
-  void record_eval(cudaStream_t stream) override;
+  void record_eval(cudaStream_t stream, EvalSplit split, float* row_loss) override;
 
   int forward_splits_;  // > 1: the hidden layer's product is split-K (see forward,
                         // loss_and_backward)
@@ -35,8 +35,8 @@ class CudaBackend final : public GpuBackendBase {
   CudaStream side_stream_;
   CudaEvent fork_{cudaEventDisableTiming}, join_{cudaEventDisableTiming};
 
-  // Resident data, as bytes.
-  DeviceBuffer<std::uint8_t> train_images_, train_labels_, test_images_, test_labels_;
+  // Resident held-out data, as bytes (the training set is in the base).
+  DeviceBuffer<std::uint8_t> test_images_, test_labels_, validation_images_, validation_labels_;
   DeviceBuffer<std::int64_t> batch_step_;  // the step the current batch was drawn at
 
   // No gradient buffer: Adam runs in the weight-gradient kernels' epilogue.

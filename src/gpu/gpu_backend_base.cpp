@@ -1,12 +1,88 @@
 #include "gpu/gpu_backend_base.h"
 
+#include <algorithm>
+#include <chrono>
 #include <stdexcept>
+#include <string>
 
+#include "error.h"
 #include "gpu/event_stopwatch.h"
 #include "kernels/common/sample_stream.h"
+#include "kernels/gemm.h"
+#include "kernels/launch.cuh"
 #include "kernels/reduce.h"
+#include "kernels/tensor_stats.h"
 
 namespace mnist {
+
+namespace k = kernels;
+
+namespace {
+
+// Per-step scalars the device keeps before a forced read-back (the loop reads them at every
+// evaluation, normally long before).
+constexpr int kMetricsCapacity = 256;
+// Statistics passes the device keeps likewise (--summary_every 1 with the default --eval_every
+// needs 9).
+constexpr int kStatsCapacity = 16;
+
+// The tensors a statistics pass reduces, in summary_tensor_names() order but without the
+// duplicates: the mlp's layer2 pre-activations are its activations (identity), the softmax
+// model's layer1 pre-activations likewise.
+int distinct_stats(const ModelLayout& layout) { return layout.layers.size() == 2 ? 7 : 3; }
+
+}  // namespace
+
+// Device events around every op and kernel of one eagerly enqueued step.
+class StepTracer final : public k::LaunchObserver {
+ public:
+  StepTracer(cudaStream_t main, cudaStream_t origin_stream) : main_(main) {
+    MNIST_CUDA_CHECK(cudaEventRecord(origin_.get(), origin_stream));
+  }
+  void begin(const std::string& name, cudaStream_t stream, bool kernel = false) {
+    spans_.push_back(Span{name, lane(stream), kernel, std::make_unique<CudaEvent>(),
+                          std::make_unique<CudaEvent>()});
+    open_.push_back(spans_.size() - 1);
+    MNIST_CUDA_CHECK(cudaEventRecord(spans_.back().start->get(), stream));
+  }
+  void end(cudaStream_t stream) {
+    MNIST_CUDA_CHECK(cudaEventRecord(spans_[open_.back()].end->get(), stream));
+    open_.pop_back();
+  }
+  void before(const char* kernel, cudaStream_t stream) override {
+    const std::string op = open_.empty() ? "" : spans_[open_.back()].name + ": ";
+    begin(op + kernel, stream, true);
+  }
+  void after(const char*, cudaStream_t stream) override { end(stream); }
+
+  // Waits for the step; the spans in the order they were enqueued.
+  std::vector<TracedOp> finish() {
+    MNIST_CUDA_CHECK(cudaStreamSynchronize(main_));
+    std::vector<TracedOp> ops;
+    for (const Span& s : spans_) {
+      float start_ms = 0, end_ms = 0;
+      MNIST_CUDA_CHECK(cudaEventElapsedTime(&start_ms, origin_.get(), s.start->get()));
+      MNIST_CUDA_CHECK(cudaEventElapsedTime(&end_ms, origin_.get(), s.end->get()));
+      ops.push_back(TracedOp{s.name, s.lane, start_ms * 1000.0,
+                             std::max(0.0, double(end_ms - start_ms) * 1000.0), s.kernel});
+    }
+    return ops;
+  }
+
+ private:
+  struct Span {
+    std::string name;
+    int lane;
+    bool kernel;
+    std::unique_ptr<CudaEvent> start, end;
+  };
+  int lane(cudaStream_t stream) const { return stream == main_ ? 0 : 1; }
+
+  cudaStream_t main_;
+  CudaEvent origin_;
+  std::vector<Span> spans_;
+  std::vector<std::size_t> open_;  // spans begun and not yet ended, innermost last
+};
 
 GpuBackendBase::GpuBackendBase(const TrainConfig& config, const MnistData& data,
                                const std::vector<float>& initial_params)
@@ -14,6 +90,9 @@ GpuBackendBase::GpuBackendBase(const TrainConfig& config, const MnistData& data,
       layout_(make_layout(config.model, config.hidden_units)),
       train_count_(data.train.count),
       test_count_(data.test.count),
+      validation_count_(data.validation.count),
+      train_images_(data.train.images),
+      train_labels_(data.train.labels),
       orders_(kEpochSlots * std::size_t(data.train.count)),
       step_(std::vector<std::int64_t>{0}),
       params_(initial_params),
@@ -21,10 +100,14 @@ GpuBackendBase::GpuBackendBase(const TrainConfig& config, const MnistData& data,
       adam_v_(std::vector<float>(layout_.total, 0.0f)),
       row_loss_(config.batch_size),
       loss_(1),
-      correct_(1) {
+      row_correct_(config.batch_size),
+      correct_(1),
+      eval_row_loss_(std::size_t(std::max({test_count_, validation_count_, 1}))) {
   if (initial_params.size() != layout_.total)
     throw std::invalid_argument("GPU backend: parameter count");
 }
+
+GpuBackendBase::~GpuBackendBase() = default;
 
 void GpuBackendBase::set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) {
   // Stream-ordered after every step already queued, which has finished with this slot's old epoch.
@@ -34,9 +117,48 @@ void GpuBackendBase::set_epoch_order(std::int64_t epoch, const std::vector<std::
   synchronize();  // `order` is pageable host memory
 }
 
+void GpuBackendBase::begin_op(const char* name, cudaStream_t stream) {
+  if (tracer_) tracer_->begin(name, stream);
+}
+
+void GpuBackendBase::end_op(cudaStream_t stream) {
+  if (tracer_) tracer_->end(stream);
+}
+
+void GpuBackendBase::enqueue_step(cudaStream_t s) {
+  record_step(s);
+  if (metrics_enabled_) {
+    op("step_metrics", s, [&] {
+      k::step_metrics(row_loss_.get(), row_correct_.get(), config_.batch_size, step_.get(),
+                      metrics_.get(), kMetricsCapacity, s);
+    });
+  }
+}
+
 void GpuBackendBase::train_step() {
-  step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_step(s); });
+  if (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) collect_pending();
+  step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { enqueue_step(s); });
   host_step_ += 1;
+}
+
+std::vector<TracedOp> GpuBackendBase::traced_train_step() {
+  if (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) collect_pending();
+  synchronize();
+  tracer_ = std::make_unique<StepTracer>(stream_.get(), stream_.get());
+  k::launch_observer() = tracer_.get();
+  std::vector<TracedOp> ops;
+  try {
+    enqueue_step(stream_.get());
+    host_step_ += 1;
+    ops = tracer_->finish();
+  } catch (...) {
+    k::launch_observer() = nullptr;
+    tracer_.reset();
+    throw;
+  }
+  k::launch_observer() = nullptr;
+  tracer_.reset();
+  return ops;
 }
 
 void GpuBackendBase::synchronize() { MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
@@ -46,9 +168,19 @@ float GpuBackendBase::last_loss() {
   return loss_.download(stream_.get())[0];
 }
 
-int GpuBackendBase::evaluate_test() {
-  eval_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_eval(s); });
-  return correct_.download(stream_.get())[0];
+Evaluation GpuBackendBase::evaluate(EvalSplit split, bool with_loss) {
+  const int count = split_count(split);
+  Evaluation result;
+  if (count == 0) return result;
+  CudaGraph& graph = eval_graphs_[split == EvalSplit::kTest ? 0 : 1][with_loss ? 1 : 0];
+  graph.run(stream_.get(), config_.cuda_graphs, [&](cudaStream_t s) {
+    MNIST_CUDA_CHECK(cudaMemsetAsync(correct_.get(), 0, sizeof(int), s));
+    record_eval(s, split, with_loss ? eval_row_loss_.get() : nullptr);
+    if (with_loss) k::mean(eval_row_loss_.get(), loss_.get(), count, s);
+  });
+  result.correct = correct_.download(stream_.get())[0];
+  if (with_loss) result.cross_entropy = loss_.download(stream_.get())[0];
+  return result;
 }
 
 std::unique_ptr<Stopwatch> GpuBackendBase::stopwatch() {
@@ -68,12 +200,120 @@ TrainState GpuBackendBase::state() {
 void GpuBackendBase::set_state(const TrainState& state) {
   if (state.params.size() != layout_.total)
     throw std::invalid_argument("GPU backend: parameter count");
-  synchronize();
+  collect_pending();  // what was measured before belongs to the old state's steps
   params_.upload(state.params, stream_.get());
   adam_m_.upload(state.adam_m, stream_.get());
   adam_v_.upload(state.adam_v, stream_.get());
   step_.upload(std::vector<std::int64_t>{state.step}, stream_.get());
   host_step_ = state.step;
+  metrics_from_ = state.step;
+}
+
+// ---- Summaries ----
+
+void GpuBackendBase::enable_step_metrics() {
+  if (metrics_enabled_) return;
+  metrics_ = DeviceBuffer<float2>(kMetricsCapacity);
+  metrics_enabled_ = true;
+  metrics_from_ = host_step_;
+  step_graph_.reset();  // the step's graph gains the step_metrics kernel
+}
+
+void GpuBackendBase::record_statistics() {
+  const int distinct = distinct_stats(layout_);
+  const int buckets = static_cast<int>(default_bucket_limits().size());
+  const std::size_t slot_doubles = k::stats_slot_doubles(buckets);
+  if (!stats_slots_.size()) {  // first use: the buffers
+    bucket_limits_ = DeviceBuffer<double>(default_bucket_limits());
+    stats_slots_ = DeviceBuffer<double>(kStatsCapacity * distinct * slot_doubles);
+    stats_scratch_ = DeviceBuffer<double>(k::tensor_stats_scratch_doubles());
+    const Layer& first = layout_.layers.front();
+    summary_pre_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * first.out);
+    if (layout_.layers.size() == 2) {
+      summary_hidden_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * first.out);
+      summary_logits_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * kClasses);
+    }
+  }
+  if (stats_steps_.size() == kStatsCapacity) collect_pending();
+  const cudaStream_t s = stream_.get();
+  double* slot = stats_slots_.get() + stats_steps_.size() * distinct * slot_doubles;
+  auto stats = [&](const float* x, std::size_t n, k::StatsOf f) {
+    k::tensor_stats(x, static_cast<std::int64_t>(n), f, bucket_limits_.get(), buckets, slot,
+                    stats_scratch_.get(), s);
+    slot += slot_doubles;
+  };
+  const float* p = params_.get();
+  for (const Layer& l : layout_.layers) {
+    stats(p + l.w, std::size_t(l.in) * l.out, k::StatsOf::kValues);
+    stats(p + l.b, std::size_t(l.out), k::StatsOf::kValues);
+  }
+  // The next step's forward pass, by our kernels whichever backend this is: its batch (the step
+  // counter has not advanced yet), its parameters, its dropout mask.
+  const int batch = config_.batch_size;
+  const Layer& first = layout_.layers.front();
+  const k::ByteRows rows{train_images_.get(), nullptr,     orders_.get(),
+                         train_count_,        step_.get(), batch};
+  k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch, first.out, {},
+                          {}, s);
+  const std::size_t first_values = std::size_t(batch) * first.out;
+  stats(summary_pre_.get(), first_values, k::StatsOf::kValues);
+  if (layout_.layers.size() == 2) {
+    stats(summary_pre_.get(), first_values, k::StatsOf::kRelu);
+    const Layer& out = layout_.layers[1];
+    const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
+    k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_hidden_.get(), batch, first.out,
+                            relu_dropout, {}, s);
+    k::linear_forward(summary_hidden_.get(), p + out.w, p + out.b, summary_logits_.get(), batch,
+                      out.in, out.out, {}, s);
+    stats(summary_logits_.get(), std::size_t(batch) * kClasses, k::StatsOf::kValues);
+  }
+  stats_steps_.push_back(host_step_);
+}
+
+void GpuBackendBase::collect_pending() {
+  synchronize();
+  if (metrics_enabled_ && host_step_ > metrics_from_) {
+    const std::vector<float2> ring = metrics_.download(stream_.get());
+    for (std::int64_t t = metrics_from_; t < host_step_; ++t) {
+      const float2 m = ring[static_cast<std::size_t>(t % kMetricsCapacity)];
+      pending_.steps.push_back(StepMetrics{t, m.x, m.y});
+    }
+    metrics_from_ = host_step_;
+  }
+  if (stats_steps_.empty()) return;
+  const int distinct = distinct_stats(layout_);
+  const int buckets = static_cast<int>(default_bucket_limits().size());
+  const std::size_t slot_doubles = k::stats_slot_doubles(buckets);
+  std::vector<double> host(stats_steps_.size() * distinct * slot_doubles);
+  MNIST_CUDA_CHECK(cudaMemcpy(host.data(), stats_slots_.get(), host.size() * sizeof(double),
+                              cudaMemcpyDeviceToHost));
+  const std::vector<std::string> names = summary_tensor_names(layout_);
+  for (std::size_t i = 0; i < stats_steps_.size(); ++i) {
+    StepStatistics step{stats_steps_[i], {}};
+    for (int t = 0; t < distinct; ++t) {
+      const double* slot = host.data() + (i * distinct + t) * slot_doubles;
+      if (slot[k::kStatsNonFinite] > 0) {
+        throw Error(ExitCode::kDiverged,
+                    "training diverged: " + names[step.tensors.size()] + " holds NaN or Inf at step " +
+                        std::to_string(step.step) + " (try a smaller --learning_rate)");
+      }
+      const std::vector<double> counts(slot + k::kStatsHeader, slot + slot_doubles);
+      step.tensors.push_back(histogram_from_counts(counts, slot[k::kStatsMin], slot[k::kStatsMax],
+                                                   slot[k::kStatsSum],
+                                                   slot[k::kStatsSumSquares]));
+      // The identity activations repeat the pre-activations (summary_tensor_names()).
+      if (t == distinct - 1) step.tensors.push_back(step.tensors.back());
+    }
+    pending_.statistics.push_back(std::move(step));
+  }
+  stats_steps_.clear();
+}
+
+Summaries GpuBackendBase::take_summaries() {
+  collect_pending();
+  Summaries out = std::move(pending_);
+  pending_ = Summaries{};
+  return out;
 }
 
 }  // namespace mnist

@@ -1,50 +1,97 @@
 // What both GPU backends share: the stream, the epoch orders, the step counter, the parameters
-// and Adam state on the device, the batch loss, the test-set count, and the two CUDA graphs (one
-// training step, one evaluation) that each backend records its own way. The step counter lives on
-// the GPU, so a graph replay needs no input.
+// and Adam state on the device, the training set as bytes, the batch loss, the evaluation counts,
+// the CUDA graphs (one training step, one evaluation per split) that each backend records its own
+// way, and the summaries: per-step scalars kept in a ring on the device, tensor statistics reduced
+// on the device (kernels/tensor_stats.h), and step traces timed with device events. The step
+// counter lives on the GPU, so a graph replay needs no input.
 #pragma once
+
+#include <memory>
 
 #include "gpu/cuda_resources.h"
 #include "train/backend.h"
 
 namespace mnist {
 
+class StepTracer;
+
 class GpuBackendBase : public Backend {
  public:
+  ~GpuBackendBase() override;
+
   void set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) override;
   void train_step() override;
   void synchronize() override;
   float last_loss() override;
-  int evaluate_test() override;
+  Evaluation evaluate(EvalSplit split, bool with_loss) override;
   std::int64_t steps_taken() const override { return host_step_; }
   TrainState state() override;
   void set_state(const TrainState& state) override;
   std::unique_ptr<Stopwatch> stopwatch() override;
+
+  void enable_step_metrics() override;
+  void record_statistics() override;
+  Summaries take_summaries() override;
+  std::vector<TracedOp> traced_train_step() override;
 
  protected:
   GpuBackendBase(const TrainConfig& config, const MnistData& data,
                  const std::vector<float>& initial_params);
 
   // Enqueue one training step (forward, loss, backward, Adam: reads and advances step_ by the
-  // step convention of kernels/adam_rule.cuh, leaves per-row losses in row_loss_) or one
-  // evaluation (leaves the number of correct test images in correct_) on `stream`; recorded once
-  // into a graph unless --cuda_graphs off.
+  // step convention of kernels/adam_rule.cuh, leaves per-row losses in row_loss_ and hits in
+  // row_correct_) on `stream`; recorded once into a graph unless --cuda_graphs off. Each op goes
+  // through op() so that a traced step can time it.
   virtual void record_step(cudaStream_t stream) = 0;
-  virtual void record_eval(cudaStream_t stream) = 0;
+  // Enqueue one evaluation of `split`: adds its correctly classified images to *correct_ (zeroed
+  // before) and, with a row_loss, writes each image's cross-entropy there.
+  virtual void record_eval(cudaStream_t stream, EvalSplit split, float* row_loss) = 0;
+
+  // One op of the step: runs `enqueue` (which enqueues work on `stream`); in a traced step the op
+  // and every kernel launch() makes inside it are bracketed with device events.
+  template <class Enqueue>
+  void op(const char* name, cudaStream_t stream, Enqueue&& enqueue) {
+    begin_op(name, stream);
+    enqueue();
+    end_op(stream);
+  }
+
+  int split_count(EvalSplit split) const {
+    return split == EvalSplit::kTest ? test_count_ : validation_count_;
+  }
 
   TrainConfig config_;
   ModelLayout layout_;
-  int train_count_, test_count_;
+  int train_count_, test_count_, validation_count_;
   CudaStream stream_;
+  DeviceBuffer<std::uint8_t> train_images_, train_labels_;  // resident training set, as bytes
   DeviceBuffer<std::int32_t> orders_;  // the epoch slots (kernels/common/sample_stream.h)
   DeviceBuffer<std::int64_t> step_;    // training steps taken (TrainState::step)
   DeviceBuffer<float> params_, adam_m_, adam_v_;  // flat (see ModelLayout)
   DeviceBuffer<float> row_loss_, loss_;
+  DeviceBuffer<std::uint8_t> row_correct_;
   DeviceBuffer<int> correct_;
 
  private:
+  void begin_op(const char* name, cudaStream_t stream);
+  void end_op(cudaStream_t stream);
+  void enqueue_step(cudaStream_t stream);
+  void collect_pending();  // moves what the device holds into pending_ (waits)
+
   std::int64_t host_step_ = 0;
-  CudaGraph step_graph_, eval_graph_;
+  CudaGraph step_graph_, eval_graphs_[2][2];  // [split][with loss]
+  DeviceBuffer<float> eval_row_loss_;
+
+  // Summaries.
+  bool metrics_enabled_ = false;
+  DeviceBuffer<float2> metrics_;         // ring of kMetricsCapacity per-step {loss, accuracy}
+  std::int64_t metrics_from_ = 0;        // the first step whose metrics are still on the device
+  DeviceBuffer<double> bucket_limits_;   // TF's default histogram edges
+  DeviceBuffer<double> stats_slots_, stats_scratch_;
+  std::vector<std::int64_t> stats_steps_;  // the steps of the slots in use, in order
+  DeviceBuffer<float> summary_pre_, summary_hidden_, summary_logits_;
+  Summaries pending_;                    // collected from the device, not yet taken
+  std::unique_ptr<StepTracer> tracer_;   // set only during traced_train_step
 };
 
 }  // namespace mnist

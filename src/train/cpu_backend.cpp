@@ -115,9 +115,31 @@ void CpuBackend::gather_batch(std::int64_t step, std::vector<float>& x,
   }
 }
 
+void CpuBackend::relu_dropout(std::vector<float>& hidden, std::int64_t step) const {
+  const float keep = config_.keep_prob;
+  for (std::size_t i = 0; i < hidden.size(); ++i) {
+    const float u = keep >= 1.0f ? 0.0f : dropout_uniform(config_.seed, step, std::uint32_t(i));
+    hidden[i] = dropout_keep_scaled(std::max(hidden[i], 0.0f), u, keep);
+  }
+}
+
+namespace {
+
+// Rows of `logits` (rows x kClasses) whose first maximum is the label.
+int count_hits(const std::vector<float>& logits, const std::uint8_t* labels, int rows) {
+  int hits = 0;
+  for (int r = 0; r < rows; ++r) {
+    const float* z = logits.data() + std::size_t(r) * kClasses;
+    hits += static_cast<int>(std::max_element(z, z + kClasses) - z) == labels[r];
+  }
+  return hits;
+}
+
+}  // namespace
+
 float CpuBackend::loss_and_gradient(const std::vector<float>& params, const std::vector<float>& x,
                                     const std::vector<std::uint8_t>& labels, std::int64_t step,
-                                    std::vector<float>* grad) const {
+                                    std::vector<float>* grad, int* correct) const {
   const int batch = static_cast<int>(labels.size());
   const float* p = params.data();
   const Layer& out = layout_.layers.back();
@@ -128,15 +150,12 @@ float CpuBackend::loss_and_gradient(const std::vector<float>& params, const std:
     const Layer& l1 = layout_.layers[0];
     hidden.resize(std::size_t(batch) * l1.out);
     cpu::matmul_bias(x.data(), p + l1.w, p + l1.b, hidden.data(), batch, l1.in, l1.out);
-    const float keep = config_.keep_prob;
-    for (std::size_t i = 0; i < hidden.size(); ++i) {
-      const float u = keep >= 1.0f ? 0.0f : dropout_uniform(config_.seed, step, std::uint32_t(i));
-      hidden[i] = dropout_keep_scaled(std::max(hidden[i], 0.0f), u, keep);
-    }
+    relu_dropout(hidden, step);
     last_input = hidden.data();
   }
   std::vector<float> logits(std::size_t(batch) * out.out);
   cpu::matmul_bias(last_input, p + out.w, p + out.b, logits.data(), batch, out.in, out.out);
+  if (correct) *correct = count_hits(logits, labels.data(), batch);
   // Loss: mean softmax cross-entropy, and its gradient dlogits.
   std::vector<float> dlogits(logits.size());
   const float loss =
@@ -164,16 +183,81 @@ float CpuBackend::loss_and_gradient(const std::vector<float>& params, const std:
   return loss;
 }
 
-void CpuBackend::train_step() {
+void CpuBackend::train_step() { step(nullptr); }
+
+std::vector<TracedOp> CpuBackend::traced_train_step() {
+  std::vector<TracedOp> trace;
+  step(&trace);
+  return trace;
+}
+
+void CpuBackend::step(std::vector<TracedOp>* trace) {
+  using Clock = std::chrono::steady_clock;
+  const auto origin = Clock::now();
+  auto t = origin;
+  auto phase = [&](const char* name) {  // closes the phase that ran since the last call
+    if (!trace) return;
+    const auto now = Clock::now();
+    const auto us = [&](Clock::time_point p) {
+      return std::chrono::duration<double, std::micro>(p - origin).count();
+    };
+    trace->push_back(TracedOp{name, 0, us(t), us(now) - us(t)});
+    t = now;
+  };
   std::vector<float> x, grad;
   std::vector<std::uint8_t> labels;
   gather_batch(state_.step, x, labels);
+  phase("gather_batch");
   // Forward, loss and backward (the step's index draws the dropout mask) ...
-  last_loss_ = loss_and_gradient(state_.params, x, labels, state_.step, &grad);
+  int correct = 0;
+  last_loss_ = loss_and_gradient(state_.params, x, labels, state_.step, &grad, &correct);
+  phase("forward, loss and backward");
+  if (metrics_enabled_) {
+    pending_.steps.push_back(
+        StepMetrics{state_.step, last_loss_, float(correct) / float(config_.batch_size)});
+  }
   // ... then the step is counted and Adam runs with t = the count (kernels/adam_rule.cuh).
   state_.step += 1;
   cpu::adam(state_.params.data(), grad.data(), state_.adam_m.data(), state_.adam_v.data(),
             layout_.total, config_.learning_rate, state_.step);
+  phase("adam");
+}
+
+void CpuBackend::record_statistics() {
+  const float* p = state_.params.data();
+  StepStatistics stats{state_.step, {}};
+  for (const Layer& l : layout_.layers) {
+    stats.tensors.push_back(make_histogram(p + l.w, std::size_t(l.in) * l.out));
+    stats.tensors.push_back(make_histogram(p + l.b, std::size_t(l.out)));
+  }
+  // The next step's forward pass: its batch, its parameters, its dropout mask.
+  std::vector<float> x;
+  std::vector<std::uint8_t> labels;
+  gather_batch(state_.step, x, labels);
+  const int batch = config_.batch_size;
+  const Layer& first = layout_.layers.front();
+  std::vector<float> pre(std::size_t(batch) * first.out);
+  cpu::matmul_bias(x.data(), p + first.w, p + first.b, pre.data(), batch, first.in, first.out);
+  stats.tensors.push_back(make_histogram(pre));
+  if (layout_.layers.size() == 2) {
+    std::vector<float> hidden = pre;
+    for (float& v : hidden) v = std::max(v, 0.0f);
+    stats.tensors.push_back(make_histogram(hidden));
+    hidden = pre;
+    relu_dropout(hidden, state_.step);
+    const Layer& out = layout_.layers[1];
+    std::vector<float> logits(std::size_t(batch) * out.out);
+    cpu::matmul_bias(hidden.data(), p + out.w, p + out.b, logits.data(), batch, out.in, out.out);
+    stats.tensors.push_back(make_histogram(logits));
+  }
+  stats.tensors.push_back(stats.tensors.back());  // the last layer's activations: identity
+  pending_.statistics.push_back(std::move(stats));
+}
+
+Summaries CpuBackend::take_summaries() {
+  Summaries out = std::move(pending_);
+  pending_ = Summaries{};
+  return out;
 }
 
 namespace {
@@ -195,10 +279,11 @@ class HostStopwatch final : public Stopwatch {
 
 std::unique_ptr<Stopwatch> CpuBackend::stopwatch() { return std::make_unique<HostStopwatch>(); }
 
-int CpuBackend::evaluate_test() {
-  const Dataset& test = data_.test;
+Evaluation CpuBackend::evaluate(EvalSplit split, bool with_loss) {
+  const Dataset& test = split == EvalSplit::kTest ? data_.test : data_.validation;
   constexpr int kChunk = 1000;  // bounds the temporary activations
   int correct = 0;
+  double loss_sum = 0.0;
   std::vector<float> x, act, logits;
   for (int begin = 0; begin < test.count; begin += kChunk) {
     const int rows = std::min(kChunk, test.count - begin);
@@ -216,13 +301,20 @@ int CpuBackend::evaluate_test() {
       }
       input = outv.data();
     }
+    correct += count_hits(logits, test.labels.data() + begin, rows);
+    if (!with_loss) continue;
     for (int r = 0; r < rows; ++r) {
       const float* z = logits.data() + std::size_t(r) * kClasses;
-      const int predicted = static_cast<int>(std::max_element(z, z + kClasses) - z);
-      correct += predicted == test.labels[begin + r];
+      const float zmax = *std::max_element(z, z + kClasses);
+      float sum = 0.0f;
+      for (int j = 0; j < kClasses; ++j) sum += std::exp(z[j] - zmax);
+      loss_sum += std::log(sum) - (z[test.labels[begin + r]] - zmax);
     }
   }
-  return correct;
+  Evaluation result;
+  result.correct = correct;
+  if (with_loss && test.count > 0) result.cross_entropy = static_cast<float>(loss_sum / test.count);
+  return result;
 }
 
 }  // namespace mnist

@@ -6,12 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
-#include "data/fileio.h"
 #include "error.h"
+#include "progress.h"
 #include "stop.h"
 #include "train/epochs.h"
+#include "train/summaries.h"
 
 namespace mnist {
 
@@ -31,24 +31,6 @@ std::string format_accuracy(double accuracy) {
 }
 
 namespace {
-
-// Summaries as JSON lines, one file per split, like the sample's train/ and test/ writers. A
-// resumed run appends to them: nothing written earlier is lost.
-class SummaryWriter {
- public:
-  SummaryWriter(const std::string& log_dir, const char* split) {
-    if (log_dir.empty()) return;
-    const std::string dir = (fs::path(log_dir) / split).string();
-    ensure_writable_directory(dir, "--log_dir", ExitCode::kOutputFailed);
-    file_ = AppendFile((fs::path(dir) / "scalars.jsonl").string(), ExitCode::kOutputFailed);
-  }
-  void write(const nlohmann::json& record) {
-    if (file_.is_open()) file_.write(record.dump() + "\n");
-  }
-
- private:
-  AppendFile file_;
-};
 
 void check_finite(float loss, std::int64_t iteration) {
   if (!std::isfinite(loss)) {
@@ -93,10 +75,26 @@ class CheckpointSchedule {
 
 }  // namespace
 
+namespace {
+
+// The live status line (a terminal only): where the run is, how fast, how long still to go.
+void show_progress(std::int64_t iteration, const RunConfig& run, std::int64_t first_iteration,
+                   std::int64_t steps, double seconds, float loss) {
+  if (!status_line_enabled() || seconds <= 0) return;
+  const double per_iteration = seconds / double(std::max<std::int64_t>(1, iteration - first_iteration + 1));
+  char line[160];
+  std::snprintf(line, sizeof line, "step %lld/%d  %.0f images/s  ETA %.1f s  loss %.4g",
+                static_cast<long long>(iteration), run.max_steps,
+                double(steps) * run.train.batch_size / seconds,
+                per_iteration * double(run.max_steps - iteration - 1), double(loss));
+  show_status(line);
+}
+
+}  // namespace
+
 TrainResult run_training_loop(const RunConfig& run, Backend& backend, const MnistData& data,
                               const ResumePoint& resume, std::ostream& out) {
-  SummaryWriter train_log(run.log_dir, "train");
-  SummaryWriter test_log(run.log_dir, "test");
+  RunSummaries summaries(run, data, backend, resume.iteration);
   EpochFeeder epochs(backend, run.train.seed, run.train.batch_size, data.train.count);
   CheckpointSchedule schedule(run, resume.iteration);
 
@@ -112,55 +110,88 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
     save_checkpoint(run, backend, next_iteration, newest_loss());
     schedule.saved(next_iteration);
   };
+  // Every line on stdout: the status line (if any) is cleared first, and a failed write is
+  // reported (a full disk or a closed pipe).
+  auto print = [&](const std::string& line) {
+    clear_status();
+    out << line << std::endl;
+    check_written(out);
+  };
 
+  TrainResult result;
+  bool have_best = false;
+  auto note_best = [&](double value, std::int64_t iteration) {
+    if (have_best && value <= result.best_accuracy) return;
+    result.best_accuracy = value;
+    result.best_step = iteration;
+    have_best = true;
+  };
   double accuracy = 0.0;
   bool evaluated_last = false;
   const auto start = Clock::now();
+  auto interval_start = start;    // images/s between evaluations (summaries)
+  std::int64_t interval_steps = 0;
   for (std::int64_t i = resume.iteration; i < run.max_steps; ++i) {
     if (stop_requested()) {
       if (run.checkpoint_dir.empty())
         throw_stopped("at step " + std::to_string(i), "no --checkpoint_dir, nothing saved");
       checkpoint(i);
+      summaries.finish();
       throw_stopped("at step " + std::to_string(i), "checkpoint saved in " + run.checkpoint_dir);
     }
     if (schedule.due(i)) checkpoint(i);
     if (i % run.eval_every == 0) {
-      if (backend.steps_taken() > 0) {
-        check_finite(newest_loss(), i);
-        train_log.write({{"step", i}, {"cross_entropy", loss}});
+      if (backend.steps_taken() > 0) check_finite(newest_loss(), i);
+      const Evaluation test = backend.evaluate(EvalSplit::kTest, summaries.enabled());
+      accuracy = double(test.correct) / data.test.count;
+      note_best(accuracy, i);
+      print("Accuracy at step " + std::to_string(i) + ": " + format_accuracy(accuracy));
+      const auto now = Clock::now();
+      if (summaries.enabled()) {
+        const double seconds = std::chrono::duration<double>(now - interval_start).count();
+        const double rate =
+            interval_steps > 0 && seconds > 0 ? interval_steps * run.train.batch_size / seconds : 0;
+        summaries.evaluated(i, test, backend.evaluate(EvalSplit::kValidation, true), rate);
       }
-      accuracy = double(backend.evaluate_test()) / data.test.count;
-      out << "Accuracy at step " << i << ": " << format_accuracy(accuracy) << std::endl;
-      check_written(out);
-      test_log.write({{"step", i}, {"accuracy", accuracy}});
+      show_progress(i, run, resume.iteration, result.steps_this_run,
+                    std::chrono::duration<double>(now - start).count(), loss);
+      interval_start = Clock::now();
+      interval_steps = 0;
       evaluated_last = true;
       continue;
     }
     epochs.before_step();
+    summaries.before_step(i);
     if (i % 100 == 99) {
-      // The sample traced this step's ops; we time it on its own and record it.
-      backend.synchronize();
-      const auto t0 = Clock::now();
-      backend.train_step();
+      // The sample traced this step's ops: with --log_dir it is run op by op, timed, and written
+      // as a Chrome trace (log_dir/traces).
+      if (summaries.enabled())
+        summaries.traced_step(i, backend.traced_train_step());
+      else
+        backend.train_step();
       stepped = true;
-      newest_loss();
-      const double micros = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-      train_log.write(
-          {{"step", i}, {"cross_entropy", loss}, {"run_metadata", {{"step_wall_us", micros}}}});
-      out << "Adding run metadata for " << i << std::endl;
-      check_written(out);
+      print("Adding run metadata for " + std::to_string(i));
     } else {
       backend.train_step();
       stepped = true;
     }
+    result.steps_this_run += 1;
+    interval_steps += 1;
     evaluated_last = false;
   }
-  TrainResult result;
   result.train_steps = backend.steps_taken();
-  if (result.train_steps > 0) check_finite(newest_loss(), run.max_steps);
-  if (!evaluated_last) accuracy = double(backend.evaluate_test()) / data.test.count;
+  result.final_loss = result.train_steps > 0 ? newest_loss() : std::nanf("");
+  if (result.train_steps > 0) check_finite(result.final_loss, run.max_steps);
+  if (!evaluated_last) {
+    accuracy = double(backend.evaluate_test()) / data.test.count;
+    note_best(accuracy, std::max<std::int64_t>(run.max_steps, resume.iteration));
+  }
+  summaries.finish();
+  clear_status();
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.final_accuracy = accuracy;
+  if (result.seconds > 0)
+    result.images_per_second = double(result.steps_this_run) * run.train.batch_size / result.seconds;
   // A run resumed past its --max_steps keeps the checkpoint where it was (iterations label states).
   if (!run.checkpoint_dir.empty())
     checkpoint(std::max<std::int64_t>(run.max_steps, resume.iteration));

@@ -34,6 +34,24 @@ const Dims kShapes[] = {{784, 500}, {500, 10}, {784, 10}, {13, 37}};
 
 std::vector<float> download(const DeviceBuffer<float>& b) { return b.download(); }
 
+// Per row of z (rows x 10): 1 where the first maximum is the label.
+std::vector<std::uint8_t> argmax_hits(const std::vector<float>& z, const std::vector<std::uint8_t>& y) {
+  std::vector<std::uint8_t> hits(y.size());
+  for (std::size_t r = 0; r < y.size(); ++r) {
+    const auto row = z.begin() + std::ptrdiff_t(r) * 10;
+    hits[r] = std::max_element(row, row + 10) - row == y[r];
+  }
+  return hits;
+}
+
+// The softmax cross-entropy of one row of 10 logits, in float64.
+double softmax_xent_of(const double* z, int label) {
+  const double zmax = *std::max_element(z, z + 10);
+  double sum = 0;
+  for (int j = 0; j < 10; ++j) sum += std::exp(z[j] - zmax);
+  return std::log(sum) + zmax - z[label];
+}
+
 void expect_linear_forward_matches(int m, Dims d, std::mt19937& rng) {
   const auto x = random_floats(std::size_t(m) * d.k, rng),
              w = random_floats(std::size_t(d.k) * d.n, rng), b = random_floats(d.n, rng);
@@ -252,9 +270,10 @@ TEST(GemmKernel, SplitForwardFinishedByTheOutputLayer) {
           {set.d_labels.get(), batch_labels.get(), batch_images.get(), batch_step.get()}, nullptr);
       const kernels::SplitHidden split{partials.get(), splits, db.get(),
                                        kernels::ReluDropout{true, keep, 5, batch_step.get()}};
+      DeviceBuffer<std::uint8_t> hits(m);
       kernels::output_layer_train(h.get(), split, m, n, dw2.get(), db2.get(), batch_labels.get(),
-                                  keep, loss.get(), dlogits.get(), dh.get(), counter.get(),
-                                  nullptr);
+                                  keep, loss.get(), hits.get(), dlogits.get(), dh.get(),
+                                  counter.get(), nullptr);
       const ForwardReference ref = reference_forward(set, step, m, n, w, b, true, keep);
       EXPECT_TRUE(close(download(h), ref.y, kFp32Bound));
       EXPECT_EQ(batch_labels.download(), ref.labels);
@@ -372,8 +391,11 @@ TEST(SoftmaxXentKernel, LossAndGradientMatchReference) {
     auto loss = poisoned<float>(m);
     auto grad = poisoned<float>(std::size_t(m) * 10);
     DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{41});
-    kernels::softmax_xent(dz.get(), dy.get(), loss.get(), grad.get(), m, 10, step.get(), nullptr);
+    DeviceBuffer<std::uint8_t> hits(std::vector<std::uint8_t>(m, 7));  // poisoned: neither 0 nor 1
+    kernels::softmax_xent(dz.get(), dy.get(), loss.get(), hits.get(), grad.get(), m, 10,
+                          step.get(), nullptr);
     EXPECT_EQ(step.download()[0], 42);
+    EXPECT_EQ(hits.download(), argmax_hits(z, y)) << "m=" << m;
     std::vector<double> ref_loss(m), ref_grad(std::size_t(m) * 10);
     for (int i = 0; i < m; ++i) {
       const double zmax = *std::max_element(z.begin() + i * 10, z.begin() + i * 10 + 10);
@@ -400,9 +422,11 @@ TEST(BaselineNllKernel, LossGradientAndStep) {
     DeviceBuffer<std::uint8_t> dy(y);
     auto loss = poisoned<float>(m), dlogp = poisoned<float>(std::size_t(m) * 10);
     DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{6});
-    kernels::nll_from_log_softmax(dlogp_in.get(), dy.get(), loss.get(), dlogp.get(), m, 10,
-                                  step.get(), nullptr);
+    DeviceBuffer<std::uint8_t> hits(std::vector<std::uint8_t>(m, 7));
+    kernels::nll_from_log_softmax(dlogp_in.get(), dy.get(), loss.get(), hits.get(), dlogp.get(), m,
+                                  10, step.get(), nullptr);
     EXPECT_EQ(step.download()[0], 7);
+    EXPECT_EQ(hits.download(), argmax_hits(logp, y)) << "m=" << m;
     std::vector<double> ref_loss(m), ref_grad(std::size_t(m) * 10, 0.0);
     for (int i = 0; i < m; ++i) {
       ref_loss[i] = -logp[std::size_t(i) * 10 + y[i]];
@@ -452,8 +476,10 @@ TEST(OutputLayerKernel, LossAndGradientsMatchReference) {
            dh = poisoned<float>(std::size_t(m) * hidden);
       DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{9});
       const float keep = 0.8f;
+      DeviceBuffer<std::uint8_t> hits(std::vector<std::uint8_t>(m, 7));
       kernels::output_layer_train(dh_in.get(), {}, m, hidden, dw2.get(), db2.get(), dy.get(), keep,
-                                  loss.get(), dlogits.get(), dh.get(), step.get(), nullptr);
+                                  loss.get(), hits.get(), dlogits.get(), dh.get(), step.get(),
+                                  nullptr);
       std::vector<double> ref_loss(m), ref_dlogits(std::size_t(m) * 10),
           ref_dh(std::size_t(m) * hidden);
       for (int r = 0; r < m; ++r) {
@@ -471,6 +497,16 @@ TEST(OutputLayerKernel, LossAndGradientsMatchReference) {
         }
       }
       EXPECT_TRUE(close(download(loss), ref_loss, 1e-5)) << "m=" << m << " hidden=" << hidden;
+      // Hits: the float64 argmax, but a float32 near-tie may resolve differently (one in 1000).
+      int hit_mismatches = 0;
+      const auto got_hits = hits.download();
+      for (int r = 0; r < m; ++r) {
+        const auto z = reference_logits(h, hidden, w2, b2, r);
+        const int ref = std::max_element(z.begin(), z.end()) - z.begin() == y[r];
+        ASSERT_LE(got_hits[r], 1) << "row " << r << " not written";
+        hit_mismatches += got_hits[r] != ref;
+      }
+      EXPECT_LE(hit_mismatches, m / 1000) << "m=" << m << " hidden=" << hidden;
       EXPECT_TRUE(close(download(dlogits), ref_dlogits, 1e-5)) << "m=" << m << " hidden=" << hidden;
       EXPECT_TRUE(close(download(dh), ref_dh, 1e-5)) << "m=" << m << " hidden=" << hidden;
       EXPECT_EQ(step.download()[0], 10);
@@ -494,15 +530,23 @@ TEST(OutputLayerKernel, CountCorrectMatchesArgmax) {
     DeviceBuffer<float> dh(h), dw2(w2), db2(b2);
     DeviceBuffer<std::uint8_t> dy(y);
     DeviceBuffer<int> correct(std::vector<int>{3});
+    auto row_loss = poisoned<float>(m);
     kernels::output_layer_count_correct(dh.get(), m, hidden, dw2.get(), db2.get(), dy.get(),
-                                        correct.get(), nullptr);
+                                        correct.get(), row_loss.get(), nullptr);
     int expected = 3;
+    std::vector<double> ref_loss(m);
     for (int r = 0; r < m; ++r) {
       const auto z = reference_logits(h, hidden, w2, b2, r);
       expected += std::max_element(z.begin(), z.end()) - z.begin() == y[r];
+      ref_loss[r] = softmax_xent_of(z.data(), y[r]);
     }
     // A float32 near-tie may resolve differently from float64: allow one in a thousand.
     EXPECT_NEAR(correct.download()[0], expected, 1 + m / 1000) << "m=" << m;
+    EXPECT_TRUE(close(download(row_loss), ref_loss, 1e-5)) << "m=" << m;
+    // Without a row_loss buffer only the count is written.
+    kernels::output_layer_count_correct(dh.get(), m, hidden, dw2.get(), db2.get(), dy.get(),
+                                        correct.get(), nullptr, nullptr);
+    EXPECT_NEAR(correct.download()[0], 2 * expected - 3, 2 + m / 500) << "m=" << m;
   }
 }
 
@@ -515,13 +559,19 @@ TEST(SoftmaxXentKernel, CountCorrectMatchesArgmax) {
     DeviceBuffer<float> dz(z);
     DeviceBuffer<std::uint8_t> dy(y);
     DeviceBuffer<int> correct(std::vector<int>{5});  // accumulates onto what is there
-    kernels::count_correct(dz.get(), dy.get(), m, 10, correct.get(), nullptr);
+    auto row_loss = poisoned<float>(m);
+    kernels::count_correct(dz.get(), dy.get(), m, 10, correct.get(), row_loss.get(), nullptr);
     int expected = 5;
-    for (int i = 0; i < m; ++i)
-      expected +=
-          std::max_element(z.begin() + i * 10, z.begin() + i * 10 + 10) - (z.begin() + i * 10) ==
-          y[i];
+    std::vector<double> ref_loss(m);
+    const auto hits = argmax_hits(z, y);
+    for (int i = 0; i < m; ++i) {
+      expected += hits[i];
+      std::array<double, 10> row{};
+      for (int j = 0; j < 10; ++j) row[j] = z[std::size_t(i) * 10 + j];
+      ref_loss[i] = softmax_xent_of(row.data(), y[i]);
+    }
     EXPECT_EQ(correct.download()[0], expected) << "m=" << m;
+    EXPECT_TRUE(close(download(row_loss), ref_loss, 1e-5)) << "m=" << m;
   }
 }
 

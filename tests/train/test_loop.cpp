@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -87,22 +88,110 @@ TEST(TrainingLoop, FollowsTheSampleSchedule) {
   EXPECT_GT(r.result.final_accuracy, 0.5);
 }
 
-TEST(TrainingLoop, WritesTrainAndTestSummaries) {
+// The events of a TensorBoard event file, each as its step and its encoded bytes (a minimal
+// TFRecord and Event reader; tests/summary/read_events.py is the full, independent one).
+struct RawEvent {
+  std::int64_t step = 0;  // protobuf leaves a zero step out
+  std::string bytes;
+};
+
+std::vector<RawEvent> read_events(const fs::path& file) {
+  const std::vector<std::uint8_t> raw = read_file(file.string(), 1 << 28);
+  const std::string data(raw.begin(), raw.end());
+  std::vector<RawEvent> events;
+  std::size_t at = 0;
+  while (at + 12 <= data.size()) {
+    std::uint64_t length = 0;
+    std::memcpy(&length, data.data() + at, 8);
+    EXPECT_LE(at + 12 + length + 4, data.size()) << file;
+    if (at + 12 + length + 4 > data.size()) break;
+    RawEvent e;
+    e.bytes = data.substr(at + 12, length);
+    // Event.step is field 2, a varint (tag byte 0x10), after the 9-byte wall_time (field 1).
+    if (e.bytes.size() > 10 && std::uint8_t(e.bytes[9]) == 0x10) {
+      std::int64_t step = 0;
+      int shift = 0;
+      for (std::size_t i = 10; i < e.bytes.size(); ++i, shift += 7) {
+        step |= std::int64_t(std::uint8_t(e.bytes[i]) & 0x7f) << shift;
+        if (!(std::uint8_t(e.bytes[i]) & 0x80)) break;
+      }
+      e.step = step;
+    }
+    events.push_back(e);
+    at += 12 + length + 4;
+  }
+  EXPECT_EQ(at, data.size()) << file << ": trailing bytes";
+  return events;
+}
+
+std::vector<fs::path> event_files(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0)
+      files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// The steps of the events that hold `tag`, in file order.
+std::vector<std::int64_t> steps_with(const std::vector<RawEvent>& events, const std::string& tag) {
+  std::vector<std::int64_t> steps;
+  for (const RawEvent& e : events)
+    if (e.bytes.find(tag) != std::string::npos) steps.push_back(e.step);
+  return steps;
+}
+
+TEST(TrainingLoop, WritesTheSampleSummariesAsEventFiles) {
   Options o = fake_options(30);
+  o.summary_every = 5;
   const fs::path dir = fs::temp_directory_path() / ("mnist_logs_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   o.log_dir = dir.string();
   run(o);
-  std::ifstream test(dir / "test" / "scalars.jsonl"), train(dir / "train" / "scalars.jsonl");
-  std::string line;
-  int lines = 0;
-  while (std::getline(test, line)) {
-    EXPECT_NE(line.find("\"accuracy\""), std::string::npos);
-    ++lines;
+  for (const char* split : {"train", "test", "validation"}) {
+    ASSERT_EQ(event_files(dir / split).size(), 1u) << split;
+    const auto events = read_events(event_files(dir / split)[0]);
+    ASSERT_FALSE(events.empty());
+    EXPECT_NE(events[0].bytes.find("brain.Event:2"), std::string::npos) << split;
   }
-  EXPECT_EQ(lines, 3);
-  ASSERT_TRUE(std::getline(train, line));
-  EXPECT_NE(line.find("\"cross_entropy\""), std::string::npos);
+  const auto test = read_events(event_files(dir / "test")[0]);
+  EXPECT_EQ(steps_with(test, "accuracy"), (std::vector<std::int64_t>{0, 10, 20}));
+  EXPECT_EQ(steps_with(test, "cross_entropy"), (std::vector<std::int64_t>{0, 10, 20}));
+  EXPECT_EQ(steps_with(test, "input_reshape/input/image/9"), (std::vector<std::int64_t>{0}));
+  const auto train = read_events(event_files(dir / "train")[0]);
+  std::vector<std::int64_t> training_steps;
+  for (int i = 0; i < 30; ++i)
+    if (i % 10) training_steps.push_back(i);
+  EXPECT_EQ(steps_with(train, "cross_entropy"), training_steps);
+  // Statistics every 5th training step of the run: steps 0, 5, 10, ... are iterations 1, 6, 12,
+  // 17, 23, 28 (iterations 0, 10, 20 evaluate).
+  EXPECT_EQ(steps_with(train, "layer1/weights/summaries/histogram"),
+            (std::vector<std::int64_t>{1, 6, 12, 17, 23, 28}));
+  EXPECT_EQ(steps_with(train, "layer2/activations"), steps_with(train, "layer1/activations"));
+  EXPECT_EQ(steps_with(train, "input_reshape/input/image/0"),
+            steps_with(train, "dropout/dropout_keep_probability"));
+  EXPECT_EQ(steps_with(train, "flags"), (std::vector<std::int64_t>{0}));
+  EXPECT_EQ(steps_with(train, "images_per_second"), (std::vector<std::int64_t>{10, 20}));
+  fs::remove_all(dir);
+}
+
+TEST(TrainingLoop, WritesATraceOfStep99) {
+  Options o = fake_options(101);
+  const fs::path dir = fs::temp_directory_path() / ("mnist_trace_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  o.log_dir = dir.string();
+  const RunOutput r = run(o);
+  EXPECT_NE(r.log.find("Adding run metadata for 99\n"), std::string::npos);
+  const auto trace = nlohmann::json::parse(
+      read_file((dir / "traces" / "step_99.trace.json").string(), 1 << 20));
+  int complete = 0;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    ++complete;
+    EXPECT_GE(e["dur"].get<double>(), 0.0);
+    EXPECT_GE(e["ts"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(complete, 3);  // the CPU backend's phases: gather, forward/loss/backward, Adam
   fs::remove_all(dir);
 }
 
@@ -158,13 +247,6 @@ TEST(TrainingLoop, StopRequestSavesACheckpointAndIsExitCode143) {
   fs::remove_all(dir);
 }
 
-std::vector<std::string> lines_of(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
 TEST(TrainingLoop, SummariesAndCheckpointsSurviveAResume) {
   const fs::path dir = fs::temp_directory_path() / ("mnist_resume_" + std::to_string(::getpid()));
   fs::remove_all(dir);
@@ -180,20 +262,19 @@ TEST(TrainingLoop, SummariesAndCheckpointsSurviveAResume) {
   rest.max_steps = 60;
   const RunOutput resumed = run(rest);
   EXPECT_NE(resumed.log.find("Resuming from "), std::string::npos);
-  // Appended, not truncated: the first run's 0, 10, 20 and the second's 30, 40, 50.
-  const auto test_lines = lines_of(dir / "logs" / "test" / "scalars.jsonl");
-  ASSERT_EQ(test_lines.size(), 6u);
-  EXPECT_NE(test_lines[0].find("\"step\":0"), std::string::npos) << test_lines[0];
-  EXPECT_NE(test_lines[3].find("\"step\":30"), std::string::npos) << test_lines[3];
-  // The resumed run's first summary at an evaluation logs the checkpoint's loss, not a stale one.
-  const auto train_lines = lines_of(dir / "logs" / "train" / "scalars.jsonl");
-  const auto at_30 = std::find_if(train_lines.begin(), train_lines.end(), [](const std::string& l) {
-    return l.find("\"step\":30,") != std::string::npos ||
-           l.find("\"step\":30}") != std::string::npos;
-  });
-  ASSERT_NE(at_30, train_lines.end());
-  const auto record = nlohmann::json::parse(*at_30);
-  EXPECT_NE(record["cross_entropy"].get<double>(), 0.0) << *at_30;
+  // Appended, not truncated: a second event file per folder beside the first, which is unchanged.
+  for (const char* split : {"train", "test", "validation"})
+    ASSERT_EQ(event_files(dir / "logs" / split).size(), 2u) << split;
+  const auto first_test = read_events(event_files(dir / "logs" / "test")[0]);
+  const auto second_test = read_events(event_files(dir / "logs" / "test")[1]);
+  EXPECT_EQ(steps_with(first_test, "accuracy"), (std::vector<std::int64_t>{0, 10, 20}));
+  EXPECT_EQ(steps_with(second_test, "accuracy"), (std::vector<std::int64_t>{30, 40, 50}));
+  // The resumed run's training steps continue where the first one stopped.
+  const auto second_train = read_events(event_files(dir / "logs" / "train")[1]);
+  const auto resumed_steps = steps_with(second_train, "cross_entropy");
+  ASSERT_FALSE(resumed_steps.empty());
+  EXPECT_EQ(resumed_steps.front(), 25);
+  EXPECT_EQ(steps_with(second_train, "flags"), (std::vector<std::int64_t>{25}));
   fs::remove_all(dir);
 }
 

@@ -1,0 +1,135 @@
+#include <cfloat>
+#include <stdexcept>
+#include <string>
+
+#include "cuda_error.h"
+#include "tensor_stats.h"
+
+namespace mnist::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMaxBlocks = 128;        // fixed grid for a given n: the reduction order is fixed
+constexpr int kMaxSharedBuckets = 2048; // TF's default table has 1551 edges
+constexpr int kPartials = 5;           // min, max, sum, sum of squares, non-finite count
+
+int blocks_for(std::int64_t n) {
+  const std::int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+}
+
+// The first limit greater than v (upper_bound), in shared memory.
+__device__ int bucket_of(const double* limits, int buckets, double v) {
+  int lo = 0, hi = buckets - 1;  // the last limit (DBL_MAX) is greater than every finite v
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (limits[mid] > v) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+// Block-wide reduction of one double per thread, fixed tree order; thread 0 gets the result.
+template <class Op>
+__device__ double block_reduce(double v, double* shared, Op op) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int width = kThreads / 2; width > 0; width /= 2) {
+    if (threadIdx.x < width) shared[threadIdx.x] = op(shared[threadIdx.x], shared[threadIdx.x + width]);
+    __syncthreads();
+  }
+  const double result = shared[0];
+  __syncthreads();
+  return result;
+}
+
+struct Min { __device__ double operator()(double a, double b) const { return fmin(a, b); } };
+struct Max { __device__ double operator()(double a, double b) const { return fmax(a, b); } };
+struct Sum { __device__ double operator()(double a, double b) const { return a + b; } };
+
+// Pass 1: each block reduces its grid-stride share into scratch[block * kPartials + field] and
+// adds its bucket counts into the slot (integer-valued doubles: exact in any order).
+__global__ void __launch_bounds__(kThreads)
+    tensor_stats_kernel(const float* __restrict__ x, std::int64_t n, StatsOf f,
+                        const double* __restrict__ limits, int buckets, double* __restrict__ slot,
+                        double* __restrict__ scratch) {
+  __shared__ double shared_limits[kMaxSharedBuckets];
+  __shared__ unsigned counts[kMaxSharedBuckets];
+  __shared__ double reduce[kThreads];
+  for (int b = threadIdx.x; b < buckets; b += kThreads) {
+    shared_limits[b] = limits[b];
+    counts[b] = 0;
+  }
+  __syncthreads();
+  double lo = DBL_MAX, hi = -DBL_MAX, sum = 0.0, squares = 0.0, non_finite = 0.0;
+  for (std::int64_t i = blockIdx.x * std::int64_t(kThreads) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * kThreads) {
+    float value = x[i];
+    if (f == StatsOf::kRelu) value = value > 0.0f ? value : 0.0f;  // NaN stays NaN
+    if (!isfinite(value)) {
+      non_finite += 1.0;
+      continue;
+    }
+    const double v = value;
+    lo = fmin(lo, v);
+    hi = fmax(hi, v);
+    sum += v;
+    squares += v * v;
+    atomicAdd(&counts[bucket_of(shared_limits, buckets, v)], 1u);
+  }
+  lo = block_reduce(lo, reduce, Min{});
+  hi = block_reduce(hi, reduce, Max{});
+  sum = block_reduce(sum, reduce, Sum{});
+  squares = block_reduce(squares, reduce, Sum{});
+  non_finite = block_reduce(non_finite, reduce, Sum{});
+  if (threadIdx.x == 0) {
+    double* part = scratch + std::size_t(blockIdx.x) * kPartials;
+    part[0] = lo;
+    part[1] = hi;
+    part[2] = sum;
+    part[3] = squares;
+    part[4] = non_finite;
+  }
+  __syncthreads();  // every thread's counts are in
+  for (int b = threadIdx.x; b < buckets; b += kThreads)
+    if (counts[b]) atomicAdd(&slot[kStatsHeader + b], double(counts[b]));
+}
+
+// Pass 2: one thread adds the blocks' partials in block order.
+__global__ void tensor_stats_finish_kernel(const double* __restrict__ scratch, int blocks,
+                                           double* __restrict__ slot) {
+  double lo = DBL_MAX, hi = -DBL_MAX, sum = 0.0, squares = 0.0, non_finite = 0.0;
+  for (int b = 0; b < blocks; ++b) {
+    const double* part = scratch + std::size_t(b) * kPartials;
+    lo = fmin(lo, part[0]);
+    hi = fmax(hi, part[1]);
+    sum += part[2];
+    squares += part[3];
+    non_finite += part[4];
+  }
+  slot[kStatsMin] = lo;
+  slot[kStatsMax] = hi;
+  slot[kStatsSum] = sum;
+  slot[kStatsSumSquares] = squares;
+  slot[kStatsNonFinite] = non_finite;
+}
+
+}  // namespace
+
+std::size_t tensor_stats_scratch_doubles() { return std::size_t(kMaxBlocks) * kPartials; }
+
+void tensor_stats(const float* x, std::int64_t n, StatsOf f, const double* limits, int buckets,
+                  double* slot, double* scratch, cudaStream_t stream) {
+  if (n < 1 || buckets < 1 || buckets > kMaxSharedBuckets) {
+    throw std::invalid_argument("tensor_stats: " + std::to_string(n) + " values, " + std::to_string(buckets) +
+                    " buckets (1.." + std::to_string(kMaxSharedBuckets) + ")");
+  }
+  const int blocks = blocks_for(n);
+  MNIST_CUDA_CHECK(cudaMemsetAsync(slot + kStatsHeader, 0, sizeof(double) * buckets, stream));
+  tensor_stats_kernel<<<blocks, kThreads, 0, stream>>>(x, n, f, limits, buckets, slot, scratch);
+  MNIST_LAUNCH_CHECK("tensor_stats_kernel");
+  tensor_stats_finish_kernel<<<1, 1, 0, stream>>>(scratch, blocks, slot);
+  MNIST_LAUNCH_CHECK("tensor_stats_finish_kernel");
+}
+
+}  // namespace mnist::kernels

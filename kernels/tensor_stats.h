@@ -1,0 +1,34 @@
+// Statistics of a tensor for TensorBoard summaries, reduced on the GPU: min, max, sum, sum of
+// squares and the counts over a histogram's bucket edges (TF's default edges, passed in by the
+// host), so only a few kilobytes come back however large the tensor is.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mnist::kernels {
+
+// A statistics slot: kStatsHeader doubles, then one count per bucket.
+enum StatsField { kStatsMin, kStatsMax, kStatsSum, kStatsSumSquares, kStatsNonFinite, kStatsHeader };
+
+inline std::size_t stats_slot_doubles(int buckets) { return kStatsHeader + std::size_t(buckets); }
+
+// Of what the statistics are taken: the values, or max(value, 0) (a ReLU's output).
+enum class StatsOf { kValues, kRelu };
+
+// Scratch the reduction needs (doubles), whatever the tensor's size.
+std::size_t tensor_stats_scratch_doubles();
+
+// Writes the statistics of f(x[0..n)) (n >= 1) into `slot`: min, max, sum and sum of squares of
+// the finite values, each widened to double; the number of NaNs and infinities (left out of
+// everything else); and per bucket b the number of values v with limits[b-1] <= v < limits[b]
+// (limits ascending, `buckets` of them, the last DBL_MAX: the first limit greater than v). The
+// result is the same bit for bit on every run (fixed grid, fixed reduction order; counts exact).
+// Stream-ordered; `scratch` (tensor_stats_scratch_doubles()) must not be shared by two reductions
+// in flight.
+void tensor_stats(const float* x, std::int64_t n, StatsOf f, const double* limits, int buckets,
+                  double* slot, double* scratch, cudaStream_t stream);
+
+}  // namespace mnist::kernels
