@@ -1,14 +1,20 @@
 #include "app/benchmark.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
 #include "app/backends.h"
+#include "app/report.h"
 #include "data/fileio.h"
 #include "error.h"
 #include "gpu/cuda_resources.h"
@@ -23,7 +29,7 @@
 namespace mnist {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 struct Summary {
   double median = 0, p90 = 0;
@@ -76,24 +82,88 @@ json time_steps(const Options& o, BackendKind kind, int batch, const MnistData& 
           {"final_loss", backend->last_loss()}};
 }
 
-// The sample's job: 500 iterations, 50 full-test evaluations, batch 100. The first run warms up
-// (module load, graph capture); the second is timed.
-json seed_job(const Options& o, BackendKind kind, const MnistData& data) {
+// A fresh folder under the system's temporary folder (TMPDIR, else /tmp), made by mkdtemp (mode
+// 0700, a name nobody else can have taken), removed with everything in it when this goes.
+class TemporaryFolder {
+ public:
+  // Throws Error(kOutputFailed) saying why the folder cannot be made.
+  TemporaryFolder() {
+    std::error_code ec;
+    const std::filesystem::path base = std::filesystem::temp_directory_path(ec);
+    if (ec)
+      throw Error(ExitCode::kOutputFailed, "no temporary folder (TMPDIR): " + ec.message());
+    std::string name = (base / "mnist-train-benchmark-XXXXXX").string();
+    if (::mkdtemp(name.data()) == nullptr) {
+      throw Error(ExitCode::kOutputFailed,
+                  "cannot make a folder in " + base.string() + ": " + std::strerror(errno));
+    }
+    path_ = name;
+  }
+  ~TemporaryFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);  // links inside are removed, never followed
+  }
+  TemporaryFolder(const TemporaryFolder&) = delete;
+  TemporaryFolder& operator=(const TemporaryFolder&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// One run of `job` on a fresh backend; the loop's wall time in ms (building the backend is not
+// timed).
+double time_job(const RunConfig& job, BackendKind kind, const MnistData& data, double& accuracy) {
+  auto backend = make_backend(kind, job.train, data);
+  std::ostringstream sink;
+  const auto t0 = std::chrono::steady_clock::now();
+  const TrainResult r = run_training_loop(job, *backend, data, ResumePoint{}, sink);
+  accuracy = r.final_accuracy;
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The sample's job: 500 iterations, 50 full-test evaluations, batch 100: one warm-up run (module
+// load, graph capture), then the median of five timed runs on a GPU, one on the CPU (seconds per
+// run). With `summaries_root`, each run is followed by one with summaries on (the
+// flags' --summary_every, a fresh --log_dir under summaries_root), timed the same way: both see
+// the same warm-up and drift, and their ratio is what summaries cost.
+json seed_job(const Options& o, BackendKind kind, const MnistData& data,
+              const std::string& summaries_root) {
   RunConfig job = run_config(o);
   job.max_steps = 500;
   job.train.batch_size = 100;
   job.log_dir.clear();
   job.checkpoint_dir.clear();
-  std::ostringstream sink;
-  double ms = 0, accuracy = 0;
-  for (int run = 0; run < 2; ++run) {
-    auto backend = make_backend(kind, job.train, data);
-    const auto t0 = std::chrono::steady_clock::now();
-    const TrainResult r = run_training_loop(job, *backend, data, ResumePoint{}, sink);
-    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    accuracy = r.final_accuracy;
+  const bool cpu = kind == BackendKind::kCpu;
+  const int warmups = 1, repeats = cpu ? 1 : 5;
+  std::vector<double> plain, with_summaries;
+  double accuracy = 0, accuracy_with_summaries = 0;
+  for (int run = 0; run < warmups + repeats; ++run) {
+    throw_if_stop_requested("during --benchmark");
+    const double ms = time_job(job, kind, data, accuracy);
+    if (run >= warmups) plain.push_back(ms);
+    if (summaries_root.empty()) continue;
+    RunConfig logged = job;
+    logged.log_dir = summaries_root + "/" + backend_name(kind) + "-" + std::to_string(run);
+    ensure_writable_directory(logged.log_dir, "--benchmark's temporary --log_dir",
+                              ExitCode::kOutputFailed);
+    const double ms_logged = time_job(logged, kind, data, accuracy_with_summaries);
+    if (run >= warmups) with_summaries.push_back(ms_logged);
   }
-  return {{"backend", backend_name(kind)}, {"ms", ms}, {"final_accuracy", accuracy}};
+  json r = {{"backend", backend_name(kind)},
+            {"ms", summarise(plain).median},
+            {"final_accuracy", accuracy},
+            {"repeats", repeats},
+            {"ms_runs", plain}};
+  if (!with_summaries.empty()) {
+    const double ms_logged = summarise(with_summaries).median;
+    r["ms_with_summaries"] = ms_logged;
+    r["ms_with_summaries_runs"] = with_summaries;
+    r["summaries_ratio"] = ms_logged / r["ms"].get<double>();
+    r["summary_every"] = o.summary_every;
+    r["final_accuracy_with_summaries"] = accuracy_with_summaries;
+  }
+  return r;
 }
 
 // Seed hyper-parameters, evaluating every 100 steps; training time only (device events).
@@ -201,7 +271,7 @@ std::size_t device_free_bytes() {
 
 }  // namespace
 
-void run_benchmark(const Options& options, const MnistData& data, bool gpu_present,
+json run_benchmark(const Options& options, const MnistData& data, bool gpu_present,
                    std::ostream& out) {
   std::vector<BackendKind> backends = options.benchmark_backends;
   if (backends.empty()) {
@@ -216,11 +286,31 @@ void run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
     }
   }
   json report;
+  report["program"] = "mnist-train";
+  report["version"] = program_version();
   report["device"] = gpu_present ? "GPU" : "CPU (no GPU visible)";
+  char line[512];
+  if (gpu_present) {
+    const DeviceInfo gpu = device_info(0);
+    report["gpu"] = device_json(gpu);
+    std::string unreadable;
+    const json env = gpu_environment_json(probe_gpus(), visible_devices(&unreadable));
+    for (auto it = env.begin(); it != env.end(); ++it) report[it.key()] = it.value();
+    std::snprintf(line, sizeof line,
+                  "== mnist-train %s on %s (compute capability %d.%d, %.2f GiB, %s), CUDA driver "
+                  "%s, runtime %s\n",
+                  program_version(), gpu.name.c_str(), gpu.major, gpu.minor,
+                  double(gpu.total_memory_bytes) / (1 << 30), gpu.uuid.c_str(),
+                  report["driver_version"].get<std::string>().c_str(),
+                  report["runtime_version"].get<std::string>().c_str());
+  } else {
+    std::snprintf(line, sizeof line, "== mnist-train %s on the CPU (no GPU visible)\n",
+                  program_version());
+  }
+  out << line;
   report["model"] = model_name(options.model);
   report["steps"] = json::array();
 
-  char line[256];
   out << "\n== training step (" << model_name(options.model)
       << ", fp32, Adam, data resident; median of timed steps)\n";
   std::snprintf(line, sizeof line, "%-8s %-4s %7s %12s %12s %14s %10s\n", "backend", "on", "batch",
@@ -251,11 +341,20 @@ void run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
 
   out << "\n== seed job (500 iterations incl. 50 full-test evaluations, batch 100, warm)\n";
   report["seed_job"] = json::array();
+  // Summaries go to a fresh temporary folder, removed at the end; without one, that row is skipped.
+  std::unique_ptr<TemporaryFolder> summaries_folder;
+  std::string no_summaries;
+  try {
+    summaries_folder = std::make_unique<TemporaryFolder>();
+  } catch (const Error& e) {
+    no_summaries = e.what();
+  }
   for (const BackendKind kind : backends) {
     const char* name = backend_name(kind);
     const std::size_t free_before =
         gpu_present && kind != BackendKind::kCpu ? device_free_bytes() : 0;
-    json r = seed_job(options, kind, data);
+    json r = seed_job(options, kind, data, summaries_folder ? summaries_folder->path() : "");
+    if (!no_summaries.empty()) r["summaries_skipped"] = no_summaries;
     if (free_before) {
       // The backend allocates everything up front; this is its footprint plus the graphs'.
       auto probe = fresh_backend(options, kind, 100, data);
@@ -274,6 +373,20 @@ void run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
                       : "");
     out << line;
     report["seed_job"].push_back(r);
+  }
+  summaries_folder.reset();
+  out << "\n== seed job with summaries (a fresh --log_dir in a temporary folder, --summary_every "
+      << options.summary_every
+      << "; after a warm-up, the median of 5 runs on a GPU, 1 on the CPU, as above)\n";
+  if (!no_summaries.empty()) {
+    out << "skipped: " << no_summaries << "\n";
+  } else {
+    for (const json& r : report["seed_job"]) {
+      std::snprintf(line, sizeof line, "%-8s %9.2f ms without, %9.2f ms with summaries: %.2fx\n",
+                    r["backend"].get<std::string>().c_str(), r["ms"].get<double>(),
+                    r["ms_with_summaries"].get<double>(), r["summaries_ratio"].get<double>());
+      out << line;
+    }
   }
 
   out << "\n== time to 98% test accuracy (seed hyper-parameters, evaluated every 100 steps; "
@@ -310,11 +423,12 @@ void run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
     }
   }
   if (!options.benchmark_out.empty()) {
-    const std::string text = report.dump(2) + "\n";
+    const std::string text = report.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
     write_file_atomically(options.benchmark_out, {text.begin(), text.end()},
                           ExitCode::kOutputFailed);
     out << "\nwrote " << options.benchmark_out << "\n";
   }
+  return report;
 }
 
 }  // namespace mnist

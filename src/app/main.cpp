@@ -1,6 +1,9 @@
 // mnist-train: parse the flags, check the outputs and the GPU, load the data, build a backend,
 // run the TF sample's loop (or --benchmark), report. Every failure becomes one line on stderr and
-// a documented exit code (see error.h and README.md).
+// a documented exit code (see error.h and README.md); every outcome after the flags were parsed
+// also becomes a verdict (result.json, --result_file, the termination message: app/report.h).
+#include <unistd.h>
+
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -10,10 +13,12 @@
 #include "app/backends.h"
 #include "app/benchmark.h"
 #include "app/cli.h"
+#include "app/report.h"
 #include "data/dataset.h"
 #include "data/fileio.h"
 #include "error.h"
 #include "kernels/cuda_error.h"
+#include "progress.h"
 #include "stop.h"
 #include "train/checkpoint.h"
 #include "train/loop.h"
@@ -21,23 +26,27 @@
 namespace mnist {
 namespace {
 
+// A file the user names as an output: a file name whose folder can be written, and nothing but a
+// regular file (or nothing) under that name.
+void check_output_file(const std::string& path, const char* flag) {
+  const std::filesystem::path out(path);
+  if (!out.has_filename() || file_kind(path) == FileKind::kOther) {
+    throw Error(ExitCode::kOutputFailed, path + ": not a file name (" + flag +
+                                             "): a folder, link, FIFO or device is never "
+                                             "written over");
+  }
+  const std::string dir = out.parent_path().string();
+  ensure_writable_directory(dir.empty() ? "." : dir, flag, ExitCode::kOutputFailed);
+}
+
 // Output folders are checked before anything long starts, so a typo fails in seconds.
 void check_outputs(const Options& options) {
   if (!options.log_dir.empty() && !options.benchmark)
     ensure_writable_directory(options.log_dir, "--log_dir", ExitCode::kOutputFailed);
   if (!options.checkpoint_dir.empty())
     ensure_writable_directory(options.checkpoint_dir, "--checkpoint_dir", ExitCode::kOutputFailed);
-  if (!options.benchmark_out.empty()) {
-    const std::filesystem::path out(options.benchmark_out);
-    if (!out.has_filename() || file_kind(options.benchmark_out) == FileKind::kOther) {
-      throw Error(ExitCode::kOutputFailed,
-                  options.benchmark_out +
-                      ": not a file name (--benchmark_out): a folder, link, "
-                      "FIFO or device is never written over");
-    }
-    const std::string dir = out.parent_path().string();
-    ensure_writable_directory(dir.empty() ? "." : dir, "--benchmark_out", ExitCode::kOutputFailed);
-  }
+  if (!options.benchmark_out.empty()) check_output_file(options.benchmark_out, "--benchmark_out");
+  if (!options.result_file.empty()) check_output_file(options.result_file, "--result_file");
 }
 
 void require_batch_fits(int batch, int train_images) {
@@ -53,14 +62,16 @@ void check_stdout() {
     throw Error(ExitCode::kOutputFailed, "cannot write to stdout: full disk or closed pipe?");
 }
 
-int run(int argc, char** argv) {
+// The run; `record` collects what the verdict reports, whatever happens.
+void run(int argc, char** argv, RunRecord& record) {
   install_stop_handlers();
   const auto parsed = parse_command_line(argc, argv);
   if (!parsed) {  // --help or --version was printed
     check_stdout();
-    return static_cast<int>(ExitCode::kOk);
+    return;
   }
-  const Options& options = *parsed;
+  record.options = *parsed;
+  const Options& options = *record.options;
   const RunConfig config = run_config(options);
   // The training set's size is known before anything is fetched (the built-in datasets are pinned
   // by their checksums), so an impossible batch fails at once, --dry_run included.
@@ -72,12 +83,12 @@ int run(int argc, char** argv) {
               << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir)
               << std::endl;
     check_stdout();
-    return static_cast<int>(ExitCode::kOk);
+    return;
   }
   if (options.download_only) {
-    load_dataset(data_source(options), std::cout);
+    record.note_data(load_dataset(data_source(options), std::cout));
     check_stdout();
-    return static_cast<int>(ExitCode::kOk);
+    return;
   }
   check_outputs(options);
   // One run per checkpoint folder: a second one would overwrite the first one's checkpoints.
@@ -91,16 +102,20 @@ int run(int argc, char** argv) {
 
   // The GPU is checked before any download, so a broken node fails in seconds.
   const BackendKind kind = resolve_backend(options.backend, std::cout);
+  record.backend = kind;
+  const bool gpu_present = kind != BackendKind::kCpu || (options.benchmark && gpu_visible());
+  if (gpu_present || options.backend == BackendKind::kAuto) record.note_gpus(gpu_present);
 
   const MnistData data = options.fake_data ? make_fake_data(config.train.seed)
                                            : load_dataset(data_source(options), std::cout);
+  record.note_data(data);
   throw_if_stop_requested("after loading the data");
   require_batch_fits(config.train.batch_size, data.train.count);
 
   if (options.benchmark) {
-    run_benchmark(options, data, kind != BackendKind::kCpu || gpu_visible(), std::cout);
+    record.benchmark = run_benchmark(options, data, gpu_present, std::cout);
     check_stdout();
-    return static_cast<int>(ExitCode::kOk);
+    return;
   }
 
   auto backend = make_backend(kind, config.train, data);
@@ -112,17 +127,20 @@ int run(int argc, char** argv) {
 
   const ResumePoint resume = load_checkpoint_if_present(config, *backend, std::cout);
   const TrainResult result = run_training_loop(config, *backend, data, resume, std::cout);
+  record.training = result;
+  clear_status();
   std::cout << "Final test accuracy: " << format_accuracy(result.final_accuracy) << " after "
             << result.train_steps << " training steps (" << result.seconds << " s in the loop)"
             << std::endl;
+  std::cout << summary_line(result, data.origin) << std::endl;
   check_stdout();
-  return static_cast<int>(ExitCode::kOk);
 }
 
-int fail(const char* kind, const std::exception& e, ExitCode code) {
+Outcome fail(const char* kind, const std::string& message, ExitCode code) {
   std::cout.flush();
-  std::cerr << "mnist-train: " << kind << ": " << e.what() << std::endl;
-  return static_cast<int>(code);
+  clear_status();
+  std::cerr << "mnist-train: " << kind << ": " << message << std::endl;
+  return {code, message};
 }
 
 }  // namespace
@@ -130,18 +148,26 @@ int fail(const char* kind, const std::exception& e, ExitCode code) {
 
 int main(int argc, char** argv) {
   using mnist::ExitCode;
+  // The live progress line is for people at a terminal; logs and pipes get plain lines.
+  mnist::enable_status_line(isatty(STDERR_FILENO) != 0);
+  mnist::RunRecord record(argc, argv);
+  mnist::Outcome outcome;
   try {
-    return mnist::run(argc, argv);
+    mnist::run(argc, argv, record);
   } catch (const mnist::Error& e) {
-    return mnist::fail("error", e, e.code());
+    outcome = mnist::fail("error", e.what(), e.code());
   } catch (const mnist::CudaError& e) {  // from the kernels or a CUDA resource
-    return mnist::fail("error", e, ExitCode::kGpuUnusable);
+    outcome = mnist::fail("error", e.what(), ExitCode::kGpuUnusable);
   } catch (const std::bad_alloc&) {  // a model or batch too large for this machine's memory
-    return mnist::fail("error",
-                       std::runtime_error("out of host memory: lower --hidden_units, --batch_size "
-                                          "or --benchmark_batches"),
-                       ExitCode::kBadArguments);
+    outcome = mnist::fail("error",
+                          "out of host memory: lower --hidden_units, --batch_size or "
+                          "--benchmark_batches",
+                          ExitCode::kBadArguments);
   } catch (const std::exception& e) {
-    return mnist::fail("internal error", e, ExitCode::kInternal);
+    outcome = mnist::fail("internal error", e.what(), ExitCode::kInternal);
+  } catch (...) {
+    outcome = mnist::fail("internal error", "an exception of unknown type", ExitCode::kInternal);
   }
+  mnist::clear_status();
+  return mnist::finish_run(record, outcome, std::cerr);
 }

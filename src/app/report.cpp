@@ -1,1 +1,546 @@
-// The run's verdict (being written).
+#include "app/report.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "data/fileio.h"
+#include "progress.h"
+
+// The project version (CMakeLists.txt's project(VERSION)), defined by the build.
+#ifndef MNIST_VERSION
+#define MNIST_VERSION "unknown"
+#endif
+
+namespace mnist {
+namespace {
+
+using json = nlohmann::ordered_json;
+using SystemClock = std::chrono::system_clock;
+
+// Text from outside (paths, messages, argv) may be any bytes: invalid UTF-8 becomes U+FFFD
+// instead of an exception from the encoder.
+std::string dump(const json& doc) {
+  return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+// "2026-11-29T19:35:07.123Z"
+std::string iso8601_utc(SystemClock::time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &utc);
+  char text[48];
+  std::snprintf(text, sizeof text, "%s.%03dZ", date, static_cast<int>(ms % 1000));
+  return text;
+}
+
+// A float flag as it was written (0.001), not as its nearest double (0.0010000000474974513).
+double as_written(float value) {
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof text - 1, value).ptr;
+  *end = '\0';
+  return std::strtod(text, nullptr);
+}
+
+std::string host_name() {
+  char name[256] = "";
+  if (::gethostname(name, sizeof name - 1) != 0) return "";
+  return name;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      const std::size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+    }
+  }
+  return "";
+}
+
+// 1234567 -> "1.23M", 81234 -> "81.2k", 950 -> "950".
+std::string si(double value) {
+  char text[32];
+  if (!std::isfinite(value)) return "?";
+  if (value >= 1e9)
+    std::snprintf(text, sizeof text, "%.3gG", value / 1e9);
+  else if (value >= 1e6)
+    std::snprintf(text, sizeof text, "%.3gM", value / 1e6);
+  else if (value >= 1e3)
+    std::snprintf(text, sizeof text, "%.3gk", value / 1e3);
+  else
+    std::snprintf(text, sizeof text, "%.0f", value);
+  return text;
+}
+
+std::string fixed(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+enum class Mode { kTrain, kBenchmark, kDownloadOnly };
+
+Mode mode_of(const Options& o) {
+  if (o.download_only) return Mode::kDownloadOnly;
+  if (o.benchmark) return Mode::kBenchmark;
+  return Mode::kTrain;
+}
+
+const char* mode_name(Mode mode) {
+  switch (mode) {
+    case Mode::kTrain:
+      return "train";
+    case Mode::kBenchmark:
+      return "benchmark";
+    case Mode::kDownloadOnly:
+      return "download_only";
+  }
+  return "train";
+}
+
+json devices_json(const RunRecord& r) {
+  json d = json::object();
+  const bool cpu = r.backend && *r.backend == BackendKind::kCpu && r.used.empty();
+  d["kind"] = !r.used.empty() ? "gpu" : cpu ? "cpu" : "none";
+  if (cpu) {
+    d["description"] = "CPU backend: no GPU used";
+    d["cpu_model"] = cpu_model();
+    d["cpu_threads"] = std::thread::hardware_concurrency();
+  }
+  d["used"] = json::array();
+  for (const DeviceInfo& device : r.used) d["used"].push_back(device_json(device));
+  if (r.probe) {
+    json probe = gpu_environment_json(*r.probe, r.visible);
+    for (auto it = probe.begin(); it != probe.end(); ++it) d[it.key()] = it.value();
+    d["probe"] = describe(*r.probe);
+    if (!r.device_error.empty()) d["error"] = r.device_error;
+  } else {
+    d["probe"] = nullptr;  // CUDA was not asked (--backend cpu, or the run ended before)
+  }
+  return d;
+}
+
+json dataset_json(const RunRecord& r) {
+  const Options& o = *r.options;
+  json d;
+  if (r.data) {
+    const DataOrigin& origin = r.data->origin;
+    d["name"] = origin.dataset;
+    d["loaded"] = true;
+    d["description"] = origin.description;
+    d["sources"] = origin.sources;
+    d["fetch_seconds"] = origin.fetch_seconds;
+    d["downloaded_bytes"] = origin.downloaded_bytes;
+    d["train_images"] = r.data->train_images;
+    d["validation_images"] = r.data->validation_images;
+    d["test_images"] = r.data->test_images;
+  } else {
+    d["name"] = o.fake_data ? "synthetic" : o.dataset;
+    d["loaded"] = false;
+  }
+  if (!o.fake_data) d["data_dir"] = o.data_dir;
+  return d;
+}
+
+json training_json(const TrainResult& t) {
+  // A non-finite loss (no training step yet) is written as null.
+  return {{"train_steps", t.train_steps},
+          {"steps_this_run", t.steps_this_run},
+          {"final_accuracy", t.final_accuracy},
+          {"best_accuracy", t.best_accuracy},
+          {"best_step", t.best_step},
+          {"final_loss", std::isfinite(t.final_loss) ? json(t.final_loss) : json(nullptr)},
+          {"seconds", t.seconds},
+          {"images_per_second", t.images_per_second}};
+}
+
+// "NVIDIA H200 GPU-8f6e…", or "CPU backend".
+std::string devices_in_a_few_words(const RunRecord& r) {
+  std::string text;
+  for (const DeviceInfo& d : r.used) text += (text.empty() ? "" : ", ") + d.name + " " + d.uuid;
+  if (text.empty() && r.backend && *r.backend == BackendKind::kCpu) text = "CPU backend";
+  return text;
+}
+
+std::string benchmark_in_a_few_words(const RunRecord& r) {
+  std::string text = "benchmark";
+  const std::string where = devices_in_a_few_words(r);
+  if (!where.empty()) text += " on " + where;
+  const json& b = r.benchmark;
+  if (!b.is_object()) return text;
+  // Rows without the expected fields are left out, never an exception.
+  const auto rows = [&b](const char* key) {
+    const json list = b.value(key, json::array());
+    return list.is_array() ? list : json::array();
+  };
+  std::string seed;
+  for (const json& row : rows("seed_job")) {
+    if (!row.is_object() || !row.contains("ms") || !row["ms"].is_number()) continue;
+    seed += std::string(seed.empty() ? "" : ", ") + row.value("backend", "?") + " " +
+            fixed(row["ms"].get<double>(), 1) + " ms";
+    if (row.contains("summaries_ratio") && row["summaries_ratio"].is_number())
+      seed += " (" + fixed(row["summaries_ratio"].get<double>(), 2) + "x with summaries)";
+  }
+  if (!seed.empty()) text += ": seed job " + seed;
+  const json* fastest = nullptr;
+  const json steps = rows("steps");
+  for (const json& row : steps) {
+    if (row.is_object() && row.contains("images_per_s") && row["images_per_s"].is_number() &&
+        (!fastest || row["images_per_s"].get<double>() > (*fastest)["images_per_s"].get<double>()))
+      fastest = &row;
+  }
+  if (fastest) {
+    text += std::string(seed.empty() ? ": " : "; ") + "fastest step " +
+            fastest->value("backend", "?") + " " + si((*fastest)["images_per_s"].get<double>()) +
+            " images/s at batch " + std::to_string(fastest->value("batch", 0));
+  }
+  return text;
+}
+
+std::string passed_in_a_few_words(const RunRecord& r) {
+  const Options& o = *r.options;
+  switch (mode_of(o)) {
+    case Mode::kBenchmark:
+      try {
+        return benchmark_in_a_few_words(r);
+      } catch (const nlohmann::json::exception&) {  // a report of another shape: say less
+        return "benchmark";
+      }
+    case Mode::kDownloadOnly: {
+      std::string text = o.dataset + " verified in " + o.data_dir;
+      if (r.data) {
+        text += " (" + std::to_string(r.data->origin.sources.size()) + " files, " +
+                fixed(double(r.data->origin.downloaded_bytes) / 1e6, 1) + " MB downloaded in " +
+                fixed(r.data->origin.fetch_seconds, 1) + " s)";
+      }
+      return text;
+    }
+    case Mode::kTrain:
+      break;
+  }
+  std::string text = "trained";
+  if (r.training) {
+    const TrainResult& t = *r.training;
+    text = "test accuracy " + format_accuracy(t.final_accuracy) + " (best " +
+           format_accuracy(t.best_accuracy) + ") after " + std::to_string(t.train_steps) +
+           " steps, " + si(t.images_per_second) + " images/s";
+  }
+  const std::string where = devices_in_a_few_words(r);
+  if (!where.empty()) text += ", " + where;
+  return text;
+}
+
+std::string describe_entry(const struct stat& st) {
+  if (S_ISLNK(st.st_mode)) return "a symbolic link";
+  if (S_ISDIR(st.st_mode)) return "a folder";
+  if (S_ISFIFO(st.st_mode)) return "a FIFO";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "a device";
+  return "not a regular file";
+}
+
+std::string os_error(int error) { return std::strerror(error); }
+
+struct VerdictPath {
+  std::string path;
+  std::string flag;  // for messages
+};
+
+// Where the verdict files of this run go.
+std::vector<VerdictPath> verdict_paths(const Options& o) {
+  std::vector<VerdictPath> paths;
+  if (mode_of(o) == Mode::kTrain && !o.log_dir.empty())
+    paths.push_back({(std::filesystem::path(o.log_dir) / "result.json").string(), "--log_dir"});
+  if (!o.result_file.empty()) paths.push_back({o.result_file, "--result_file"});
+  return paths;
+}
+
+// Writes one verdict file, making its folder first (a run can fail before check_outputs made it).
+// Returns "" or what went wrong.
+std::string write_verdict_file(const VerdictPath& target, const std::string& text) {
+  const std::string& path = target.path;
+  try {
+    const std::filesystem::path p(path);
+    if (!p.has_filename()) return path + ": not a file name (" + target.flag + ")";
+    const std::string dir = p.parent_path().string();
+    ensure_writable_directory(dir.empty() ? "." : dir, target.flag, ExitCode::kOutputFailed);
+    // A file the user named is written only where nothing else lies; a link planted under
+    // log_dir/result.json is replaced (rename), never written through, like every output there.
+    if (target.flag == "--result_file" && file_kind(path) == FileKind::kOther) {
+      return path + ": not a regular file (" + target.flag +
+             "): a folder, link, FIFO or device is never written over";
+    }
+    write_file_atomically(path, {text.begin(), text.end()}, ExitCode::kOutputFailed);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return path + ": unknown error";
+  }
+}
+
+}  // namespace
+
+const char* program_version() { return MNIST_VERSION; }
+
+std::string exit_code_name(int code) {
+  switch (static_cast<ExitCode>(code)) {
+    case ExitCode::kOk:
+      return "ok";
+    case ExitCode::kInternal:
+      return "internal error";
+    case ExitCode::kBadArguments:
+      return "bad arguments";
+    case ExitCode::kDataUnavailable:
+      return "data unavailable";
+    case ExitCode::kGpuUnusable:
+      return "GPU unusable";
+    case ExitCode::kDiverged:
+      return "diverged";
+    case ExitCode::kOutputFailed:
+      return "output failed";
+    case ExitCode::kDataInvalid:
+      return "data invalid";
+    case ExitCode::kInterrupted:
+      return "interrupted (SIGINT)";
+    case ExitCode::kTerminated:
+      return "terminated (SIGTERM)";
+  }
+  return "exit " + std::to_string(code);
+}
+
+RunRecord::RunRecord(int argc, const char* const* argv)
+    : started_at(SystemClock::now()), started(std::chrono::steady_clock::now()) {
+  for (int i = 0; i < argc; ++i) command_line.emplace_back(argv[i] ? argv[i] : "");
+}
+
+void RunRecord::note_gpus(bool use_device_0) {
+  probe = probe_gpus();
+  visible = visible_devices(&device_error);
+  if (use_device_0) used = {device_info(0)};
+}
+
+void RunRecord::note_data(const MnistData& d) {
+  data = DataSummary{d.origin, d.train.count, d.validation.count, d.test.count};
+}
+
+json device_json(const DeviceInfo& d) {
+  return {{"ordinal", d.ordinal},
+          {"name", d.name},
+          {"compute_capability", std::to_string(d.major) + "." + std::to_string(d.minor)},
+          {"multiprocessors", d.multiprocessors},
+          {"total_memory_bytes", d.total_memory_bytes},
+          {"total_memory_gib", double(d.total_memory_bytes) / double(1 << 30)},
+          {"pci_bus_id", d.pci_bus_id},
+          {"uuid", d.uuid}};
+}
+
+json gpu_environment_json(const GpuProbe& probe, const std::vector<DeviceInfo>& visible) {
+  json env = {{"driver_version", cuda_version_string(probe.driver_version)},
+              {"runtime_version", cuda_version_string(probe.runtime_version)},
+              {"visible_count", probe.device_count},
+              {"visible", json::array()}};
+  for (const DeviceInfo& d : visible) env["visible"].push_back(device_json(d));
+  if (!probe.error.empty()) env["probe_error"] = probe.error;
+  return env;
+}
+
+json verdict_json(const RunRecord& r, const Outcome& outcome, SystemClock::time_point finished_at) {
+  const int code = static_cast<int>(outcome.code);
+  json v;
+  v["program"] = "mnist-train";
+  v["version"] = program_version();
+  v["verdict"] = code == 0 ? "passed" : "failed";
+  v["exit_code"] = code;
+  v["exit_name"] = exit_code_name(code);
+  if (code != 0) v["error"] = outcome.message;
+  v["started_at"] = iso8601_utc(r.started_at);
+  v["finished_at"] = iso8601_utc(finished_at);
+  v["wall_seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started).count();
+  v["hostname"] = host_name();
+  v["command_line"] = r.command_line;
+  if (!r.options) return v;
+  const Options& o = *r.options;
+  v["mode"] = mode_name(mode_of(o));
+  v["backend"] = r.backend ? json(backend_name(*r.backend)) : json(nullptr);
+  v["backend_requested"] = backend_name(o.backend);
+  v["model"] = model_name(o.model);
+  if (o.model == ModelKind::kMlp) v["hidden_units"] = o.hidden_units;
+  v["batch_size"] = o.batch_size;
+  v["seed"] = o.seed;
+  v["max_steps"] = o.max_steps;
+  v["learning_rate"] = as_written(o.learning_rate);
+  v["dropout_keep"] = as_written(o.dropout_keep);
+  v["eval_every"] = o.eval_every;
+  v["log_dir"] = o.log_dir;
+  v["checkpoint_dir"] = o.checkpoint_dir.empty() ? json(nullptr) : json(o.checkpoint_dir);
+  v["devices"] = devices_json(r);
+  v["dataset"] = dataset_json(r);
+  v["training"] = r.training ? training_json(*r.training) : json(nullptr);
+  if (mode_of(o) == Mode::kBenchmark) v["benchmark"] = r.benchmark;
+  return v;
+}
+
+std::string one_line(const std::string& text, std::size_t limit) {
+  std::string line = text;
+  for (char& c : line) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) c = ' ';
+  }
+  if (line.size() <= limit) return line;
+  const std::string ellipsis = "...";
+  if (limit <= ellipsis.size()) return ellipsis.substr(0, limit);
+  std::size_t cut = limit - ellipsis.size();
+  // Never split a UTF-8 sequence: back off over continuation bytes (10xxxxxx) to a lead byte.
+  while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+  return line.substr(0, cut) + ellipsis;
+}
+
+std::string termination_line(const RunRecord& r, const Outcome& outcome) {
+  const int code = static_cast<int>(outcome.code);
+  std::string text = std::string("mnist-train ") + program_version() + " ";
+  if (code != 0) {
+    text += "failed (exit " + std::to_string(code) + ", " + exit_code_name(code) +
+            "): " + outcome.message;
+  } else {
+    text += "passed";
+    if (r.options) text += ": " + passed_in_a_few_words(r);
+  }
+  return one_line(text, kTerminationMessageLimit - 1);
+}
+
+TerminationLogResult write_termination_log(const std::string& path, const std::string& line) {
+  using S = TerminationLogStatus;
+  if (path.empty()) return {S::kDisabled, ""};
+  // Looked at first without opening (opening a device can have effects of its own) ...
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return {S::kAbsent, ""};
+    return {S::kNotWritable, os_error(e)};
+  }
+  if (!S_ISREG(st.st_mode)) return {S::kRefused, describe_entry(st)};
+  // ... then opened without following a link or waiting on a FIFO, and checked again: something
+  // else may have been put under the name in between.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return {S::kAbsent, ""};
+    if (e == EACCES || e == EPERM || e == EROFS || e == ETXTBSY) return {S::kNotWritable, os_error(e)};
+    if (e == ELOOP) return {S::kRefused, "a symbolic link"};
+    if (e == ENXIO) return {S::kRefused, "a FIFO or socket"};
+    if (e == EISDIR) return {S::kRefused, "a folder"};
+    return {S::kFailed, os_error(e)};
+  }
+  struct Closer {
+    int fd;
+    ~Closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } closer{fd};
+  if (::fstat(fd, &st) != 0) return {S::kFailed, os_error(errno)};
+  if (!S_ISREG(st.st_mode)) return {S::kRefused, describe_entry(st)};
+  // Root may open any file for writing: a file nobody may write is not meant to be written.
+  if ((st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0)
+    return {S::kNotWritable, "no write permission bit set"};
+  const std::string text = one_line(line, kTerminationMessageLimit - 1) + "\n";
+  if (::ftruncate(fd, 0) != 0) return {S::kFailed, os_error(errno)};
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return {S::kFailed, n < 0 ? os_error(errno) : "nothing written"};
+    done += static_cast<std::size_t>(n);
+  }
+  const int fd_to_close = closer.fd;
+  closer.fd = -1;
+  if (::close(fd_to_close) != 0 && errno != EINTR) return {S::kFailed, os_error(errno)};
+  return {S::kWritten, ""};
+}
+
+std::string summary_line(const TrainResult& t, const DataOrigin& origin) {
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "Summary: %lld training steps, %.0f images/s, %.3f s in the loop, %.1f s "
+                "downloading (%.1f MB)",
+                static_cast<long long>(t.steps_this_run),
+                std::isfinite(t.images_per_second) ? t.images_per_second : 0.0, t.seconds,
+                origin.fetch_seconds, double(origin.downloaded_bytes) / 1e6);
+  return text;
+}
+
+int finish_run(RunRecord& record, const Outcome& outcome, std::ostream& err) noexcept {
+  Outcome final = outcome;
+  try {
+    if (!record.options || record.options->dry_run) return static_cast<int>(outcome.code);
+    const Options& o = *record.options;
+    // A GPU failure before the devices were noted: ask CUDA now, so the verdict says what it saw.
+    if (outcome.code == ExitCode::kGpuUnusable && !record.probe && o.backend != BackendKind::kCpu) {
+      try {
+        record.note_gpus(false);
+      } catch (...) {
+      }
+    }
+    const auto finished_at = SystemClock::now();
+    const std::vector<VerdictPath> paths = verdict_paths(o);
+    std::vector<bool> written(paths.size(), false);
+    std::string first_failure;
+    const std::string text = dump(verdict_json(record, final, finished_at));
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      const std::string problem = write_verdict_file(paths[i], text);
+      written[i] = problem.empty();
+      if (!written[i]) {
+        clear_status();
+        err << "mnist-train: error: cannot write the verdict: " << problem << std::endl;
+        if (first_failure.empty()) first_failure = problem;
+      }
+    }
+    if (!first_failure.empty() && final.code == ExitCode::kOk) {
+      // The run did not pass after all: the verdicts already written must say so too.
+      final = {ExitCode::kOutputFailed, "cannot write the verdict: " + first_failure};
+      const std::string corrected = dump(verdict_json(record, final, finished_at));
+      for (std::size_t i = 0; i < paths.size(); ++i) {
+        if (!written[i]) continue;
+        const std::string problem = write_verdict_file(paths[i], corrected);
+        if (!problem.empty())
+          err << "mnist-train: error: cannot write the verdict: " << problem << std::endl;
+      }
+    }
+    const TerminationLogResult t =
+        write_termination_log(o.termination_log, termination_line(record, final));
+    if (t.status == TerminationLogStatus::kRefused || t.status == TerminationLogStatus::kFailed) {
+      clear_status();
+      err << "mnist-train: warning: termination message not written to " << o.termination_log
+          << ": " << t.detail << std::endl;
+    }
+  } catch (const std::exception& e) {
+    try {
+      err << "mnist-train: error: cannot write the verdict: " << e.what() << std::endl;
+    } catch (...) {
+    }
+    if (final.code == ExitCode::kOk) final.code = ExitCode::kOutputFailed;
+  } catch (...) {
+    if (final.code == ExitCode::kOk) final.code = ExitCode::kOutputFailed;
+  }
+  return static_cast<int>(final.code);
+}
+
+}  // namespace mnist

@@ -10,10 +10,14 @@
 namespace mnist {
 namespace {
 
+// `fetched` gets where each of the two files came from.
 Dataset load_split(const DataFileSpec& images_file, const DataFileSpec& labels_file,
-                   const std::string& data_dir, const FetchPolicy& policy, std::ostream& log) {
-  const auto images_raw = fetch_verified(images_file, data_dir, policy, log);
-  const auto labels_raw = fetch_verified(labels_file, data_dir, policy, log);
+                   const std::string& data_dir, const FetchPolicy& policy, std::ostream& log,
+                   std::vector<FetchReport>& fetched) {
+  fetched.emplace_back();
+  const auto images_raw = fetch_verified(images_file, data_dir, policy, log, &fetched.back());
+  fetched.emplace_back();
+  const auto labels_raw = fetch_verified(labels_file, data_dir, policy, log, &fetched.back());
   IdxImages images = parse_idx_images(images_raw, images_file.name);
   std::vector<std::uint8_t> labels = parse_idx_labels(labels_raw, labels_file.name);
   check_counts_agree(images, labels, images_file.name, labels_file.name);
@@ -35,6 +39,33 @@ Dataset slice(const Dataset& d, int begin, int end) {
   return out;
 }
 
+// Where the files came from, for the verdict. The description is "cache DIR" when every file
+// was there, else e.g. "downloaded from https://a/x.gz, https://a/y.gz into DIR (2 from the
+// cache)".
+DataOrigin origin_of(const std::string& dataset, const std::string& data_dir,
+                     const std::vector<FetchReport>& fetched) {
+  DataOrigin origin;
+  origin.dataset = dataset;
+  std::string urls;
+  int cached = 0;
+  for (const FetchReport& f : fetched) {
+    origin.sources.push_back(f.source);
+    origin.fetch_seconds += f.download_seconds;
+    origin.downloaded_bytes += static_cast<std::int64_t>(f.downloaded_bytes);
+    if (f.downloaded)
+      urls += (urls.empty() ? "" : ", ") + f.source;
+    else
+      ++cached;
+  }
+  if (urls.empty()) {
+    origin.description = "cache " + data_dir;
+  } else {
+    origin.description = "downloaded from " + urls + " into " + data_dir;
+    if (cached > 0) origin.description += " (" + std::to_string(cached) + " from the cache)";
+  }
+  return origin;
+}
+
 }  // namespace
 
 MnistData load_dataset(const DataSource& source, std::ostream& log) {
@@ -44,9 +75,11 @@ MnistData load_dataset(const DataSource& source, std::ostream& log) {
   policy.timeout_s = source.timeout_s;
   policy.attempts = source.attempts;
   policy.show_progress = source.show_progress;
+  std::vector<FetchReport> fetched;
   const Dataset all_train =
-      load_split(spec.train_images, spec.train_labels, source.data_dir, policy, log);
-  Dataset test = load_split(spec.test_images, spec.test_labels, source.data_dir, policy, log);
+      load_split(spec.train_images, spec.train_labels, source.data_dir, policy, log, fetched);
+  Dataset test =
+      load_split(spec.test_images, spec.test_labels, source.data_dir, policy, log, fetched);
   if (all_train.count <= kValidationSize) {
     throw Error(ExitCode::kDataInvalid,
                 spec.train_images.name + ": has " + std::to_string(all_train.count) +
@@ -57,6 +90,7 @@ MnistData load_dataset(const DataSource& source, std::ostream& log) {
   data.train = slice(all_train, kValidationSize, all_train.count);
   data.validation = slice(all_train, 0, kValidationSize);
   data.test = std::move(test);
+  data.origin = origin_of(source.dataset, source.data_dir, fetched);
   return data;
 }
 
@@ -90,6 +124,9 @@ MnistData make_fake_data(std::uint64_t seed) {
   data.train = make(kFakeTrainImages);
   data.validation = make(1000);  // drawn between the two, so the test images stay those of earlier releases
   data.test = make(2000);
+  data.origin.dataset = "synthetic";
+  data.origin.description = "synthetic (--fake_data): ten noisy class prototypes from seed " +
+                            std::to_string(seed) + ", no download";
   return data;
 }
 

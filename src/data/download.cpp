@@ -18,6 +18,7 @@
 #include "data/gzip.h"
 #include "data/sha256.h"
 #include "error.h"
+#include "progress.h"
 #include "stop.h"
 
 namespace mnist {
@@ -54,6 +55,12 @@ struct Attempt {
   bool invalid_copy = false;  // the mirror answered with bytes that are no valid copy of the file
 };
 
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 // What libcurl's callbacks share: the body, held to a bound, and the progress line's name.
 struct Transfer {
   Transfer(const std::string& file_name, bool show, std::uint64_t max)
@@ -64,7 +71,25 @@ struct Transfer {
   std::uint64_t max_bytes;
   bool too_large = false;
   std::vector<std::uint8_t> body;
+  Clock::time_point start = Clock::now();
 };
+
+// ">> Downloading NAME 45.2% 4.3/9.9 MB 12.1 MB/s" (without the percentage and total when the
+// server did not say how large the file is).
+std::string progress_text(const Transfer& t, curl_off_t total, curl_off_t now) {
+  const double elapsed = seconds_since(t.start);
+  const double rate = elapsed > 0 ? double(now) / elapsed : 0.0;
+  char text[512];
+  if (total > 0) {
+    std::snprintf(text, sizeof text, ">> Downloading %s %5.1f%% %.1f/%.1f MB %.1f MB/s",
+                  t.name.c_str(), 100.0 * double(now) / double(total), double(now) / 1e6,
+                  double(total) / 1e6, rate / 1e6);
+  } else {
+    std::snprintf(text, sizeof text, ">> Downloading %s %.1f MB %.1f MB/s", t.name.c_str(),
+                  double(now) / 1e6, rate / 1e6);
+  }
+  return text;
+}
 
 size_t append_body(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -82,10 +107,7 @@ size_t append_body(char* data, size_t size, size_t count, void* user) {
 int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   if (stop_requested()) return 1;  // CURLE_ABORTED_BY_CALLBACK
   const auto* t = static_cast<const Transfer*>(user);
-  if (t->show_progress && total > 0) {
-    std::fprintf(stderr, "\r>> Downloading %s %5.1f%%", t->name.c_str(),
-                 100.0 * double(now) / double(total));
-  }
+  if (t->show_progress && now > 0) show_status(progress_text(*t, total, now));
   return 0;
 }
 
@@ -206,7 +228,7 @@ Attempt download_once(const std::string& url, const DataFileSpec& file, const Fe
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
   const CURLcode rc = perform_until_stopped(c);
-  if (policy.show_progress) std::fprintf(stderr, "\r\033[K");
+  clear_status();  // before the "Successfully downloaded", "Extracting" and warning lines
   if (stop_requested()) throw_stopped("while downloading " + file.name);
   // An endless or oversized body marks a bad mirror: asking it again would only repeat that.
   if (t.too_large || rc == CURLE_FILESIZE_EXCEEDED)
@@ -306,7 +328,6 @@ void make_data_dir(const std::string& data_dir) {
 
 // Sleeps in short slices so that a stop request ends the wait within a fraction of a second.
 void pause_unless_stopped(double seconds, const std::string& name) {
-  using Clock = std::chrono::steady_clock;
   const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(seconds));
   for (;;) {
@@ -330,12 +351,14 @@ std::string format_number(double x) {
 }
 
 // The verified content of `url`, cached under `path`; transient failures are retried with a
-// capped back-off. Returns nullopt with `failure` set to the last attempt's failure.
+// capped back-off. Returns nullopt with `failure` set to the last attempt's failure. On success,
+// `downloaded_bytes` is the size of the copy as sent.
 std::optional<std::vector<std::uint8_t>> fetch_from_mirror(const DataFileSpec& file,
                                                            const std::string& url,
                                                            const std::string& path,
                                                            const FetchPolicy& policy,
-                                                           std::ostream& log, Attempt& failure) {
+                                                           std::ostream& log, Attempt& failure,
+                                                           std::uint64_t& downloaded_bytes) {
   double pause = std::min(policy.backoff_s, kMaxDownloadBackoffS);
   for (int attempt = 1;; ++attempt) {
     failure = download_once(url, file, policy);
@@ -343,6 +366,7 @@ std::optional<std::vector<std::uint8_t>> fetch_from_mirror(const DataFileSpec& f
       try {
         auto raw = verify(file, failure.body, url);
         write_file_atomically(path, failure.body);  // a write failure is the disk's: not caught
+        downloaded_bytes = failure.body.size();
         log << "Successfully downloaded " << file.name << " " << failure.body.size() << " bytes."
             << std::endl;
         log << "Extracting " << path << std::endl;
@@ -369,7 +393,8 @@ std::optional<std::vector<std::uint8_t>> fetch_from_mirror(const DataFileSpec& f
 // the error is kDataInvalid if the mirrors answered with corrupt copies and nothing failed in a
 // way that may pass (retrying cannot help), else kDataUnavailable.
 std::vector<std::uint8_t> download_and_cache(const DataFileSpec& file, const std::string& path,
-                                             const FetchPolicy& policy, std::ostream& log) {
+                                             const FetchPolicy& policy, std::ostream& log,
+                                             FetchReport& report) {
   if (policy.mirrors.empty())
     throw Error(ExitCode::kDataUnavailable, file.name + ": no mirrors to download from");
   std::string failures;
@@ -381,8 +406,12 @@ std::vector<std::uint8_t> download_and_cache(const DataFileSpec& file, const std
     } else {
       where = join_url(mirror, file.name);
       Attempt failure;
-      if (auto raw = fetch_from_mirror(file, where, path, policy, log, failure))
+      if (auto raw =
+              fetch_from_mirror(file, where, path, policy, log, failure, report.downloaded_bytes)) {
+        report.source = where;
+        report.downloaded = true;
         return std::move(*raw);
+      }
       why = failure.error;
       invalid_copies |= failure.invalid_copy;
       transient |= failure.retryable;
@@ -418,7 +447,11 @@ void validate_fetch_policy(const FetchPolicy& policy) {
 }
 
 std::vector<std::uint8_t> fetch_verified(const DataFileSpec& file, const std::string& data_dir,
-                                         const FetchPolicy& policy, std::ostream& log) {
+                                         const FetchPolicy& policy, std::ostream& log,
+                                         FetchReport* report) {
+  FetchReport unused;
+  FetchReport& where = report ? *report : unused;
+  where = FetchReport{};
   validate_fetch_policy(policy);
   throw_if_stop_requested("before loading " + file.name);
   const std::string path = (fs::path(data_dir) / file.name).string();
@@ -430,6 +463,7 @@ std::vector<std::uint8_t> fetch_verified(const DataFileSpec& file, const std::st
       try {
         auto raw = verify_cached(file, path);
         log << "Extracting " << path << std::endl;
+        where.source = path;
         return raw;
       } catch (const Error& e) {
         if (!is_data_fault(e)) throw;
@@ -445,9 +479,13 @@ std::vector<std::uint8_t> fetch_verified(const DataFileSpec& file, const std::st
     if (!seen_invalid && pass < 2 && file_kind(path) == FileKind::kRegular) continue;
     if (auto raw = cached_copy(file, path, log)) {
       log << "Extracting " << path << std::endl;
+      where.source = path;
       return std::move(*raw);
     }
-    return download_and_cache(file, path, policy, log);
+    const auto start = Clock::now();
+    auto raw = download_and_cache(file, path, policy, log, where);
+    where.download_seconds = seconds_since(start);
+    return raw;
   }
 }
 

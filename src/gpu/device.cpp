@@ -10,11 +10,49 @@
 namespace mnist {
 namespace {
 
-std::string version_string(int v) {
-  return v == 0 ? "none" : std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+std::string cuda_error_text(cudaError_t rc) {
+  return std::string(cudaGetErrorName(rc)) + ": " + cudaGetErrorString(rc);
+}
+
+// The "Found device" line's bus id (nvidia-smi writes the same with 8 domain digits).
+std::string pci_bus_id_of(const cudaDeviceProp& prop) {
+  char id[32];
+  std::snprintf(id, sizeof id, "%04x:%02x:%02x.0", static_cast<unsigned>(prop.pciDomainID),
+                static_cast<unsigned>(prop.pciBusID), static_cast<unsigned>(prop.pciDeviceID));
+  return id;
+}
+
+// nvidia-smi's form: "GPU-" then the 16 bytes as 8-4-4-4-12 hex digits.
+std::string uuid_of(const cudaDeviceProp& prop) {
+  std::string text = "GPU-";
+  static const char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) text += '-';
+    const auto byte = static_cast<unsigned char>(prop.uuid.bytes[i]);
+    text += kHex[byte >> 4];
+    text += kHex[byte & 15];
+  }
+  return text;
+}
+
+DeviceInfo info_from(int ordinal, const cudaDeviceProp& prop) {
+  DeviceInfo d;
+  d.ordinal = ordinal;
+  d.name = prop.name;
+  d.major = prop.major;
+  d.minor = prop.minor;
+  d.multiprocessors = prop.multiProcessorCount;
+  d.total_memory_bytes = prop.totalGlobalMem;
+  d.pci_bus_id = pci_bus_id_of(prop);
+  d.uuid = uuid_of(prop);
+  return d;
 }
 
 }  // namespace
+
+std::string cuda_version_string(int v) {
+  return v == 0 ? "none" : std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
 
 GpuProbe probe_gpus() {
   GpuProbe p;
@@ -23,19 +61,47 @@ GpuProbe probe_gpus() {
   const cudaError_t rc = cudaGetDeviceCount(&p.device_count);
   if (rc != cudaSuccess) {
     p.device_count = 0;
-    p.error = std::string(cudaGetErrorName(rc)) + ": " + cudaGetErrorString(rc);
+    p.error = cuda_error_text(rc);
   }
   return p;
 }
 
 std::string describe(const GpuProbe& p) {
   const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-  std::string s =
-      "CUDA devices visible: " + std::to_string(p.device_count) + "; driver supports CUDA " +
-      version_string(p.driver_version) + "; runtime is CUDA " + version_string(p.runtime_version) +
-      "; CUDA_VISIBLE_DEVICES=" + (visible ? std::string("\"") + visible + "\"" : "(unset)");
+  std::string s = "CUDA devices visible: " + std::to_string(p.device_count) +
+                  "; driver supports CUDA " + cuda_version_string(p.driver_version) +
+                  "; runtime is CUDA " + cuda_version_string(p.runtime_version) +
+                  "; CUDA_VISIBLE_DEVICES=" +
+                  (visible ? std::string("\"") + visible + "\"" : "(unset)");
   if (!p.error.empty()) s += "; cudaGetDeviceCount: " + p.error;
   return s;
+}
+
+DeviceInfo device_info(int ordinal) {
+  cudaDeviceProp prop{};
+  const cudaError_t rc = cudaGetDeviceProperties(&prop, ordinal);
+  if (rc != cudaSuccess) {
+    throw Error(ExitCode::kGpuUnusable, "cannot read the properties of CUDA device " +
+                                            std::to_string(ordinal) + ": " + cuda_error_text(rc));
+  }
+  return info_from(ordinal, prop);
+}
+
+std::vector<DeviceInfo> visible_devices(std::string* error) {
+  std::vector<DeviceInfo> devices;
+  const GpuProbe p = probe_gpus();
+  if (error) error->clear();
+  for (int i = 0; i < p.device_count; ++i) {
+    cudaDeviceProp prop{};
+    const cudaError_t rc = cudaGetDeviceProperties(&prop, i);
+    if (rc == cudaSuccess) {
+      devices.push_back(info_from(i, prop));
+    } else if (error) {
+      *error += (error->empty() ? "" : "; ") + std::string("device ") + std::to_string(i) + ": " +
+                cuda_error_text(rc);
+    }
+  }
+  return devices;
 }
 
 void require_gpu_and_log(std::ostream& log) {
@@ -58,20 +124,19 @@ void require_gpu_and_log(std::ostream& log) {
   size_t free_bytes = 0, total_bytes = 0;
   if (rc == cudaSuccess) rc = cudaMemGetInfo(&free_bytes, &total_bytes);
   if (rc != cudaSuccess) {
-    throw Error(ExitCode::kGpuUnusable, std::string("CUDA device 0 is not usable: ") +
-                                            cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc) +
-                                            "; " + describe(p));
+    throw Error(ExitCode::kGpuUnusable,
+                "CUDA device 0 is not usable: " + cuda_error_text(rc) + "; " + describe(p));
   }
   char line[512];
-  std::snprintf(
-      line, sizeof line,
-      "Found device 0 with properties: name: %s major: %d minor: %d multiProcessorCount: %d "
-      "pciBusID: %04x:%02x:%02x.0 totalMemory: %.2fGiB freeMemory: %.2fGiB",
-      prop.name, prop.major, prop.minor, prop.multiProcessorCount, prop.pciDomainID, prop.pciBusID,
-      prop.pciDeviceID, double(total_bytes) / (1 << 30), double(free_bytes) / (1 << 30));
+  std::snprintf(line, sizeof line,
+                "Found device 0 with properties: name: %s major: %d minor: %d "
+                "multiProcessorCount: %d pciBusID: %s totalMemory: %.2fGiB freeMemory: %.2fGiB",
+                prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                pci_bus_id_of(prop).c_str(), double(total_bytes) / (1 << 30),
+                double(free_bytes) / (1 << 30));
   log << line << "\n"
-      << "CUDA driver version " << version_string(p.driver_version) << ", runtime version "
-      << version_string(p.runtime_version) << ", " << p.device_count
+      << "CUDA driver version " << cuda_version_string(p.driver_version) << ", runtime version "
+      << cuda_version_string(p.runtime_version) << ", " << p.device_count
       << " device(s) visible, using device 0" << std::endl;
 }
 

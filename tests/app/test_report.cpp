@@ -1,0 +1,479 @@
+// The verdict (result.json, --result_file), the termination message and the summary line: their
+// content, Kubernetes' 4096-byte cap, and the termination-message file's hostile cases (missing,
+// a link, a FIFO, a folder, read-only): never created, never written through, never waited on.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "app/cli.h"
+#include "app/report.h"
+#include "error.h"
+
+namespace mnist {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+Options parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "mnist-train");
+  return *parse_command_line(static_cast<int>(args.size()), args.data());
+}
+
+RunRecord record_of(std::vector<const char*> args) {
+  std::vector<const char*> argv = {"mnist-train"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunRecord r(static_cast<int>(argv.size()), argv.data());
+  r.options = parse(args);
+  return r;
+}
+
+TrainResult sample_result() {
+  TrainResult t;
+  t.final_accuracy = 0.9555;
+  t.best_accuracy = 0.9561;
+  t.best_step = 480;
+  t.final_loss = 0.15;
+  t.train_steps = 450;
+  t.steps_this_run = 450;
+  t.seconds = 0.058;
+  t.images_per_second = 1.234e6;
+  return t;
+}
+
+DeviceInfo h200() {
+  DeviceInfo d;
+  d.ordinal = 0;
+  d.name = "NVIDIA H200";
+  d.major = 9;
+  d.minor = 0;
+  d.multiprocessors = 132;
+  d.total_memory_bytes = 150109880320ULL;
+  d.pci_bus_id = "0000:00:06.0";
+  d.uuid = "GPU-8f6e1a2b-0c3d-4e5f-9a8b-7c6d5e4f3a2b";
+  return d;
+}
+
+// A run that trained on an (invented) H200.
+RunRecord gpu_run(std::vector<const char*> args = {"--max_steps", "500"}) {
+  RunRecord r = record_of(args);
+  r.backend = BackendKind::kCuda;
+  r.probe = GpuProbe{1, 13000, 13000, ""};
+  r.visible = {h200()};
+  r.used = {h200()};
+  MnistData data;
+  data.train.count = 55000;
+  data.validation.count = 5000;
+  data.test.count = 10000;
+  data.origin = {"mnist",
+                 "cache /tmp/tensorflow/input_data",
+                 {"/tmp/tensorflow/input_data/train-images-idx3-ubyte.gz"},
+                 1.25,
+                 9912422};
+  r.note_data(data);
+  r.training = sample_result();
+  return r;
+}
+
+const auto kNow = std::chrono::system_clock::now();
+
+TEST(Verdict, PassedTrainingNamesEverything) {
+  const json v = verdict_json(gpu_run(), Outcome{}, kNow);
+  EXPECT_EQ(v["program"], "mnist-train");
+  EXPECT_TRUE(std::regex_match(v["version"].get<std::string>(), std::regex(R"(\d+\.\d+\.\d+)")))
+      << v["version"];
+  EXPECT_EQ(v["version"], program_version());
+  EXPECT_EQ(v["verdict"], "passed");
+  EXPECT_EQ(v["exit_code"], 0);
+  EXPECT_EQ(v["exit_name"], "ok");
+  EXPECT_FALSE(v.contains("error"));
+  EXPECT_EQ(v["mode"], "train");
+  EXPECT_EQ(v["backend"], "cuda");
+  EXPECT_EQ(v["backend_requested"], "auto");
+  EXPECT_EQ(v["model"], "mlp");
+  EXPECT_EQ(v["batch_size"], 100);
+  EXPECT_EQ(v["seed"], 1);
+  EXPECT_EQ(v["max_steps"], 500);
+  EXPECT_EQ(v["learning_rate"], 0.001) << "the flag as written, not its float's nearest double";
+  EXPECT_EQ(v["dropout_keep"], 0.9);
+  const std::regex iso(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
+  EXPECT_TRUE(std::regex_match(v["started_at"].get<std::string>(), iso)) << v["started_at"];
+  EXPECT_TRUE(std::regex_match(v["finished_at"].get<std::string>(), iso)) << v["finished_at"];
+  EXPECT_EQ(v["command_line"], json({"mnist-train", "--max_steps", "500"}));
+
+  const json& d = v["devices"];
+  EXPECT_EQ(d["kind"], "gpu");
+  EXPECT_EQ(d["driver_version"], "13.0");
+  EXPECT_EQ(d["runtime_version"], "13.0");
+  EXPECT_EQ(d["visible_count"], 1);
+  ASSERT_EQ(d["used"].size(), 1u);
+  const json& gpu = d["used"][0];
+  EXPECT_EQ(gpu["name"], "NVIDIA H200");
+  EXPECT_EQ(gpu["compute_capability"], "9.0");
+  EXPECT_EQ(gpu["total_memory_bytes"], 150109880320ULL);
+  EXPECT_EQ(gpu["pci_bus_id"], "0000:00:06.0");
+  EXPECT_EQ(gpu["uuid"], "GPU-8f6e1a2b-0c3d-4e5f-9a8b-7c6d5e4f3a2b");
+  EXPECT_EQ(d["visible"], json::array({gpu}));
+
+  const json& data = v["dataset"];
+  EXPECT_EQ(data["name"], "mnist");
+  EXPECT_EQ(data["loaded"], true);
+  EXPECT_EQ(data["description"], "cache /tmp/tensorflow/input_data");
+  EXPECT_EQ(data["sources"].size(), 1u);
+  EXPECT_EQ(data["fetch_seconds"], 1.25);
+  EXPECT_EQ(data["downloaded_bytes"], 9912422);
+  EXPECT_EQ(data["train_images"], 55000);
+  EXPECT_EQ(data["validation_images"], 5000);
+  EXPECT_EQ(data["test_images"], 10000);
+
+  const json& t = v["training"];
+  EXPECT_EQ(t["final_accuracy"], 0.9555);
+  EXPECT_EQ(t["best_accuracy"], 0.9561);
+  EXPECT_EQ(t["best_step"], 480);
+  EXPECT_EQ(t["train_steps"], 450);
+  EXPECT_EQ(t["seconds"], 0.058);
+  EXPECT_EQ(t["images_per_second"], 1.234e6);
+}
+
+TEST(Verdict, FailureNamesTheExitCodeAndMessage) {
+  RunRecord r = record_of({"--backend", "cuda"});
+  const json v = verdict_json(r, {ExitCode::kGpuUnusable, "no usable CUDA GPU: ..."}, kNow);
+  EXPECT_EQ(v["verdict"], "failed");
+  EXPECT_EQ(v["exit_code"], 4);
+  EXPECT_EQ(v["exit_name"], "GPU unusable");
+  EXPECT_EQ(v["error"], "no usable CUDA GPU: ...");
+  EXPECT_TRUE(v["backend"].is_null()) << "not resolved";
+  EXPECT_EQ(v["devices"]["kind"], "none");
+  EXPECT_TRUE(v["training"].is_null());
+  EXPECT_EQ(v["dataset"]["loaded"], false);
+  EXPECT_EQ(v["dataset"]["name"], "mnist");
+}
+
+TEST(Verdict, CpuRunSaysSo) {
+  RunRecord r = record_of({"--backend", "cpu", "--fake_data"});
+  r.backend = BackendKind::kCpu;
+  r.note_data(make_fake_data(1));
+  const json v = verdict_json(r, Outcome{}, kNow);
+  EXPECT_EQ(v["devices"]["kind"], "cpu");
+  EXPECT_EQ(v["devices"]["description"], "CPU backend: no GPU used");
+  EXPECT_TRUE(v["devices"]["used"].empty());
+  EXPECT_TRUE(v["devices"]["probe"].is_null()) << "CUDA was not asked";
+  EXPECT_EQ(v["dataset"]["name"], "synthetic");
+  EXPECT_EQ(v["dataset"]["train_images"], kFakeTrainImages);
+}
+
+TEST(Verdict, EveryExitCodeHasAName) {
+  EXPECT_EQ(exit_code_name(0), "ok");
+  EXPECT_EQ(exit_code_name(1), "internal error");
+  EXPECT_EQ(exit_code_name(2), "bad arguments");
+  EXPECT_EQ(exit_code_name(3), "data unavailable");
+  EXPECT_EQ(exit_code_name(4), "GPU unusable");
+  EXPECT_EQ(exit_code_name(5), "diverged");
+  EXPECT_EQ(exit_code_name(6), "output failed");
+  EXPECT_EQ(exit_code_name(7), "data invalid");
+  EXPECT_EQ(exit_code_name(130), "interrupted (SIGINT)");
+  EXPECT_EQ(exit_code_name(143), "terminated (SIGTERM)");
+  EXPECT_EQ(exit_code_name(99), "exit 99");
+}
+
+TEST(TerminationLine, PassedAndFailed) {
+  EXPECT_EQ(termination_line(gpu_run(), Outcome{}),
+            std::string("mnist-train ") + program_version() +
+                " passed: test accuracy 0.9555 (best 0.9561) after 450 steps, 1.23M images/s, "
+                "NVIDIA H200 GPU-8f6e1a2b-0c3d-4e5f-9a8b-7c6d5e4f3a2b");
+  EXPECT_EQ(termination_line(gpu_run(), {ExitCode::kGpuUnusable, "CUDA error: oops"}),
+            std::string("mnist-train ") + program_version() +
+                " failed (exit 4, GPU unusable): CUDA error: oops");
+  RunRecord cpu = record_of({"--backend", "cpu"});
+  cpu.backend = BackendKind::kCpu;
+  cpu.training = sample_result();
+  EXPECT_NE(termination_line(cpu, Outcome{}).find(", CPU backend"), std::string::npos);
+}
+
+TEST(TerminationLine, BenchmarkInAFewWords) {
+  RunRecord r = gpu_run({"--benchmark"});
+  r.training.reset();
+  r.benchmark = json::object();
+  r.benchmark["seed_job"] = json::array(
+      {json{{"backend", "cuda"}, {"ms", 37.6}, {"summaries_ratio", 1.1}}, json("odd row")});
+  r.benchmark["steps"] =
+      json::array({json{{"backend", "cuda"}, {"batch", 100}, {"images_per_s", 3.0e6}},
+                   json{{"backend", "cuda"}, {"batch", 8192}, {"images_per_s", 16.53e6}}});
+  EXPECT_EQ(termination_line(r, Outcome{}),
+            std::string("mnist-train ") + program_version() +
+                " passed: benchmark on NVIDIA H200 GPU-8f6e1a2b-0c3d-4e5f-9a8b-7c6d5e4f3a2b: seed "
+                "job cuda 37.6 ms (1.10x with summaries); fastest step cuda 16.5M images/s at "
+                "batch 8192");
+}
+
+TEST(TerminationLine, OneLineWithinKubernetesLimit) {
+  const std::string message = "first line\nsecond\tline\r" + std::string(10000, 'x');
+  const std::string line = termination_line(gpu_run(), {ExitCode::kDataInvalid, message});
+  EXPECT_EQ(line.size(), kTerminationMessageLimit - 1) << "room for the newline";
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(line.find('\r'), std::string::npos);
+  EXPECT_EQ(line.find('\t'), std::string::npos);
+  EXPECT_NE(line.find("first line second line"), std::string::npos);
+  EXPECT_EQ(line.substr(line.size() - 3), "...");
+}
+
+TEST(TerminationLine, CutOnACharacterBoundary) {
+  std::string accents;
+  for (int i = 0; i < 3000; ++i) accents += "\xc3\xa9";  // é, two bytes
+  for (std::size_t limit = 10; limit < 20; ++limit) {
+    const std::string line = one_line("ab" + accents, limit);
+    EXPECT_LE(line.size(), limit);
+    ASSERT_GE(line.size(), 4u);
+    const std::string body = line.substr(0, line.size() - 3);
+    // Every é whole: after "ab", an even number of bytes, each pair c3 a9.
+    ASSERT_EQ((body.size() - 2) % 2, 0u) << limit;
+    for (std::size_t i = 2; i < body.size(); i += 2)
+      EXPECT_EQ(body.substr(i, 2), "\xc3\xa9") << limit;
+  }
+  EXPECT_EQ(one_line("short", 100), "short");
+}
+
+TEST(SummaryLine, Format) {
+  DataOrigin origin;
+  origin.fetch_seconds = 1.23;
+  origin.downloaded_bytes = 9912422;
+  TrainResult t = sample_result();
+  t.images_per_second = 812345.4;
+  EXPECT_EQ(summary_line(t, origin),
+            "Summary: 450 training steps, 812345 images/s, 0.058 s in the loop, 1.2 s "
+            "downloading (9.9 MB)");
+}
+
+class TerminationLog : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("mnist_report_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const char* name) const { return (dir_ / name).string(); }
+  static std::string content(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  static void put(const std::string& p, const std::string& text) {
+    std::ofstream(p, std::ios::binary) << text;
+  }
+  fs::path dir_;
+};
+
+TEST_F(TerminationLog, ReplacesAnExistingFile) {
+  put(path("log"), std::string(5000, 'o'));  // longer than the line: must not show through
+  const auto r = write_termination_log(path("log"), "mnist-train 1.0.0 passed: fine");
+  EXPECT_EQ(r.status, TerminationLogStatus::kWritten) << r.detail;
+  EXPECT_EQ(content(path("log")), "mnist-train 1.0.0 passed: fine\n");
+}
+
+TEST_F(TerminationLog, HeldToTheLimitAndOneLine) {
+  put(path("log"), "");
+  const auto r = write_termination_log(path("log"), "a\nb" + std::string(20000, 'z'));
+  EXPECT_EQ(r.status, TerminationLogStatus::kWritten) << r.detail;
+  const std::string text = content(path("log"));
+  EXPECT_EQ(text.size(), kTerminationMessageLimit);
+  EXPECT_EQ(text.rfind("a b", 0), 0u);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1);
+  EXPECT_EQ(text.back(), '\n');
+}
+
+TEST_F(TerminationLog, MissingIsNeverCreated) {
+  EXPECT_EQ(write_termination_log(path("absent"), "x").status, TerminationLogStatus::kAbsent);
+  EXPECT_FALSE(fs::exists(path("absent")));
+  EXPECT_EQ(write_termination_log(path("no/such/dir/log"), "x").status,
+            TerminationLogStatus::kAbsent);
+  EXPECT_FALSE(fs::exists(path("no")));
+  EXPECT_EQ(write_termination_log("", "x").status, TerminationLogStatus::kDisabled);
+}
+
+TEST_F(TerminationLog, ALinkIsNotWrittenThrough) {
+  put(path("target"), "precious");
+  fs::create_symlink(path("target"), path("log"));
+  const auto r = write_termination_log(path("log"), "x");
+  EXPECT_EQ(r.status, TerminationLogStatus::kRefused);
+  EXPECT_EQ(r.detail, "a symbolic link");
+  EXPECT_EQ(content(path("target")), "precious");
+  // A dangling link is not followed into creating its target either.
+  fs::create_symlink(path("nowhere"), path("dangling"));
+  EXPECT_EQ(write_termination_log(path("dangling"), "x").status, TerminationLogStatus::kRefused);
+  EXPECT_FALSE(fs::exists(path("nowhere")));
+}
+
+TEST_F(TerminationLog, AFifoIsNeitherWaitedOnNorWritten) {
+  ASSERT_EQ(::mkfifo(path("fifo").c_str(), 0666), 0);
+  // No reader: opening it for writing would block without O_NONBLOCK.
+  auto r = write_termination_log(path("fifo"), "x");
+  EXPECT_EQ(r.status, TerminationLogStatus::kRefused);
+  EXPECT_EQ(r.detail, "a FIFO");
+  // With a reader: still not written.
+  const int reader = ::open(path("fifo").c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  r = write_termination_log(path("fifo"), "x");
+  EXPECT_EQ(r.status, TerminationLogStatus::kRefused);
+  char byte;
+  EXPECT_LE(::read(reader, &byte, 1), 0) << "nothing was written into the FIFO";
+  ::close(reader);
+}
+
+TEST_F(TerminationLog, FoldersAndDevicesAreRefused) {
+  fs::create_directory(path("dir"));
+  auto r = write_termination_log(path("dir"), "x");
+  EXPECT_EQ(r.status, TerminationLogStatus::kRefused);
+  EXPECT_EQ(r.detail, "a folder");
+  r = write_termination_log("/dev/null", "x");
+  EXPECT_EQ(r.status, TerminationLogStatus::kRefused);
+  EXPECT_EQ(r.detail, "a device");
+}
+
+TEST_F(TerminationLog, ReadOnlyFileIsLeftAlone) {
+  put(path("log"), "old");
+  fs::permissions(path("log"), fs::perms::owner_read | fs::perms::group_read |
+                                   fs::perms::others_read);
+  // Even as root (who may open it): a file nobody may write is not meant to be written.
+  EXPECT_EQ(write_termination_log(path("log"), "x").status, TerminationLogStatus::kNotWritable);
+  EXPECT_EQ(content(path("log")), "old");
+}
+
+class FinishRun : public TerminationLog {
+ protected:
+  static json load(const std::string& p) { return json::parse(content(p)); }
+};
+
+TEST_F(FinishRun, WritesResultJsonResultFileAndTerminationLog) {
+  put(path("termination"), "");
+  const std::string logs = path("logs"), result = path("out/verdict.json");
+  RunRecord r = gpu_run({"--log_dir", logs.c_str(), "--result_file", result.c_str(),
+                         "--termination_log", path("termination").c_str()});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, Outcome{}, err), 0) << err.str();
+  EXPECT_EQ(err.str(), "");
+  const json a = load(logs + "/result.json"), b = load(result);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a["verdict"], "passed");
+  EXPECT_EQ(content(path("termination")), termination_line(r, Outcome{}) + "\n");
+}
+
+TEST_F(FinishRun, FailureKeepsItsCode) {
+  const std::string logs = path("logs");
+  RunRecord r = record_of({"--log_dir", logs.c_str(), "--termination_log", ""});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, {ExitCode::kDiverged, "loss is NaN at step 31"}, err), 5);
+  const json v = load(logs + "/result.json");
+  EXPECT_EQ(v["verdict"], "failed");
+  EXPECT_EQ(v["exit_code"], 5);
+  EXPECT_EQ(v["exit_name"], "diverged");
+  EXPECT_EQ(v["error"], "loss is NaN at step 31");
+}
+
+TEST_F(FinishRun, UnwritableVerdictFailsAPassingRunWithSix) {
+  put(path("a_file"), "");
+  put(path("termination"), "");
+  const std::string result = path("a_file/verdict.json"), logs = path("logs");
+  RunRecord r = gpu_run({"--log_dir", logs.c_str(), "--result_file", result.c_str(),
+                         "--termination_log", path("termination").c_str()});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, Outcome{}, err), 6);
+  EXPECT_NE(err.str().find("mnist-train: error: cannot write the verdict: "), std::string::npos)
+      << err.str();
+  // The verdict that could be written says what the exit code says.
+  const json v = load(logs + "/result.json");
+  EXPECT_EQ(v["verdict"], "failed");
+  EXPECT_EQ(v["exit_code"], 6);
+  EXPECT_NE(v["error"].get<std::string>().find("cannot write the verdict"), std::string::npos);
+  EXPECT_EQ(content(path("termination")).rfind(std::string("mnist-train ") + program_version() +
+                                                   " failed (exit 6, output failed): cannot "
+                                                   "write the verdict",
+                                               0),
+            0u)
+      << content(path("termination"));
+}
+
+TEST_F(FinishRun, UnwritableVerdictOnAFailingRunKeepsTheCode) {
+  put(path("a_file"), "");
+  const std::string result = path("a_file/verdict.json");
+  RunRecord r = record_of({"--log_dir", "", "--result_file", result.c_str(),
+                           "--termination_log", ""});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, {ExitCode::kDataUnavailable, "no mirror"}, err), 3);
+  EXPECT_NE(err.str().find("cannot write the verdict"), std::string::npos);
+}
+
+TEST_F(FinishRun, AFolderUnderResultJsonIsReported) {
+  const std::string logs = path("logs"), result = path("verdict.json");
+  fs::create_directories(logs + "/result.json");
+  RunRecord r = gpu_run({"--log_dir", logs.c_str(), "--result_file", result.c_str(),
+                         "--termination_log", ""});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, Outcome{}, err), 6);
+  EXPECT_EQ(load(result)["exit_code"], 6) << "rewritten once the run failed";
+}
+
+TEST_F(FinishRun, ResultFileIsNeverWrittenOverALink) {
+  put(path("target"), "precious");
+  fs::create_symlink(path("target"), path("verdict.json"));
+  RunRecord r = gpu_run({"--log_dir", "", "--result_file", path("verdict.json").c_str(),
+                         "--termination_log", ""});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, Outcome{}, err), 6);
+  EXPECT_EQ(content(path("target")), "precious");
+  EXPECT_TRUE(fs::is_symlink(path("verdict.json")));
+}
+
+TEST_F(FinishRun, InvalidUtf8StaysValidJson) {
+  const std::string result = path("verdict.json");
+  RunRecord r = record_of({"--log_dir", "", "--result_file", result.c_str(),
+                           "--termination_log", ""});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, {ExitCode::kOutputFailed, "/tmp/\xff\xfe: cannot write"}, err), 6);
+  EXPECT_EQ(err.str(), "");
+  EXPECT_EQ(load(result)["exit_code"], 6);
+}
+
+TEST_F(FinishRun, NothingBeforeTheFlagsOrForADryRun) {
+  put(path("termination"), "untouched");
+  std::vector<const char*> argv = {"mnist-train", "--bad"};
+  RunRecord unparsed(2, argv.data());
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(unparsed, {ExitCode::kBadArguments, "unknown flag"}, err), 2);
+  const std::string logs = path("logs");
+  RunRecord dry = record_of({"--dry_run", "--log_dir", logs.c_str(), "--termination_log",
+                             path("termination").c_str()});
+  EXPECT_EQ(finish_run(dry, Outcome{}, err), 0);
+  EXPECT_FALSE(fs::exists(logs));
+  EXPECT_EQ(content(path("termination")), "untouched");
+}
+
+TEST_F(FinishRun, BenchmarkAndDownloadOnlyWriteNoResultJson) {
+  const std::string logs = path("logs"), result = path("verdict.json");
+  RunRecord r = gpu_run({"--benchmark", "--log_dir", logs.c_str(), "--result_file",
+                         result.c_str(), "--termination_log", ""});
+  r.benchmark = {{"seed_job", json::array()}};
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, Outcome{}, err), 0) << err.str();
+  EXPECT_FALSE(fs::exists(logs + "/result.json")) << "--benchmark ignores --log_dir";
+  const json v = load(result);
+  EXPECT_EQ(v["mode"], "benchmark");
+  EXPECT_EQ(v["benchmark"], r.benchmark);
+}
+
+}  // namespace
+}  // namespace mnist
