@@ -3,9 +3,10 @@
 # What a training run writes to --log_dir (issue 11), read back by the independent reader
 # (tests/summary/read_events.py --log_dir: every tag, step and value; histograms; images against
 # the idx files; the flags text; traces; result.json). Real MNIST, gzipped and served on loopback.
-#   1. a fresh run of 120 steps with a checkpoint, checked on its own;
+#   1. a fresh run of 115 steps with a checkpoint, checked on its own;
 #   2. resumed to 230 steps in the same --log_dir: a second event file per folder, the first ones
-#      byte for byte unchanged, the steps continuing from 120;
+#      byte for byte unchanged, the steps continuing from 115 (a training iteration: the second
+#      process starts with a training step, its first evaluation is 120);
 #   3. --summary_every 1 (the sample's every-step summaries) with other --hidden_units,
 #      --batch_size, --dropout and --learning_rate;
 #   4. the softmax model with --eval_every 7 --summary_every 3.
@@ -67,11 +68,11 @@ tb_check() {
 }
 event_files() { find "$1/train" "$1/test" "$1/validation" -name '*tfevents*' -type f | sort; }
 
-# 1. A fresh run of 120 steps (defaults: --eval_every 10, --summary_every 10).
+# 1. A fresh run of 115 steps (defaults: --eval_every 10, --summary_every 10).
 logs=$work/logs
-train fresh --max_steps 120 --log_dir "$logs" --checkpoint_dir "$work/ckpt"
-check fresh --log_dir "$logs" --max_steps 120 --idx_dir "$idx_dir" --stdout "$work/fresh.out"
-tb_check fresh "$logs" --max_steps 120
+train fresh --max_steps 115 --log_dir "$logs" --checkpoint_dir "$work/ckpt"
+check fresh --log_dir "$logs" --max_steps 115 --idx_dir "$idx_dir" --stdout "$work/fresh.out"
+tb_check fresh "$logs" --max_steps 115
 (( $(event_files "$logs" | wc -l) == 3 )) || fail "fresh: expected one event file in each of train, test, validation"
 (cd / && event_files "$logs" | xargs sha256sum) >"$work/fresh.sha256"
 [[ -f $logs/traces/step_99.trace.json ]] || fail "fresh: no traces/step_99.trace.json"
@@ -85,10 +86,10 @@ for folder in train test validation; do
   n=$(find "$logs/$folder" -name '*tfevents*' -type f | wc -l)
   (( n == 2 )) || fail "resumed: $n event files in $folder, expected 2 (one per process)"
 done
-check resumed --log_dir "$logs" --max_steps 230 --starts 0,120 --idx_dir "$idx_dir" \
+check resumed --log_dir "$logs" --max_steps 230 --starts 0,115 --idx_dir "$idx_dir" \
   --stdout "$work/fresh.out" --stdout "$work/resumed.out"
-tb_check resumed "$logs" --max_steps 230 --starts 0,120
-echo "PASS: a resumed run adds a file per folder, the first ones unchanged, steps from 120"
+tb_check resumed "$logs" --max_steps 230 --starts 0,115
+echo "PASS: a resumed run adds a file per folder, the first ones unchanged, steps from 115"
 
 # 3. The sample's every-step summaries, with other sizes and rates.
 every=(--max_steps 25 --summary_every 1 --hidden_units 64 --batch_size 50 --dropout 0.75 --learning_rate 0.0005)
