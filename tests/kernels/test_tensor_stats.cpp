@@ -1,0 +1,145 @@
+// The summaries' GPU reductions against the host's: tensor statistics and TF histogram buckets
+// (src/summary/histogram.h is the reference) and the per-step scalars.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <limits>
+
+#include "kernels/reduce.h"
+#include "kernels/tensor_stats.h"
+#include "summary/histogram.h"
+#include "support/gpu_test_util.h"
+
+namespace mnist {
+namespace {
+
+using gpu_test::random_floats;
+
+struct DeviceStats {
+  double min, max, sum, squares, non_finite;
+  std::vector<double> counts;
+};
+
+DeviceStats device_stats(const std::vector<float>& x, kernels::StatsOf f) {
+  const auto& limits = default_bucket_limits();
+  const int buckets = static_cast<int>(limits.size());
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<double> dlimits(limits);
+  // Poisoned: every field must be written.
+  DeviceBuffer<double> slot(std::vector<double>(kernels::stats_slot_doubles(buckets), -7.0));
+  DeviceBuffer<double> scratch(kernels::tensor_stats_scratch_doubles());
+  kernels::tensor_stats(dx.get(), static_cast<std::int64_t>(x.size()), f, dlimits.get(), buckets,
+                        slot.get(), scratch.get(), nullptr);
+  const auto s = slot.download();
+  return DeviceStats{s[kernels::kStatsMin], s[kernels::kStatsMax], s[kernels::kStatsSum],
+                     s[kernels::kStatsSumSquares], s[kernels::kStatsNonFinite],
+                     std::vector<double>(s.begin() + kernels::kStatsHeader, s.end())};
+}
+
+// The histogram the host makes of the same values, bucket by bucket (before TF's merging).
+std::vector<double> host_counts(const std::vector<float>& x) {
+  std::vector<double> counts(default_bucket_limits().size(), 0.0);
+  for (float v : x) counts[default_bucket_index(v)] += 1;
+  return counts;
+}
+
+void expect_matches_host(const std::vector<float>& x, const char* what) {
+  const DeviceStats d = device_stats(x, kernels::StatsOf::kValues);
+  double lo = DBL_MAX, hi = -DBL_MAX, sum = 0, squares = 0;
+  for (float v : x) {
+    lo = std::min(lo, double(v));
+    hi = std::max(hi, double(v));
+    sum += v;
+    squares += double(v) * v;
+  }
+  EXPECT_EQ(d.min, lo) << what;
+  EXPECT_EQ(d.max, hi) << what;
+  EXPECT_NEAR(d.sum, sum, 1e-9 * (std::fabs(sum) + squares + 1)) << what;
+  EXPECT_NEAR(d.squares, squares, 1e-9 * (squares + 1)) << what;
+  EXPECT_EQ(d.non_finite, 0.0) << what;
+  EXPECT_EQ(d.counts, host_counts(x)) << what;
+  // And through histogram_from_counts, the same histogram make_histogram builds.
+  const Histogram from_gpu = histogram_from_counts(d.counts, d.min, d.max, d.sum, d.squares);
+  const Histogram from_host = make_histogram(x);
+  EXPECT_EQ(from_gpu.bucket_limits, from_host.bucket_limits) << what;
+  EXPECT_EQ(from_gpu.bucket_counts, from_host.bucket_counts) << what;
+  EXPECT_EQ(from_gpu.num, from_host.num) << what;
+}
+
+TEST(TensorStatsKernel, MatchesTheHostHistogramAtOddSizes) {
+  REQUIRE_GPU();
+  std::mt19937 rng(21);
+  for (std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(255), std::size_t(256),
+                        std::size_t(257), std::size_t(5000), std::size_t(392000)}) {
+    expect_matches_host(random_floats(n, rng, -3.0f, 3.0f), ("n=" + std::to_string(n)).c_str());
+  }
+}
+
+TEST(TensorStatsKernel, EdgeValuesLandInTfsBuckets) {
+  REQUIRE_GPU();
+  const auto& limits = default_bucket_limits();
+  std::vector<float> x = {0.0f, -0.0f, 1e-12f, -1e-12f, 1e-45f, -1e-45f, 1.0f, -1.0f,
+                          FLT_MAX, -FLT_MAX, 1e19f, 1e21f, -1e21f, 0.1f, 0.5f};
+  for (std::size_t i = 1; i + 1 < limits.size(); i += 97) {  // exactly on an edge, and beside it
+    const float v = static_cast<float>(limits[i]);
+    x.push_back(v);
+    x.push_back(std::nextafter(v, 0.0f));
+  }
+  expect_matches_host(x, "edges");
+}
+
+TEST(TensorStatsKernel, ReluAndNonFiniteValues) {
+  REQUIRE_GPU();
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> x = {-2.0f, -1.0f, 0.5f, 3.0f, std::nanf(""), inf, -inf};
+  const DeviceStats relu = device_stats(x, kernels::StatsOf::kRelu);
+  EXPECT_EQ(relu.min, 0.0);  // -2 and -1 become 0
+  EXPECT_EQ(relu.max, 3.0);
+  EXPECT_DOUBLE_EQ(relu.sum, 3.5);
+  EXPECT_EQ(relu.non_finite, 2.0);  // NaN and +Inf; -Inf becomes 0
+  EXPECT_EQ(relu.counts, host_counts({0.0f, 0.0f, 0.5f, 3.0f, 0.0f}));
+  const DeviceStats plain = device_stats(x, kernels::StatsOf::kValues);
+  EXPECT_EQ(plain.non_finite, 3.0);
+  EXPECT_EQ(plain.min, -2.0);
+  EXPECT_EQ(plain.max, 3.0);
+}
+
+TEST(TensorStatsKernel, BitwiseReproducible) {
+  REQUIRE_GPU();
+  std::mt19937 rng(5);
+  const auto x = random_floats(392000, rng);
+  const DeviceStats a = device_stats(x, kernels::StatsOf::kValues);
+  const DeviceStats b = device_stats(x, kernels::StatsOf::kValues);
+  EXPECT_EQ(a.sum, b.sum);
+  EXPECT_EQ(a.squares, b.squares);
+  EXPECT_EQ(a.counts, b.counts);
+}
+
+TEST(ReduceKernel, StepMetricsGoToTheStepsSlot) {
+  REQUIRE_GPU();
+  std::mt19937 rng(8);
+  for (int rows : {1, 100, 257, 8192}) {
+    const auto losses = random_floats(rows, rng, 0.0f, 3.0f);
+    std::vector<std::uint8_t> hits(rows);
+    int correct = 0;
+    for (auto& h : hits) correct += h = rng() % 2;
+    DeviceBuffer<float> dloss(losses), mean(1);
+    DeviceBuffer<std::uint8_t> dhits(hits);
+    DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{13});  // step 12 was just counted
+    DeviceBuffer<float2> ring(std::vector<float2>(8, make_float2(-1.0f, -1.0f)));
+    kernels::step_metrics(dloss.get(), dhits.get(), rows, step.get(), ring.get(), 8, nullptr);
+    kernels::mean(dloss.get(), mean.get(), rows, nullptr);
+    const auto got = ring.download();
+    EXPECT_EQ(got[12 % 8].x, mean.download()[0]) << "the same sum as mean(): rows=" << rows;
+    EXPECT_FLOAT_EQ(got[12 % 8].y, float(correct) / rows);
+    for (int s = 0; s < 8; ++s) {
+      if (s != 12 % 8) {
+        EXPECT_EQ(got[s].x, -1.0f) << "slot " << s << " written";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mnist
