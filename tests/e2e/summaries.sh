@@ -9,7 +9,10 @@
 #      process starts with a training step, its first evaluation is 120);
 #   3. --summary_every 1 (the sample's every-step summaries) with other --hidden_units,
 #      --batch_size, --dropout and --learning_rate;
-#   4. the softmax model with --eval_every 7 --summary_every 3.
+#   4. the softmax model with --eval_every 7 --summary_every 3;
+#   5. on a GPU backend: runs 1, 3 and 4 again on the CPU reference, compared value by value
+#      (read_events.py --compare_to: statistics and histograms within float tolerances, the same
+#      images).
 # Where Python has the tensorboard package (the GPU machine), each folder is also loaded with
 # TensorBoard's own loaders (tests/summary/tensorboard_check.py).
 # BACKEND cpu, cuda or cublas; the GPU ones exit 77 (skipped) without a usable GPU. Extra
@@ -30,7 +33,14 @@ done
 
 work=$(mktemp -d)
 server_pid=
-cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+# SUMMARIES_KEEP=DIR: the log folders and outputs are kept there (for a look, e.g. on the GPU machine).
+cleanup() {
+  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
+  if [[ -n ${SUMMARIES_KEEP:-} ]]; then
+    mkdir -p "$SUMMARIES_KEEP" && (cd "$work" && cp -a -- *.out *.err logs fresh_copy every* softmax* fresh_cpu "$SUMMARIES_KEEP"/ 2>/dev/null)
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 mkdir -p "$work/mirror"
 for f in "$idx_dir"/*-ubyte; do gzip -1 -c "$f" >"$work/mirror/$(basename "$f").gz"; done
@@ -40,17 +50,18 @@ for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
 mirror="http://127.0.0.1:$(cat "$work/port")/"
 
 fail() { echo "FAIL: $*"; exit 1; }
-# train NAME ARGS...: runs the trainer into $work/NAME.out; fails on a non-zero exit.
-train() {
-  local name=$1; shift
+# train_on BACKEND NAME ARGS...: runs the trainer into $work/NAME.out; fails on a non-zero exit.
+train_on() {
+  local on=$1 name=$2; shift 2
   local start rc=0
-  start=$(date +%s.%N)
-  "$trainer" --backend "$backend" --mirror "$mirror" --data_dir "$work/cache" --download_attempts 1 \
+  start=$(date +%s%N)
+  "$trainer" --backend "$on" --mirror "$mirror" --data_dir "$work/cache" --download_attempts 1 \
     "$@" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
-  echo "run $name: exit $rc, $(echo "$(date +%s.%N) - $start" | bc) s: mnist-train $*"
+  echo "run $name: exit $rc, $(( ($(date +%s%N) - start) / 1000000 )) ms: mnist-train --backend $on $*"
   if (( rc != 0 )); then cat "$work/$name.err" "$work/$name.out" | tail -20; fail "$name: exit $rc"; fi
   grep -q '^Final test accuracy: ' "$work/$name.out" || fail "$name: no 'Final test accuracy' line"
 }
+train() { train_on "$backend" "$@"; }
 # check NAME READER_ARGS...: the reader on a log folder; prints its table.
 check() {
   local name=$1; shift
@@ -76,6 +87,7 @@ tb_check fresh "$logs" --max_steps 115
 (( $(event_files "$logs" | wc -l) == 3 )) || fail "fresh: expected one event file in each of train, test, validation"
 (cd / && event_files "$logs" | xargs sha256sum) >"$work/fresh.sha256"
 [[ -f $logs/traces/step_99.trace.json ]] || fail "fresh: no traces/step_99.trace.json"
+cp -a "$logs" "$work/fresh_copy"  # for the comparison with the CPU below
 echo "PASS: a fresh run's log folder"
 
 # 2. Resumed to 230 steps: new files beside the old ones, which stay as they were.
@@ -105,3 +117,20 @@ check softmax --log_dir "$work/softmax" --model softmax --max_steps 30 --eval_ev
   --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out"
 tb_check softmax "$work/softmax" --model softmax --max_steps 30 --eval_every 7 --summary_every 3
 echo "PASS: --model softmax --eval_every 7 --summary_every 3"
+
+# 5. On a GPU: the same runs on the CPU reference give the same values within float tolerances (the
+# statistics and histograms reduced on the device against the host's) and the same images.
+if [[ $backend != cpu ]]; then
+  train_on cpu fresh_cpu --max_steps 115 --log_dir "$work/fresh_cpu"
+  check fresh_vs_cpu --log_dir "$work/fresh_copy" --max_steps 115 --idx_dir "$idx_dir" \
+    --stdout "$work/fresh.out" --compare_to "$work/fresh_cpu"
+  train_on cpu every_cpu "${every[@]}" --log_dir "$work/every_cpu"
+  check every_vs_cpu --log_dir "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50 \
+    --dropout 0.75 --learning_rate 0.0005 --idx_dir "$idx_dir" --stdout "$work/every.out" \
+    --compare_to "$work/every_cpu"
+  train_on cpu softmax_cpu --model softmax --max_steps 30 --eval_every 7 --summary_every 3 --log_dir "$work/softmax_cpu"
+  check softmax_vs_cpu --log_dir "$work/softmax" --model softmax --max_steps 30 --eval_every 7 \
+    --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out" --compare_to "$work/softmax_cpu"
+  echo "PASS: $backend and cpu agree"
+fi
+

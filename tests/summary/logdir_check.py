@@ -683,10 +683,11 @@ def check_trace(report, path, kernels_per_step):
     times = [e["ts"] for e in complete]
     if times != sorted(times):
         report.fail(where, "the complete events are not sorted by ts")
-    if kernels_per_step is not None and len(complete) != kernels_per_step:
-        report.fail(where, f"{len(complete)} complete events "
-                           f"({sorted(set(e['name'] for e in complete))}), expected {kernels_per_step}")
-    return len(complete)
+    kernels = [e for e in complete if e.get("cat") == "kernel"] or complete
+    if kernels_per_step is not None and len(kernels) != kernels_per_step:
+        report.fail(where, f"{len(kernels)} kernels ({[e['name'] for e in kernels]}), "
+                           f"expected {kernels_per_step}")
+    return len(kernels)
 
 
 def check_traces(report, log_dir, procs, kernels_per_step):
@@ -705,7 +706,7 @@ def check_traces(report, log_dir, procs, kernels_per_step):
     for name in expected:
         if name in names:
             n = check_trace(report, os.path.join(folder, name), kernels_per_step)
-            report.counts[("traces", name)] = ["X", n, int(name[5:-11]), int(name[5:-11])]
+            report.counts[("traces", name)] = ["kernel", n, int(name[5:-11]), int(name[5:-11])]
 
 
 def check_result_json(report, log_dir):
@@ -797,3 +798,100 @@ def check_plausible(report, procs, context):
     if 0 in losses and late and not losses[late[-1]] < losses[0]:
         report.fail(f"test: cross_entropy @ step {late[-1]}",
                     f"{losses[late[-1]]!r}, not below step 0's {losses[0]!r}")
+
+
+# --- another backend's run of the same flags -------------------------------------------------------
+
+
+def folder_values(log_dir, folder):
+    """{(tag, step): value} over all event files of one folder (framing errors ignored here)."""
+    scratch = Report(log_dir)
+    values = {}
+    path = os.path.join(log_dir, folder)
+    if not os.path.isdir(path):
+        return values
+    for file_path, events in read_folder(scratch, path, 0):
+        values.update(check_file_framing(scratch, file_path, events, time.time()))
+    return values
+
+
+def compare_tolerance(folder, tag, batch):
+    """(absolute, relative) tolerance for a scalar of two backends' runs of the same flags, or
+    None for values that are not expected to agree (timings, the flags text)."""
+    if tag in ("images_per_second", "flags"):
+        return None
+    if tag in ("dropout/dropout_keep_probability", "learning_rate"):
+        return (0.0, 0.0)
+    if tag == "accuracy":
+        return (3.0 / batch, 0.0) if folder == "train" else (0.005, 0.0)
+    if tag == "cross_entropy":
+        return (0.02, 0.02)
+    if "/summaries/" in tag:
+        return (2e-4, 1e-2)
+    return (1e-3, 1e-2)
+
+
+def compare_log_dirs(report, config, other_dir, out):
+    """The same run on another backend (--compare_to): the same values at the same steps, within
+    float tolerances; images pixel for pixel (the batches are the same by the seed)."""
+    worst = {}  # (folder, tag) -> (deviation / tolerance, text)
+    for folder in ("train", "test", "validation"):
+        mine, theirs = folder_values(config.log_dir, folder), folder_values(other_dir, folder)
+        missing = sorted(set(theirs) - set(mine))
+        if missing:
+            report.fail(f"compare {folder}", f"{len(missing)} values of {other_dir} absent here, "
+                                            f"e.g. {missing[:3]}")
+        for (tag, step), v in sorted(mine.items()):
+            w = theirs.get((tag, step))
+            if w is None:
+                report.fail(f"compare {folder}", f"{tag} @ step {step} absent from {other_dir}")
+                continue
+            where = f"compare {folder}/{tag} @ step {step}"
+            kind = value_kind(v)
+            if kind != value_kind(w):
+                report.fail(where, f"a {kind} here, a {value_kind(w)} there")
+                continue
+            if kind == "scalar":
+                tol = compare_tolerance(folder, tag, config.batch)
+                if tol is None:
+                    continue
+                a, b = scalar_of(v), scalar_of(w)
+                limit = tol[0] + tol[1] * abs(b)
+                deviation = abs(a - b)
+                ratio = deviation / limit if limit else (0.0 if deviation == 0 else math.inf)
+                if ratio > worst.get((folder, tag), (-1.0,))[0]:
+                    worst[(folder, tag)] = (ratio, f"step {step}: {a!r} vs {b!r}")
+                if ratio > 1:
+                    report.fail(where, f"{a!r} here, {b!r} there (tolerance {limit:.3g})")
+            elif kind == "histo":
+                h, g = v["histo"], w["histo"]
+                if h["num"] != g["num"]:
+                    report.fail(where, f"num {h['num']:g} here, {g['num']:g} there")
+                    continue
+                if h["num"] <= 0:
+                    continue
+                scale = max(math.sqrt(g["sum_squares"] / g["num"]), 1e-6)
+                ratios = []
+                for key, value_here, value_there in (
+                        ("mean", h["sum"] / h["num"], g["sum"] / g["num"]),
+                        ("min", h["min"], g["min"]), ("max", h["max"], g["max"])):
+                    limit = 1e-3 * scale + 1e-2 * abs(value_there) + 1e-6
+                    ratios.append((abs(value_here - value_there) / limit, key, value_here,
+                                   value_there))
+                ratio, key, a, b = max(ratios)
+                if ratio > worst.get((folder, tag), (-1.0,))[0]:
+                    worst[(folder, tag)] = (ratio, f"step {step}: {key} {a!r} vs {b!r}")
+                if ratio > 1:
+                    report.fail(where, f"{key} {a!r} here, {b!r} there")
+            elif kind == "image":
+                try:
+                    same = (decode_png(v["image"]["encoded_image_string"])
+                            == decode_png(w["image"]["encoded_image_string"]))
+                except FormatError:
+                    continue  # reported by the checks of each folder
+                if not same:
+                    report.fail(where, "a different image (the same seed draws the same batches)")
+    print(f"compared with {other_dir}: the largest deviation per tag, as a fraction of its "
+          f"tolerance", file=out)
+    for (folder, tag), (ratio, text) in sorted(worst.items()):
+        print(f"  {folder:10} {tag:42} {ratio:6.3f}  {text}", file=out)

@@ -196,7 +196,11 @@ def parse_args(argv=None):
     run.add_argument("--stdout", action="append", default=[], metavar="FILE",
                      help="the trainer's output (repeat for each process): accuracy lines compared")
     run.add_argument("--kernels_per_step", type=int,
-                     help="each trace must hold exactly this many complete events")
+                     help="each trace must hold exactly this many kernels (complete events of "
+                          "category kernel; all complete events when none has a category)")
+    run.add_argument("--compare_to", metavar="OTHER_LOG_DIR",
+                     help="a run of the same flags on another backend: the same values at the "
+                          "same steps within float tolerances, the same images")
     args = parser.parse_args(argv)
     if args.log_dir:
         if args.max_steps is None:
@@ -213,6 +217,11 @@ def main(argv=None):
     try:
         if args.log_dir:
             report = logdir_check.check_log_dir(args)
+            if args.compare_to:
+                failures = len(report.failures)
+                logdir_check.compare_log_dirs(report, args, args.compare_to, sys.stdout)
+                for f in report.failures[failures:][:40]:
+                    print(f"FAIL {f}")
             if report.failures:
                 print(f"FAIL: {len(report.failures)} failures in {args.log_dir}", file=sys.stderr)
                 return 1
