@@ -683,11 +683,21 @@ def check_trace(report, path, kernels_per_step):
     times = [e["ts"] for e in complete]
     if times != sorted(times):
         report.fail(where, "the complete events are not sorted by ts")
-    kernels = [e for e in complete if e.get("cat") == "kernel"] or complete
+    kernels = innermost(complete)
     if kernels_per_step is not None and len(kernels) != kernels_per_step:
         report.fail(where, f"{len(kernels)} kernels ({[e['name'] for e in kernels]}), "
                            f"expected {kernels_per_step}")
     return len(kernels)
+
+
+def innermost(complete):
+    """The complete events that enclose no other one of the same thread: the kernels (or the
+    host's phases), where a trace also has ranges for the ops around them."""
+    def encloses(e, f):
+        return (e is not f and (e.get("pid"), e.get("tid")) == (f.get("pid"), f.get("tid"))
+                and e["ts"] - 1e-3 <= f["ts"] and f["ts"] + f["dur"] <= e["ts"] + e["dur"] + 1e-3
+                and (f["dur"], id(f)) < (e["dur"], id(e)))
+    return [e for e in complete if not any(encloses(e, f) for f in complete)]
 
 
 def check_traces(report, log_dir, procs, kernels_per_step):

@@ -128,7 +128,9 @@ class Synth:
             if i % 100 == 99:
                 self.stdout.append(f"Adding run metadata for {i}")
                 ts = self.rng.randint(1000, 2000)
-                events = [{"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "GPU 0"}}]
+                events = [{"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "GPU 0"}},
+                          {"name": "forward and loss", "ph": "X", "ts": ts - 1, "dur": 20.0,
+                           "pid": 1, "tid": 1, "args": {}}]  # an op's range around 2 kernels
                 for n, name in enumerate(("forward", "loss_and_backward", "weight_grad_1",
                                           "weight_grad_2")):
                     events.append({"name": name, "ph": "X", "ts": ts + 10 * n, "dur": 8.5,
@@ -291,6 +293,12 @@ def fault_list(has_idx, args):
         trace = json.load(open(path))
         trace["traceEvents"][2]["dur"] = -1
         del trace["traceEvents"][3]["args"]
+        json.dump(trace, open(path, "w"))
+
+    def trace_kernel_missing(d):
+        path = os.path.join(d, "traces", "step_99.trace.json")
+        trace = json.load(open(path))
+        del trace["traceEvents"][-1]
         json.dump(trace, open(path, "w"))
 
     def result_failed(d):
@@ -474,6 +482,7 @@ def fault_list(has_idx, args):
         ("trace order", None, trace_unsorted, "not sorted by ts"),
         ("trace fields", None, trace_negative, "dur -1 < 0"),
         ("trace fields (args)", None, trace_negative, "args is not an object"),
+        ("trace kernels", None, trace_kernel_missing, "3 kernels"),
         ("extra trace", None, extra_trace, "step_98.trace.json: not expected"),
         ("result.json", None, result_failed, "exit_code is 1"),
         ("stdout", None, stdout_missing_line, "Accuracy at step: missing at steps 30"),

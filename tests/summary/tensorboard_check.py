@@ -231,13 +231,13 @@ def check_traces(fail, logdir, procs, kernels):
                           and isinstance(e.get("ts"), (int, float))
                           and isinstance(e.get("dur"), (int, float)) and e["dur"] >= 0)]
         print(f"traces/{os.path.basename(path)}: {len(complete)} complete events "
-              f"({sum(e.get('cat') == 'kernel' for e in complete)} of category kernel): "
+              f"({len(logdir_check.innermost(complete)) if not broken else '?'} innermost): "
               + ", ".join(f"{e.get('name')} {e.get('dur')} us" for e in complete))
         if not complete:
             fail(f"traces/{os.path.basename(path)}: no complete (ph X) events")
         if broken:
             fail(f"traces/{os.path.basename(path)}: events without name/ts/dur >= 0: {broken[:3]}")
-        launched = [e for e in complete if e.get("cat") == "kernel"] or complete
+        launched = logdir_check.innermost(complete) if not broken else complete
         if kernels is not None and len(launched) != kernels:
             fail(f"traces/{os.path.basename(path)}: {len(launched)} kernels "
                  f"({[e.get('name') for e in launched]}), expected {kernels} (one event per kernel)")
