@@ -1,11 +1,20 @@
-// node check_dockerfile.mjs DOCKERFILE DOCKERIGNORE — the static checks a reviewer would make,
-// since no Docker engine runs in CI: multi-stage on CUDA 13 Ubuntu 24.04 images, built with the
-// README's CMake presets, CUDA architectures as a build argument covering 90, a numeric non-root
-// USER in the final stage, the trainer as ENTRYPOINT (exec form), the optional baked dataset, and
-// a .dockerignore that keeps builds and data out of the context.
+// The static checks a reviewer would make of the images, since no Docker engine runs in CI.
+// node check_dockerfile.mjs Dockerfile.gpu .dockerignore JOB_MANIFEST — the trainer's image:
+//   multi-stage on CUDA 13 Ubuntu 24.04 images, built with the README's CMake presets, CUDA
+//   architectures as a build argument covering 90, a numeric non-root USER in the final stage that
+//   is the user the Job runs as, the trainer as ENTRYPOINT (exec form), the optional baked dataset,
+//   and a .dockerignore that keeps builds and data out of the context.
+// node check_dockerfile.mjs --tensorboard Dockerfile.tensorboard TENSORBOARD_MANIFEST — the
+//   TensorBoard image: a pinned Python base, the tensorboard pip package at an exact version that
+//   is the Deployment's image tag, a numeric non-root USER that the Deployment runs as, tensorboard
+//   as ENTRYPOINT (exec form), and the port the Deployment and its Service use.
 import fs from "node:fs";
+import yaml from "js-yaml";
 
-const [dockerfile, dockerignore] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const tensorboard = argv[0] === "--tensorboard";
+const [dockerfile, second, third] = tensorboard ? argv.slice(1) : argv;
+const manifest = tensorboard ? second : third;
 const text = fs.readFileSync(dockerfile, "utf8");
 // Join continuation lines, drop comments and heredoc-free blank lines.
 const lines = text.replace(/\\\n/g, " ").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
@@ -15,9 +24,50 @@ for (const line of lines) {
   if (m) stages.push({ image: m[1], name: m[2], lines: [] });
   else if (stages.length) stages.at(-1).lines.push(line);
 }
-const args = Object.fromEntries(lines.map((l) => l.match(/^ARG\s+(\w+)=?"?([^"]*)"?/)).filter(Boolean).map((m) => [m[1], m[2]]));
+// Build arguments with their defaults (a later bare `ARG NAME` inside a stage keeps the default).
+const args = Object.fromEntries(lines.map((l) => l.match(/^ARG\s+(\w+)="?([^"]*)"?/)).filter(Boolean).map((m) => [m[1], m[2]]));
+for (const m of lines.map((l) => l.match(/^ARG\s+(\w+)\s*$/)).filter(Boolean)) args[m[1]] ??= "";
 const expand = (s) => s.replace(/\$\{(\w+)\}/g, (_, k) => args[k] ?? "");
 const final = stages.at(-1);
+const finalUser = final?.lines.filter((l) => /^USER\s/i.test(l)).at(-1)?.split(/\s+/)[1] ?? "";
+const numericNonRoot = /^\d+(:\d+)?$/.test(finalUser) && !/^0(:|$)/.test(finalUser);
+// The pod template of the first workload in MANIFEST, and its main container.
+function podOf(manifest, kind) {
+  const doc = yaml.loadAll(fs.readFileSync(manifest, "utf8")).find((d) => d?.kind === kind);
+  const spec = doc?.spec?.template?.spec;
+  return { spec, c: spec?.containers?.[0] };
+}
+const runsAs = ({ spec, c }) => `${c?.securityContext?.runAsUser ?? spec?.securityContext?.runAsUser}`;
+
+if (tensorboard) {
+  const pod = podOf(manifest, "Deployment");
+  const svc = yaml.loadAll(fs.readFileSync(manifest, "utf8")).find((d) => d?.kind === "Service");
+  const version = args.TENSORBOARD_VERSION ?? "";
+  const port = final?.lines.find((l) => /^EXPOSE\s/i.test(l))?.split(/\s+/)[1];
+  const cmd = JSON.parse(final?.lines.find((l) => /^CMD\s/i.test(l))?.replace(/^CMD\s+/i, "") ?? "[]");
+  const tbChecks = [
+    ["one stage on a Python slim image pinned to a minor version (no :latest)",
+      stages.length === 1 && /^python:3\.\d+-slim(-\w+)?$/.test(expand(stages[0].image))],
+    ["installs the tensorboard pip package at an exact version (TENSORBOARD_VERSION)",
+      /^\d+\.\d+\.\d+$/.test(version) && final.lines.some((l) => /pip install "?tensorboard==\$\{TENSORBOARD_VERSION\}"?/.test(l))],
+    ["the Deployment's image tag is that tensorboard version", pod.c?.image?.endsWith(`:${version}`)],
+    ["runs as a numeric non-root user, the one the Deployment runs as",
+      numericNonRoot && finalUser.split(":")[0] === runsAs(pod)],
+    ["ENTRYPOINT is tensorboard, exec form", final.lines.some((l) => /^ENTRYPOINT\s+\[\s*"tensorboard"\s*\]$/.test(l))],
+    ["EXPOSEs the Deployment's containerPort, which the Service targets",
+      !!port && (pod.c?.ports ?? []).some((p) => `${p.containerPort}` === port) &&
+        (svc?.spec?.ports ?? []).some((p) => `${p.port}` === port)],
+    ["CMD's default --logdir is the one the Deployment passes",
+      cmd[cmd.indexOf("--logdir") + 1] === pod.c?.args?.[pod.c.args.indexOf("--logdir") + 1]],
+  ];
+  let bad = 0;
+  for (const [what, ok] of tbChecks) {
+    console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+    if (!ok) bad++;
+  }
+  process.exit(bad ? 1 : 0);
+}
+const dockerignore = second;
 const checks = [
   ["at least two stages (build, runtime)", stages.length >= 2],
   ["build stage is a CUDA 13 devel image on Ubuntu 24.04",
@@ -32,11 +82,8 @@ const checks = [
       stages[0]?.lines.some((l) => /CMAKE_CUDA_ARCHITECTURES="?\$\{CUDA_ARCHITECTURES\}/.test(l))],
   ["a build argument bakes the dataset in with --download_only (same checksums)",
     "BAKE_DATA" in args && stages.some((s) => s.lines.some((l) => /--download_only/.test(l)))],
-  ["final stage runs as a numeric non-root user",
-    (() => {
-      const user = final?.lines.filter((l) => /^USER\s/i.test(l)).at(-1)?.split(/\s+/)[1] ?? "";
-      return /^\d+(:\d+)?$/.test(user) && !/^0(:|$)/.test(user);
-    })()],
+  ["final stage runs as a numeric non-root user, the one the Job runs as",
+    numericNonRoot && (!manifest || finalUser.split(":")[0] === runsAs(podOf(manifest, "Job")))],
   ["ENTRYPOINT is the trainer, exec form",
     final?.lines.some((l) => /^ENTRYPOINT\s+\[\s*"[^"]*\/mnist-train"\s*\]$/.test(l))],
   ["final stage copies only the binary and data from earlier stages",

@@ -1,35 +1,83 @@
 #!/usr/bin/env bash
-# job_contract.sh TRAINER MANIFEST: what k8s/job.yaml promises is what the binary does.
-#   - the Job's args are accepted (--dry_run) and, on a node without a usable GPU, fail with 4
-#     rather than training on the CPU and passing;
+# job_contract.sh TRAINER MANIFEST [REFERENCE]: what each Job in MANIFEST promises is what the
+# binary does.
+# MANIFEST is a YAML file (k8s/job.yaml) or a kustomization folder (k8s/overlays/...), rendered
+# as `kubectl apply -k` would. Each Job's container args are taken as its pod would run them
+# (job_spec.mjs: $(VAR)s from the downward API expanded, defaults of the output paths made
+# explicit, every volume mapped to a folder here), and:
+#   - they are accepted (--dry_run), and every output path is on a writable volume;
+#   - on a node without a usable GPU they fail with 4 rather than train on the CPU and pass;
+#   - with --checkpoint_dir (the persistent variants): a run stopped by SIGTERM exits 143 with a
+#     checkpoint, a second run of the same Job (a retried pod: same uid, same claim) resumes from
+#     it and appends to the same logs, and a new Job (another uid) starts afresh in its own folders;
+#   - with --benchmark_out: the JSON lands on its volume (the CPU benchmark takes a minute: when
+#     REFERENCE, another manifest or kustomization, has the same Job with the same args, this one
+#     is left to REFERENCE's contract);
 #   - every exit code its podFailurePolicy names is the code the program returns for that failure.
+# The runs use --backend cpu --fake_data where the Job asks for a GPU and the network.
 set -uo pipefail
-trainer=$1 manifest=$2
+trainer=$1 manifest=$2 reference=${3:-} reference_name=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
 failures=0
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 
-contract=$(node "$here/validate_k8s.mjs" --contract "$manifest") || { echo "FAIL cannot read $manifest"; exit 1; }
-mapfile -t job_args < <(grep -v '^codes:' <<<"$contract")
-codes=$(sed -n 's/^codes: //p' <<<"$contract")
-echo "Job args: ${job_args[*]}; podFailurePolicy exit codes: $codes"
+rendered=$manifest
+if [[ -d $manifest ]]; then
+  rendered=$work/rendered.yaml
+  bash "$here/render.sh" "$manifest" "$rendered" || exit $?
+fi
+if [[ -d $reference ]]; then
+  bash "$here/render.sh" "$reference" "$work/reference.yaml" || exit $?
+  reference=$work/reference.yaml
+fi
+mapfile -t jobs < <(node "$here/job_spec.mjs" "$rendered" --list) || true
+((${#jobs[@]})) || { echo "FAIL no Job in $manifest"; exit 1; }
 
-"$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1 && echo "ok   the Job's args are accepted: $(cat "$work/out")" \
-  || fail "the Job's args are rejected: $(cat "$work/out")"
-env CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=GPU-0 "$trainer" "${job_args[@]}" --fake_data --log_dir "" \
-  >"$work/out" 2>&1
-got=$?
-[[ $got == 4 ]] && echo "ok   4   the Job's args without a usable GPU: $(tail -n1 "$work/out")" \
-  || fail "the Job's args without a GPU exited $got, not 4"
+# spec JOB ROOT UID: job_spec.mjs's description of JOB with its volumes under ROOT, as a Job of uid UID.
+spec() { node "$here/job_spec.mjs" "$rendered" --job "$1" --trainer "$trainer" --root "$2" --uid "$3"; }
+field() { sed -n "s/^$1\t//p" <<<"$2"; }
+# path_of SPEC FLAG: where FLAG's output goes (mapped), empty when the Job has none.
+path_of() { awk -F'\t' -v f="$2" '$1 == "path" && $2 == f { print $3 }' <<<"$1"; }
+# set_flag ARRAY FLAG [VALUE]: gives --FLAG the value VALUE (replacing the Job's, or appended);
+# without VALUE, adds the switch --FLAG if absent.
+set_flag() {
+  local -n a=$1
+  local flag=$2 i
+  if (($# == 2)); then
+    for i in "${a[@]}"; do [[ $i == "--$flag" ]] && return; done
+    a+=("--$flag")
+    return
+  fi
+  for i in "${!a[@]}"; do
+    if [[ ${a[i]} == "--$flag" ]]; then a[i+1]=$3; return; fi
+    if [[ ${a[i]} == "--$flag="* ]]; then a[i]="--$flag=$3"; return; fi
+  done
+  a+=("--$flag" "$3")
+}
+# cpu_args SPEC: the Job's args for this GPU-less machine: the CPU backend, synthetic data.
+cpu_args() {
+  mapfile -t cpu < <(field arg "$1")
+  set_flag cpu backend cpu
+  set_flag cpu fake_data
+}
+# wait_for FILE PATTERN: up to 30 s for PATTERN to appear in FILE.
+wait_for() {
+  local _
+  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+files_in() { find "$1" -type f 2>/dev/null | wc -l; }
+bytes_in() { du -sb "$1" 2>/dev/null | cut -f1; }
 
 # A signal mid-training: the run saves a checkpoint and exits 128 + the signal's number.
 interrupt() {
   rm -rf "$work/ckpt"
   "$trainer" --backend cpu --fake_data --log_dir "" --max_steps 100000000 --checkpoint_dir "$work/ckpt" &
   local pid=$!
-  for _ in $(seq 100); do grep -q '^Accuracy at step 10:' "$work/out" && break; sleep 0.05; done
+  wait_for "$work/out" '^Accuracy at step 10:'
   kill -"$1" "$pid"
   wait "$pid"
   local rc=$?
@@ -37,7 +85,7 @@ interrupt() {
   return $rc
 }
 
-# One real failure per code the policy names.
+# One real failure per code the policy names (2 with the Job's own args).
 produce() {
   case $1 in
     2) "$trainer" "${job_args[@]}" --no_such_flag ;;
@@ -52,11 +100,111 @@ produce() {
     *) echo "no scenario for exit code $1"; return 254 ;;
   esac
 }
-for code in $codes; do
-  produce "$code" >"$work/out" 2>&1
-  got=$?
-  [[ $got == "$code" ]] && echo "ok   $code $(grep 'error' "$work/out" | tail -n1)" \
-    || { fail "podFailurePolicy names $code, the scenario for it exited $got"; cat "$work/out"; }
+
+# The persistent variant: a retried pod resumes, a new Job does not.
+resume_contract() {
+  local job=$1 s1 s2 ckpt logs rc step
+  s1=$(spec "$job" "$work/claim" job-uid-1) || { fail "$job: job_spec"; return; }
+  ckpt=$(path_of "$s1" checkpoint_dir) logs=$(path_of "$s1" log_dir)
+  cpu_args "$s1"
+  set_flag cpu max_steps 100000000
+  "$trainer" "${cpu[@]}" >"$work/run1" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  wait_for "$work/run1" '^Accuracy at step 20:' || fail "$job: no accuracy line from the first pod: $(tail -n3 "$work/run1")"
+  kill -TERM "$pid"
+  wait "$pid"
+  rc=$?
+  step=$(sed -n 's/.*stopped by SIGTERM at step \([0-9]*\).*/\1/p' "$work/run1")
+  if [[ $rc == 143 && -s $ckpt/model.ckpt && -n $step ]]; then
+    echo "ok   first pod, SIGTERM at step $step: exit 143, checkpoint $(basename "$ckpt")/model.ckpt on the claim"
+  else
+    fail "$job: the first pod, SIGTERM'd, exited $rc (want 143) with ${ckpt}/model.ckpt $( [[ -s $ckpt/model.ckpt ]] && echo present || echo missing): $(tail -n2 "$work/run1")"
+    return
+  fi
+  local files1 bytes1
+  files1=$(files_in "$logs") bytes1=$(bytes_in "$logs")
+  ((files1 > 0)) || fail "$job: the first pod left nothing in --log_dir $logs"
+
+  # The retried pod: same Job (uid), same claim, the Job's own max_steps moved past the checkpoint.
+  cpu_args "$s1"
+  set_flag cpu max_steps $((step + 40))
+  "$trainer" "${cpu[@]}" >"$work/run2" 2>&1
+  rc=$?
+  if [[ $rc == 0 ]] && grep -qF "Resuming from $ckpt/model.ckpt at step $step" "$work/run2"; then
+    echo "ok   retried pod (same Job): $(grep -F 'Resuming from' "$work/run2" | sed "s|$work/||"); exit 0"
+  else
+    fail "$job: the retried pod exited $rc and did not resume from step $step: $(head -n4 "$work/run2")"
+  fi
+  local files2 bytes2
+  files2=$(files_in "$logs") bytes2=$(bytes_in "$logs")
+  if ((files2 > files1 || bytes2 > bytes1)); then
+    echo "ok   the retried pod's summaries went to the same --log_dir ($files1 -> $files2 files, $bytes1 -> $bytes2 bytes)"
+  else
+    fail "$job: the retried pod added nothing to --log_dir $logs"
+  fi
+
+  # A new Job object (after kubectl delete job + apply): a new uid, its own folders, from scratch.
+  s2=$(spec "$job" "$work/claim" job-uid-2) || { fail "$job: job_spec"; return; }
+  [[ $(path_of "$s2" checkpoint_dir) != "$ckpt" && $(path_of "$s2" log_dir) != "$logs" ]] \
+    || fail "$job: two Jobs share --checkpoint_dir/--log_dir (a new Job would resume a finished run instead of training)"
+  cpu_args "$s2"
+  set_flag cpu max_steps 30
+  "$trainer" "${cpu[@]}" >"$work/run3" 2>&1
+  rc=$?
+  if [[ $rc == 0 ]] && ! grep -q 'Resuming from' "$work/run3" && [[ -s $(path_of "$s2" checkpoint_dir)/model.ckpt ]]; then
+    echo "ok   a new Job trains from scratch in its own folders on the same claim"
+  else
+    fail "$job: a new Job exited $rc, or resumed another Job's checkpoint: $(head -n4 "$work/run3")"
+  fi
+}
+
+benchmark_contract() {
+  local job=$1 s json rc
+  s=$(spec "$job" "$work/bench" job-uid-1) || { fail "$job: job_spec"; return; }
+  json=$(path_of "$s" benchmark_out)
+  if [[ -n $reference ]] && node "$here/job_spec.mjs" "$reference" --job "$job" --trainer "$trainer" --root "$work/bench" \
+       --uid job-uid-1 2>/dev/null | grep '^arg' | cmp -s - <(grep '^arg' <<<"$s"); then
+    echo "ok   --benchmark_out: the same args as in $reference_name, whose contract runs the benchmark"
+    return
+  fi
+  cpu_args "$s"
+  set_flag cpu benchmark_batches 20
+  set_flag cpu benchmark_steps 2
+  "$trainer" "${cpu[@]}" >"$work/bench.out" 2>&1
+  rc=$?
+  if [[ $rc == 0 ]] && node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$json" 2>/dev/null; then
+    echo "ok   --benchmark_out: the JSON is on its volume (${json#"$work"/bench/})"
+  else
+    fail "$job: the benchmark exited $rc, JSON at $json $( [[ -f $json ]] && echo unreadable || echo missing): $(tail -n2 "$work/bench.out")"
+  fi
+}
+
+for job in "${jobs[@]}"; do
+  echo "== Job $job"
+  s=$(spec "$job" "$work/pod" job-uid-1) || { fail "$job: job_spec.mjs failed"; continue; }
+  mapfile -t job_args < <(field arg "$s")
+  codes=$(field codes "$s") gpus=$(field gpus "$s")
+  echo "args (volumes under ./): ${job_args[*]//"$work"\/pod\//./}; podFailurePolicy exit codes: $codes"
+  while IFS= read -r p; do [[ -n $p ]] && fail "$job: $p"; done < <(field problem "$s")
+
+  "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1 && echo "ok   the Job's args are accepted: $(cat "$work/out")" \
+    || fail "$job: the Job's args are rejected: $(cat "$work/out")"
+  if ((gpus > 0)); then
+    env CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=GPU-0 "$trainer" "${job_args[@]}" --fake_data >"$work/out" 2>&1
+    got=$?
+    [[ $got == 4 ]] && echo "ok   4   the Job's args without a usable GPU: $(tail -n1 "$work/out")" \
+      || fail "$job: the Job's args without a GPU exited $got, not 4: $(tail -n2 "$work/out")"
+  fi
+  [[ -n $(path_of "$s" checkpoint_dir) ]] && resume_contract "$job"
+  [[ -n $(path_of "$s" benchmark_out) ]] && benchmark_contract "$job"
+
+  for code in $codes; do
+    produce "$code" >"$work/out" 2>&1
+    got=$?
+    [[ $got == "$code" ]] && echo "ok   $code $(grep 'error' "$work/out" | tail -n1)" \
+      || { fail "$job: podFailurePolicy names $code, the scenario for it exited $got"; cat "$work/out"; }
+  done
 done
-(( failures == 0 )) && echo "job contract holds"
-exit $(( failures > 0 ))
+((failures == 0)) && echo "job contract holds for ${jobs[*]}"
+exit $((failures > 0))

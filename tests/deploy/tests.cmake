@@ -1,10 +1,59 @@
 # Included from tests/CMakeLists.txt.
-# Deployment: k8s manifests against the upstream API schema, Dockerfile.gpu statically, and the
-# Job's contract with the binary (args, exit codes). Node packages: scripts/test.sh runs npm ci.
-file(GLOB MNIST_K8S_MANIFESTS ${PROJECT_SOURCE_DIR}/k8s/*.yaml)
-add_test(NAME deploy_k8s_manifests COMMAND node ${CMAKE_CURRENT_LIST_DIR}/validate_k8s.mjs ${MNIST_K8S_MANIFESTS})
-add_test(NAME deploy_dockerfile COMMAND node ${CMAKE_CURRENT_LIST_DIR}/check_dockerfile.mjs
-         ${PROJECT_SOURCE_DIR}/Dockerfile.gpu ${PROJECT_SOURCE_DIR}/.dockerignore)
-add_test(NAME deploy_job_contract COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/job_contract.sh
-         $<TARGET_FILE:mnist-train> ${PROJECT_SOURCE_DIR}/k8s/job.yaml)
-set_tests_properties(deploy_k8s_manifests deploy_dockerfile deploy_job_contract PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
+# Deployment, without Docker or a cluster: the k8s manifests and every kustomization against the
+# upstream API schema and Pod Security "restricted", both images' Dockerfiles statically, and each
+# Job's contract with the binary (args, output volumes, resume, exit codes). Node packages:
+# scripts/test.sh runs npm ci in tests/deploy. The kustomizations are rendered with kubectl
+# (kustomize inside): without kubectl those tests report as skipped, except under CI.
+set(MNIST_DEPLOY_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(MNIST_K8S_DIR ${PROJECT_SOURCE_DIR}/k8s)
+
+# The plain manifests as written (kustomize's own files are not API objects).
+file(GLOB_RECURSE MNIST_K8S_MANIFESTS CONFIGURE_DEPENDS ${MNIST_K8S_DIR}/*.yaml)
+list(FILTER MNIST_K8S_MANIFESTS EXCLUDE REGEX "/kustomization\\.yaml$")
+add_test(NAME deploy_k8s_manifests COMMAND node ${MNIST_DEPLOY_DIR}/validate_k8s.mjs ${MNIST_K8S_MANIFESTS})
+add_test(NAME deploy_dockerfile COMMAND node ${MNIST_DEPLOY_DIR}/check_dockerfile.mjs
+         ${PROJECT_SOURCE_DIR}/Dockerfile.gpu ${PROJECT_SOURCE_DIR}/.dockerignore ${MNIST_K8S_DIR}/job.yaml)
+add_test(NAME deploy_tensorboard_image COMMAND node ${MNIST_DEPLOY_DIR}/check_dockerfile.mjs --tensorboard
+         ${PROJECT_SOURCE_DIR}/Dockerfile.tensorboard ${MNIST_K8S_DIR}/components/persistent/tensorboard.yaml)
+add_test(NAME deploy_readme_paths COMMAND bash ${MNIST_DEPLOY_DIR}/readme_paths.sh ${PROJECT_SOURCE_DIR})
+add_test(NAME deploy_job_contract COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
+         $<TARGET_FILE:mnist-train> ${MNIST_K8S_DIR}/job.yaml)
+add_test(NAME deploy_benchmark_contract COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
+         $<TARGET_FILE:mnist-train> ${MNIST_K8S_DIR}/benchmark/benchmark-job.yaml)
+set_tests_properties(deploy_k8s_manifests deploy_dockerfile deploy_tensorboard_image deploy_readme_paths
+  deploy_job_contract deploy_benchmark_contract PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
+
+# Every kustomization (k8s/, k8s/base, k8s/benchmark, k8s/overlays/CLOUD[/persistent|/benchmark]):
+#   deploy_render_NAME    rendered, schema, Pod Security, agreement, and what its path promises
+#   deploy_contract_NAME  (overlays) each rendered Job's contract with the binary
+file(GLOB_RECURSE MNIST_KUSTOMIZATIONS CONFIGURE_DEPENDS ${MNIST_K8S_DIR}/kustomization.yaml)
+list(FILTER MNIST_KUSTOMIZATIONS EXCLUDE REGEX "/components/")
+foreach(kustomization IN LISTS MNIST_KUSTOMIZATIONS)
+  get_filename_component(dir ${kustomization} DIRECTORY)
+  file(RELATIVE_PATH rel ${MNIST_K8S_DIR} ${dir})
+  set(expect "")
+  if(rel STREQUAL "")
+    set(name k8s)
+  else()
+    string(REGEX REPLACE "^overlays/" "" name ${rel})
+    string(REPLACE "/" "_" name ${name})
+  endif()
+  if(rel MATCHES "^overlays/([^/]+)(/([^/]+))?$")
+    set(expect ${CMAKE_MATCH_1})
+    if(CMAKE_MATCH_3)
+      string(APPEND expect ",${CMAKE_MATCH_3}")
+    endif()
+    # The benchmark runs once, in plain/benchmark; the clouds' benchmark Jobs must have its args.
+    set(reference "")
+    if(rel MATCHES "/benchmark$" AND NOT rel STREQUAL "overlays/plain/benchmark")
+      set(reference ${MNIST_K8S_DIR}/overlays/plain/benchmark)
+    endif()
+    add_test(NAME deploy_contract_${name} COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
+             $<TARGET_FILE:mnist-train> ${dir} ${reference})
+    set_tests_properties(deploy_contract_${name} PROPERTIES
+      LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
+  endif()
+  add_test(NAME deploy_render_${name} COMMAND bash ${MNIST_DEPLOY_DIR}/check_overlay.sh ${dir} "${expect}")
+  set_tests_properties(deploy_render_${name} PROPERTIES
+    LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
+endforeach()

@@ -3,8 +3,8 @@
 //   1. its runtime validator (types, enums, formats, required fields), and
 //   2. the TypeScript compiler over the document as a typed object literal, whose excess-property
 //      check rejects every field the API does not define (a typo like runAsNonRot fails).
-// node validate_k8s.mjs --contract MANIFEST — prints the Job's container args (one per line) and
-// then "codes: ..." for the exit codes its podFailurePolicy names.
+// MANIFEST is a plain manifest or the output of `kubectl kustomize` (check_overlay.sh renders the
+// overlays); kustomize's own files (kustomization.yaml) are not API objects and are refused.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -17,18 +17,6 @@ const args = process.argv.slice(2);
 
 function modulePath(apiVersion) {
   return apiVersion.includes("/") ? `kubernetes-models/${apiVersion}` : `kubernetes-models/v1`;
-}
-
-if (args[0] === "--contract") {
-  const [job] = yaml.loadAll(fs.readFileSync(args[1], "utf8"));
-  const container = job.spec.template.spec.containers[0];
-  for (const a of container.args ?? []) console.log(a);
-  const codes = new Set();
-  for (const rule of job.spec.podFailurePolicy?.rules ?? []) {
-    for (const v of rule.onExitCodes?.values ?? []) codes.add(v);
-  }
-  console.log(`codes: ${[...codes].sort((a, b) => a - b).join(" ")}`);
-  process.exit(0);
 }
 
 let failures = 0;
