@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds mnist-train and runs the main job: the TF sample's 500-step run
-# (extra flags pass through).
+# The README's first command: installs what is missing (scripts/install-deps.sh, which first checks
+# for the CUDA 13 toolkit and cuDNN 9), builds mnist-train and runs the main job: the TF sample's
+# 500-step run (extra flags pass through).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/cuda/bin

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs the test suite (the README's test command;
-# CI runs exactly this on a fresh machine). Three stages, each timed:
+# CI runs exactly this on a fresh machine). Its set-up checks for the CUDA 13 toolkit and cuDNN 9
+# first (scripts/check-prereqs.sh, through install-deps.sh: one line naming what to install, before
+# CMake runs), then installs the Debian packages, the test data and the deploy checks' npm
+# packages. Then three stages, each timed:
 #   release  the release build and its whole suite (extra arguments go to this ctest, e.g. -L gpu)
 #   asan     the host code under AddressSanitizer + UndefinedBehaviorSanitizer (the asan preset),
 #            CPU tests

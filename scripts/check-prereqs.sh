@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Checks what scripts/install-deps.sh cannot install from the distribution's packages: NVIDIA's
+# CUDA 13 toolkit and cuDNN 9 (from NVIDIA's own repositories), which CMake needs to configure the
+# build even on a machine without a GPU. Each missing piece is one line naming what to install;
+# exit 1 if any is missing. Looks where CMake looks: nvcc from CUDACXX, PATH or /usr/local/cuda/bin;
+# cudnn.h and libcudnn.so in that toolkit, the system's include and library folders, and
+# CMAKE_PREFIX_PATH. -v prints what it found.
+set -uo pipefail
+verbose=0
+[[ ${1:-} == -v ]] && verbose=1
+missing=0
+need() { echo "mnist-train: missing prerequisite: $*" >&2; missing=1; }
+found() { ((verbose)) && echo "found $*"; return 0; }
+
+# The CUDA toolkit, version 13 or newer.
+nvcc=${CUDACXX:-}
+[[ -z $nvcc ]] && nvcc=$(command -v nvcc || true)
+[[ -z $nvcc && -x /usr/local/cuda/bin/nvcc ]] && nvcc=/usr/local/cuda/bin/nvcc
+cuda_root=
+if [[ -z $nvcc || ! -x $nvcc ]]; then
+  need "the CUDA 13 toolkit: no nvcc on PATH or in /usr/local/cuda/bin; install NVIDIA's package cuda-toolkit-13-0 (https://developer.nvidia.com/cuda-downloads), or put its bin/ on PATH"
+else
+  release=$("$nvcc" --version 2>/dev/null | sed -n 's/.*release \([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1.\2/p')
+  cuda_root=$(cd "$(dirname "$(readlink -f "$nvcc")")/.." && pwd)
+  if [[ -z $release ]]; then
+    need "the CUDA 13 toolkit: $nvcc does not report its version (nvcc --version); reinstall NVIDIA's package cuda-toolkit-13-0"
+  elif ((${release%%.*} < 13)); then
+    need "the CUDA 13 toolkit: $nvcc is CUDA $release; install NVIDIA's package cuda-toolkit-13-0 and put its bin/ first on PATH"
+  else
+    found "CUDA $release: $nvcc"
+  fi
+fi
+
+# cuDNN 9: its header and the unversioned libcudnn.so link (the -dev part) are what the build needs.
+case $(uname -m) in
+  x86_64) multiarch=x86_64-linux-gnu ;;
+  aarch64) multiarch=aarch64-linux-gnu ;;
+  *) multiarch=$(uname -m)-linux-gnu ;;
+esac
+prefixes=()
+[[ -n $cuda_root ]] && prefixes+=("$cuda_root" "$cuda_root"/targets/*-linux)
+IFS=: read -ra extra <<<"${CMAKE_PREFIX_PATH:-}"
+prefixes+=("${extra[@]}" /usr/local /usr)
+header= library= runtime=
+for p in "${prefixes[@]}"; do
+  for d in "$p/include" "$p/include/$multiarch"; do
+    [[ -z $header && -f $d/cudnn.h ]] && header=$d/cudnn.h
+  done
+  for d in "$p/lib64" "$p/lib" "$p/lib/$multiarch"; do
+    [[ -z $library && -e $d/libcudnn.so ]] && library=$d/libcudnn.so
+    [[ -z $runtime ]] && compgen -G "$d/libcudnn.so.*" >/dev/null && runtime=$d
+  done
+done
+install_cudnn="install NVIDIA's package cudnn9-cuda-13 (https://docs.nvidia.com/deeplearning/cudnn/installation/linux.html)"
+if [[ -z $header || -z $library ]]; then
+  if [[ -n $runtime ]]; then
+    what=cudnn.h
+    [[ -n $header ]] && what=libcudnn.so
+    need "cuDNN 9's development files: its runtime is in $runtime, but $what is not (looked in ${cuda_root:-the CUDA toolkit}, /usr/local, /usr); $install_cudnn"
+  else
+    need "cuDNN 9 for CUDA 13: no cudnn.h and libcudnn.so in ${cuda_root:-the CUDA toolkit}, /usr/local or /usr; $install_cudnn"
+  fi
+else
+  version_h=$(dirname "$header")/cudnn_version.h
+  major=$(sed -n 's/^#define CUDNN_MAJOR \([0-9]*\)/\1/p' "$version_h" 2>/dev/null)
+  if [[ -n $major && $major != 9 ]]; then
+    need "cuDNN 9: $header is cuDNN $major; $install_cudnn"
+  else
+    found "cuDNN ${major:-9 (version header not found)}: $header, $library"
+  fi
+fi
+exit $missing
