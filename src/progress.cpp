@@ -51,7 +51,8 @@ void show_status(const std::string& text, bool now) {
   std::lock_guard<std::mutex> lock(line_mutex);
   const auto t = Clock::now();
   if (!now && shown && t - last_shown < std::chrono::milliseconds(100)) return;
-  const std::string shown_text = columns && text.size() >= columns ? text.substr(0, columns - 1) : text;
+  const std::string shown_text =
+      columns && text.size() >= columns ? text.substr(0, columns - 1) : text;
   std::fprintf(stderr, "\r%s\033[K", shown_text.c_str());
   std::fflush(stderr);
   shown = true;

@@ -14,7 +14,7 @@ namespace mnist {
 
 // Runs the benchmark, prints it to `out`, writes --benchmark_out, and returns the report (the
 // JSON that --benchmark_out holds).
-nlohmann::ordered_json run_benchmark(const Options& options, const MnistData& data, bool gpu_present,
-                             std::ostream& out);
+nlohmann::ordered_json run_benchmark(const Options& options, const MnistData& data,
+                                     bool gpu_present, std::ostream& out);
 
 }  // namespace mnist

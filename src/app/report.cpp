@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -444,7 +444,8 @@ TerminationLogResult write_termination_log(const std::string& path, const std::s
   if (fd < 0) {
     const int e = errno;
     if (e == ENOENT || e == ENOTDIR) return {S::kAbsent, ""};
-    if (e == EACCES || e == EPERM || e == EROFS || e == ETXTBSY) return {S::kNotWritable, os_error(e)};
+    if (e == EACCES || e == EPERM || e == EROFS || e == ETXTBSY)
+      return {S::kNotWritable, os_error(e)};
     if (e == ELOOP) return {S::kRefused, "a symbolic link"};
     if (e == ENXIO) return {S::kRefused, "a FIFO or socket"};
     if (e == EISDIR) return {S::kRefused, "a folder"};

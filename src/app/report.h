@@ -1,8 +1,8 @@
-// The run's verdict, for machines: `log_dir/result.json` and `--result_file` (JSON), and one line in
-// Kubernetes' termination-message file (`--termination_log`, /dev/termination-log) that
-// `kubectl get pod` shows. main() fills a RunRecord in as the stages pass and, whatever the
-// outcome, hands it to finish_run() at exit. Also the final summary line of a training run and the
-// one description of a CUDA device that the verdict and --benchmark_out share.
+// The run's verdict, for machines: `log_dir/result.json` and `--result_file` (JSON), and one line
+// in Kubernetes' termination-message file (`--termination_log`, /dev/termination-log) that `kubectl
+// get pod` shows. main() fills a RunRecord in as the stages pass and, whatever the outcome, hands
+// it to finish_run() at exit. Also the final summary line of a training run and the one description
+// of a CUDA device that the verdict and --benchmark_out share.
 #pragma once
 
 #include <chrono>
@@ -70,7 +70,7 @@ struct Outcome {
 
 // The verdict document (written to result.json and --result_file).
 nlohmann::ordered_json verdict_json(const RunRecord& record, const Outcome& outcome,
-                            std::chrono::system_clock::time_point finished_at);
+                                    std::chrono::system_clock::time_point finished_at);
 
 // The one-line termination message ("mnist-train 1.0.0 passed: test accuracy ..." or
 // "mnist-train 1.0.0 failed (exit 4, GPU unusable): ..."): no control characters, at most
@@ -116,6 +116,7 @@ std::string summary_line(const TrainResult& result, const DataOrigin& origin);
 nlohmann::ordered_json device_json(const DeviceInfo& device);
 
 // Driver and runtime versions and the visible devices, for --benchmark_out.
-nlohmann::ordered_json gpu_environment_json(const GpuProbe& probe, const std::vector<DeviceInfo>& visible);
+nlohmann::ordered_json gpu_environment_json(const GpuProbe& probe,
+                                            const std::vector<DeviceInfo>& visible);
 
 }  // namespace mnist

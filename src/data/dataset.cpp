@@ -1,5 +1,6 @@
 #include "data/dataset.h"
 
+#include <algorithm>
 #include <random>
 
 #include "data/catalog.h"
@@ -40,28 +41,37 @@ Dataset slice(const Dataset& d, int begin, int end) {
 }
 
 // Where the files came from, for the verdict. The description is "cache DIR" when every file
-// was there, else e.g. "downloaded from https://a/x.gz, https://a/y.gz into DIR (2 from the
-// cache)".
+// was there, else the mirrors the downloads came from, e.g. "downloaded from https://a/ into DIR
+// (2 files from the cache)".
 DataOrigin origin_of(const std::string& dataset, const std::string& data_dir,
                      const std::vector<FetchReport>& fetched) {
   DataOrigin origin;
   origin.dataset = dataset;
-  std::string urls;
-  int cached = 0;
+  std::vector<std::string> mirrors;  // each file's URL without the file name, in order, once
+  std::size_t cached = 0;
   for (const FetchReport& f : fetched) {
     origin.sources.push_back(f.source);
     origin.fetch_seconds += f.download_seconds;
     origin.downloaded_bytes += static_cast<std::int64_t>(f.downloaded_bytes);
-    if (f.downloaded)
-      urls += (urls.empty() ? "" : ", ") + f.source;
-    else
+    if (!f.downloaded) {
       ++cached;
+      continue;
+    }
+    const std::string mirror = f.source.substr(0, f.source.rfind('/') + 1);
+    if (std::find(mirrors.begin(), mirrors.end(), mirror) == mirrors.end())
+      mirrors.push_back(mirror);
   }
-  if (urls.empty()) {
+  if (mirrors.empty()) {
     origin.description = "cache " + data_dir;
-  } else {
-    origin.description = "downloaded from " + urls + " into " + data_dir;
-    if (cached > 0) origin.description += " (" + std::to_string(cached) + " from the cache)";
+    return origin;
+  }
+  origin.description = "downloaded from ";
+  for (std::size_t i = 0; i < mirrors.size(); ++i)
+    origin.description += (i ? ", " : "") + mirrors[i];
+  origin.description += " into " + data_dir;
+  if (cached > 0) {
+    origin.description +=
+        " (" + std::to_string(cached) + (cached == 1 ? " file" : " files") + " from the cache)";
   }
   return origin;
 }
@@ -122,7 +132,8 @@ MnistData make_fake_data(std::uint64_t seed) {
   };
   MnistData data;
   data.train = make(kFakeTrainImages);
-  data.validation = make(1000);  // drawn between the two, so the test images stay those of earlier releases
+  data.validation =
+      make(1000);  // drawn between the two, so the test images stay those of earlier releases
   data.test = make(2000);
   data.origin.dataset = "synthetic";
   data.origin.description = "synthetic (--fake_data): ten noisy class prototypes from seed " +

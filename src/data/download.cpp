@@ -74,19 +74,22 @@ struct Transfer {
   Clock::time_point start = Clock::now();
 };
 
-// ">> Downloading NAME 45.2% 4.3/9.9 MB 12.1 MB/s" (without the percentage and total when the
-// server did not say how large the file is).
+// ">> Downloading NAME 45.2% 4.3/9.9 MB 12.1 MB/s" (kB for files under a megabyte; without the
+// percentage and total when the server did not say how large the file is).
 std::string progress_text(const Transfer& t, curl_off_t total, curl_off_t now) {
   const double elapsed = seconds_since(t.start);
   const double rate = elapsed > 0 ? double(now) / elapsed : 0.0;
+  const bool small = std::max(total, now) < 1000000;
+  const double unit = small ? 1e3 : 1e6;
+  const char* unit_name = small ? "kB" : "MB";
   char text[512];
   if (total > 0) {
-    std::snprintf(text, sizeof text, ">> Downloading %s %5.1f%% %.1f/%.1f MB %.1f MB/s",
-                  t.name.c_str(), 100.0 * double(now) / double(total), double(now) / 1e6,
-                  double(total) / 1e6, rate / 1e6);
+    std::snprintf(text, sizeof text, ">> Downloading %s %5.1f%% %.1f/%.1f %s %.1f MB/s",
+                  t.name.c_str(), 100.0 * double(now) / double(total), double(now) / unit,
+                  double(total) / unit, unit_name, rate / 1e6);
   } else {
-    std::snprintf(text, sizeof text, ">> Downloading %s %.1f MB %.1f MB/s", t.name.c_str(),
-                  double(now) / 1e6, rate / 1e6);
+    std::snprintf(text, sizeof text, ">> Downloading %s %.1f %s %.1f MB/s", t.name.c_str(),
+                  double(now) / unit, unit_name, rate / 1e6);
   }
   return text;
 }

@@ -32,10 +32,10 @@ void validate_fetch_policy(const FetchPolicy& policy);
 
 // Where fetch_verified found a file, for the verdict and the final summary line.
 struct FetchReport {
-  std::string source;              // the cached file's path, or the URL that delivered the copy
-  bool downloaded = false;         // false: the cache already held a valid copy
+  std::string source;                  // the cached file's path, or the URL that delivered the copy
+  bool downloaded = false;             // false: the cache already held a valid copy
   std::uint64_t downloaded_bytes = 0;  // size of the copy downloaded (compressed, as sent)
-  double download_seconds = 0;     // time spent downloading (every mirror and attempt, verifying)
+  double download_seconds = 0;  // time spent downloading (every mirror and attempt, verifying)
 };
 
 // Returns the verified, inflated content of `file`, from data_dir/<name> when it is there and

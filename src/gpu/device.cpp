@@ -68,11 +68,11 @@ GpuProbe probe_gpus() {
 
 std::string describe(const GpuProbe& p) {
   const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-  std::string s = "CUDA devices visible: " + std::to_string(p.device_count) +
-                  "; driver supports CUDA " + cuda_version_string(p.driver_version) +
-                  "; runtime is CUDA " + cuda_version_string(p.runtime_version) +
-                  "; CUDA_VISIBLE_DEVICES=" +
-                  (visible ? std::string("\"") + visible + "\"" : "(unset)");
+  std::string s =
+      "CUDA devices visible: " + std::to_string(p.device_count) + "; driver supports CUDA " +
+      cuda_version_string(p.driver_version) + "; runtime is CUDA " +
+      cuda_version_string(p.runtime_version) +
+      "; CUDA_VISIBLE_DEVICES=" + (visible ? std::string("\"") + visible + "\"" : "(unset)");
   if (!p.error.empty()) s += "; cudaGetDeviceCount: " + p.error;
   return s;
 }

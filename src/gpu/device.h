@@ -26,13 +26,13 @@ std::string cuda_version_string(int version);
 
 // One CUDA device as the verdict names it.
 struct DeviceInfo {
-  int ordinal = 0;                     // CUDA's device number in this process
-  std::string name;                    // "NVIDIA H200"
-  int major = 0, minor = 0;            // compute capability
+  int ordinal = 0;           // CUDA's device number in this process
+  std::string name;          // "NVIDIA H200"
+  int major = 0, minor = 0;  // compute capability
   int multiprocessors = 0;
   std::uint64_t total_memory_bytes = 0;
-  std::string pci_bus_id;              // domain:bus:device.function, "0000:00:06.0"
-  std::string uuid;                    // as nvidia-smi prints it: "GPU-8f6e…" (36 hex digits)
+  std::string pci_bus_id;  // domain:bus:device.function, "0000:00:06.0"
+  std::string uuid;        // as nvidia-smi prints it: "GPU-8f6e…" (36 hex digits)
 };
 
 // The properties of device `ordinal`. Throws Error(kGpuUnusable) naming the CUDA error.

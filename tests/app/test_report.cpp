@@ -346,8 +346,8 @@ TEST_F(TerminationLog, FoldersAndDevicesAreRefused) {
 
 TEST_F(TerminationLog, ReadOnlyFileIsLeftAlone) {
   put(path("log"), "old");
-  fs::permissions(path("log"), fs::perms::owner_read | fs::perms::group_read |
-                                   fs::perms::others_read);
+  fs::permissions(path("log"),
+                  fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
   // Even as root (who may open it): a file nobody may write is not meant to be written.
   EXPECT_EQ(write_termination_log(path("log"), "x").status, TerminationLogStatus::kNotWritable);
   EXPECT_EQ(content(path("log")), "old");
@@ -399,10 +399,11 @@ TEST_F(FinishRun, UnwritableVerdictFailsAPassingRunWithSix) {
   EXPECT_EQ(v["verdict"], "failed");
   EXPECT_EQ(v["exit_code"], 6);
   EXPECT_NE(v["error"].get<std::string>().find("cannot write the verdict"), std::string::npos);
-  EXPECT_EQ(content(path("termination")).rfind(std::string("mnist-train ") + program_version() +
-                                                   " failed (exit 6, output failed): cannot "
-                                                   "write the verdict",
-                                               0),
+  EXPECT_EQ(content(path("termination"))
+                .rfind(std::string("mnist-train ") + program_version() +
+                           " failed (exit 6, output failed): cannot "
+                           "write the verdict",
+                       0),
             0u)
       << content(path("termination"));
 }
@@ -410,8 +411,8 @@ TEST_F(FinishRun, UnwritableVerdictFailsAPassingRunWithSix) {
 TEST_F(FinishRun, UnwritableVerdictOnAFailingRunKeepsTheCode) {
   put(path("a_file"), "");
   const std::string result = path("a_file/verdict.json");
-  RunRecord r = record_of({"--log_dir", "", "--result_file", result.c_str(),
-                           "--termination_log", ""});
+  RunRecord r =
+      record_of({"--log_dir", "", "--result_file", result.c_str(), "--termination_log", ""});
   std::ostringstream err;
   EXPECT_EQ(finish_run(r, {ExitCode::kDataUnavailable, "no mirror"}, err), 3);
   EXPECT_NE(err.str().find("cannot write the verdict"), std::string::npos);
@@ -420,8 +421,8 @@ TEST_F(FinishRun, UnwritableVerdictOnAFailingRunKeepsTheCode) {
 TEST_F(FinishRun, AFolderUnderResultJsonIsReported) {
   const std::string logs = path("logs"), result = path("verdict.json");
   fs::create_directories(logs + "/result.json");
-  RunRecord r = gpu_run({"--log_dir", logs.c_str(), "--result_file", result.c_str(),
-                         "--termination_log", ""});
+  RunRecord r = gpu_run(
+      {"--log_dir", logs.c_str(), "--result_file", result.c_str(), "--termination_log", ""});
   std::ostringstream err;
   EXPECT_EQ(finish_run(r, Outcome{}, err), 6);
   EXPECT_EQ(load(result)["exit_code"], 6) << "rewritten once the run failed";
@@ -430,8 +431,8 @@ TEST_F(FinishRun, AFolderUnderResultJsonIsReported) {
 TEST_F(FinishRun, ResultFileIsNeverWrittenOverALink) {
   put(path("target"), "precious");
   fs::create_symlink(path("target"), path("verdict.json"));
-  RunRecord r = gpu_run({"--log_dir", "", "--result_file", path("verdict.json").c_str(),
-                         "--termination_log", ""});
+  RunRecord r = gpu_run(
+      {"--log_dir", "", "--result_file", path("verdict.json").c_str(), "--termination_log", ""});
   std::ostringstream err;
   EXPECT_EQ(finish_run(r, Outcome{}, err), 6);
   EXPECT_EQ(content(path("target")), "precious");
@@ -440,8 +441,8 @@ TEST_F(FinishRun, ResultFileIsNeverWrittenOverALink) {
 
 TEST_F(FinishRun, InvalidUtf8StaysValidJson) {
   const std::string result = path("verdict.json");
-  RunRecord r = record_of({"--log_dir", "", "--result_file", result.c_str(),
-                           "--termination_log", ""});
+  RunRecord r =
+      record_of({"--log_dir", "", "--result_file", result.c_str(), "--termination_log", ""});
   std::ostringstream err;
   EXPECT_EQ(finish_run(r, {ExitCode::kOutputFailed, "/tmp/\xff\xfe: cannot write"}, err), 6);
   EXPECT_EQ(err.str(), "");
@@ -455,8 +456,8 @@ TEST_F(FinishRun, NothingBeforeTheFlagsOrForADryRun) {
   std::ostringstream err;
   EXPECT_EQ(finish_run(unparsed, {ExitCode::kBadArguments, "unknown flag"}, err), 2);
   const std::string logs = path("logs");
-  RunRecord dry = record_of({"--dry_run", "--log_dir", logs.c_str(), "--termination_log",
-                             path("termination").c_str()});
+  RunRecord dry = record_of(
+      {"--dry_run", "--log_dir", logs.c_str(), "--termination_log", path("termination").c_str()});
   EXPECT_EQ(finish_run(dry, Outcome{}, err), 0);
   EXPECT_FALSE(fs::exists(logs));
   EXPECT_EQ(content(path("termination")), "untouched");
@@ -464,8 +465,8 @@ TEST_F(FinishRun, NothingBeforeTheFlagsOrForADryRun) {
 
 TEST_F(FinishRun, BenchmarkAndDownloadOnlyWriteNoResultJson) {
   const std::string logs = path("logs"), result = path("verdict.json");
-  RunRecord r = gpu_run({"--benchmark", "--log_dir", logs.c_str(), "--result_file",
-                         result.c_str(), "--termination_log", ""});
+  RunRecord r = gpu_run({"--benchmark", "--log_dir", logs.c_str(), "--result_file", result.c_str(),
+                         "--termination_log", ""});
   r.benchmark = {{"seed_job", json::array()}};
   std::ostringstream err;
   EXPECT_EQ(finish_run(r, Outcome{}, err), 0) << err.str();
