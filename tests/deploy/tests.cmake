@@ -16,12 +16,14 @@ add_test(NAME deploy_dockerfile COMMAND node ${MNIST_DEPLOY_DIR}/check_dockerfil
 add_test(NAME deploy_tensorboard_image COMMAND node ${MNIST_DEPLOY_DIR}/check_dockerfile.mjs --tensorboard
          ${PROJECT_SOURCE_DIR}/Dockerfile.tensorboard ${MNIST_K8S_DIR}/components/persistent/tensorboard.yaml)
 add_test(NAME deploy_readme_paths COMMAND bash ${MNIST_DEPLOY_DIR}/readme_paths.sh ${PROJECT_SOURCE_DIR})
+# The set-up's prerequisite check (scripts/check-prereqs.sh) against fake CUDA installations.
+add_test(NAME deploy_check_prereqs COMMAND bash ${MNIST_DEPLOY_DIR}/check_prereqs.sh ${PROJECT_SOURCE_DIR})
 add_test(NAME deploy_job_contract COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
          $<TARGET_FILE:mnist-train> ${MNIST_K8S_DIR}/job.yaml)
 add_test(NAME deploy_benchmark_contract COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
          $<TARGET_FILE:mnist-train> ${MNIST_K8S_DIR}/benchmark/benchmark-job.yaml)
 set_tests_properties(deploy_k8s_manifests deploy_dockerfile deploy_tensorboard_image deploy_readme_paths
-  deploy_job_contract deploy_benchmark_contract PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
+  deploy_check_prereqs deploy_job_contract deploy_benchmark_contract PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
 
 # Every kustomization (k8s/, k8s/base, k8s/benchmark, k8s/overlays/CLOUD[/persistent|/benchmark]):
 #   deploy_render_NAME    rendered, schema, Pod Security, agreement, and what its path promises

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# check_prereqs.sh REPO: scripts/check-prereqs.sh against fake CUDA installations: a missing or old
+# toolkit and a missing, partial or old cuDNN are each one line naming the package to install, and
+# exit 1; a complete one (and this machine's, which builds the project) passes.
+set -uo pipefail
+script=$1/scripts/check-prereqs.sh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+# case NAME WANT_RC WANT_TEXT: runs the check with CUDACXX=$work/cuda/bin/nvcc.
+case_() {
+  local name=$1 want=$2 text=$3 out rc
+  out=$(env CUDACXX="$work/cuda/bin/nvcc" CMAKE_PREFIX_PATH= "$script" 2>&1)
+  rc=$?
+  if [[ $rc == "$want" && $out == *"$text"* && $(wc -l <<<"$out") -le 2 ]]; then
+    echo "ok   $name: exit $rc${out:+: $out}"
+  else
+    echo "FAIL $name: exit $rc (want $want), output: ${out:-(none)} (want: $text)"
+    failures=$((failures + 1))
+  fi
+}
+nvcc() { mkdir -p "$work/cuda/bin"; printf '#!/bin/sh\necho "Cuda compilation tools, release %s, V%s.1"\n' "$1" "$1" >"$work/cuda/bin/nvcc"; chmod +x "$work/cuda/bin/nvcc"; }
+# Only /usr/local and /usr stay outside the fake toolkit: skip the cuDNN cases if this machine has
+# cuDNN there (then a fake toolkit without it would still find it).
+system_cudnn=0
+for d in /usr/include /usr/include/*-linux-gnu /usr/local/include; do [[ -f $d/cudnn.h ]] && system_cudnn=1; done
+
+nvcc 12.4
+case_ "CUDA 12 toolkit" 1 "cuda-toolkit-13-0"
+nvcc 13.0
+if ((system_cudnn == 0)); then
+  case_ "CUDA 13 without cuDNN" 1 "cudnn9-cuda-13"
+  mkdir -p "$work/cuda/lib64" "$work/cuda/include"
+  : >"$work/cuda/lib64/libcudnn.so.9"
+  case_ "cuDNN runtime only" 1 "development files"
+  : >"$work/cuda/include/cudnn.h"
+  case_ "cuDNN without libcudnn.so" 1 "libcudnn.so is not"
+  ln -s libcudnn.so.9 "$work/cuda/lib64/libcudnn.so"
+  echo '#define CUDNN_MAJOR 8' >"$work/cuda/include/cudnn_version.h"
+  case_ "cuDNN 8" 1 "is cuDNN 8"
+  echo '#define CUDNN_MAJOR 9' >"$work/cuda/include/cudnn_version.h"
+  case_ "CUDA 13 and cuDNN 9" 0 ""
+else
+  echo "note: cuDNN is installed under /usr here: the missing-cuDNN cases cannot be faked"
+fi
+rm -rf "$work/cuda"
+out=$(env -u CUDACXX PATH="/usr/bin:/bin" "$script" 2>&1)
+rc=$?
+if [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  [[ $rc == 0 ]] && echo "ok   this machine's toolkit (/usr/local/cuda) and cuDNN" \
+    || { echo "FAIL this machine builds the project, but the check says: $out"; failures=$((failures + 1)); }
+else
+  [[ $rc == 1 && $out == *"cuda-toolkit-13-0"* ]] && echo "ok   no toolkit here: $out" \
+    || { echo "FAIL no nvcc here, but the check exited $rc: $out"; failures=$((failures + 1)); }
+fi
+exit $((failures > 0))
