@@ -10,7 +10,8 @@
 #   3. --summary_every 1 (the sample's every-step summaries) with other --hidden_units,
 #      --batch_size, --dropout and --learning_rate;
 #   4. the softmax model with --eval_every 7 --summary_every 3;
-#   5. on a GPU backend: runs 1, 3 and 4 again on the CPU reference, compared value by value
+#   5. a run stopped by SIGTERM after step 30, then resumed for 25 more steps;
+#   6. on a GPU backend: runs 1, 3 and 4 again on the CPU reference, compared value by value
 #      (read_events.py --compare_to: statistics and histograms within float tolerances, the same
 #      images).
 # Where Python has the tensorboard package (the GPU machine), each folder is also loaded with
@@ -34,10 +35,12 @@ done
 work=$(mktemp -d)
 server_pid=
 # SUMMARIES_KEEP=DIR: the log folders and outputs are kept there (for a look, e.g. on the GPU machine).
+pid=
 cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
+  [[ -z $server_pid ]] || kill "$server_pid" 2>/dev/null || true
+  [[ -z $pid ]] || kill "$pid" 2>/dev/null || true
   if [[ -n ${SUMMARIES_KEEP:-} ]]; then
-    mkdir -p "$SUMMARIES_KEEP" && (cd "$work" && cp -a -- *.out *.err logs fresh_copy every* softmax* fresh_cpu "$SUMMARIES_KEEP"/ 2>/dev/null)
+    mkdir -p "$SUMMARIES_KEEP" && (cd "$work" && cp -a -- *.out *.err logs fresh_copy every* softmax* fresh_cpu stopped* resumed* "$SUMMARIES_KEEP"/ 2>/dev/null) || true
   fi
   rm -rf "$work"
 }
@@ -118,7 +121,25 @@ check softmax --log_dir "$work/softmax" --model softmax --max_steps 30 --eval_ev
 tb_check softmax "$work/softmax" --model softmax --max_steps 30 --eval_every 7 --summary_every 3
 echo "PASS: --model softmax --eval_every 7 --summary_every 3"
 
-# 5. On a GPU: the same runs on the CPU reference give the same values within float tolerances (the
+# 5. Stopped by SIGTERM mid-run (a pod evicted), then resumed: the stopped process's summaries
+#    up to its last step are all there (buffered values flushed on the way out), and the resumed
+#    process continues from the step it stopped at.
+"$trainer" --backend "$backend" --mirror "$mirror" --data_dir "$work/cache" --max_steps 100000 \
+  --log_dir "$work/stopped" --checkpoint_dir "$work/ckpt_stopped" >"$work/stopped.out" 2>"$work/stopped.err" &
+pid=$!
+for _ in $(seq 1200); do grep -q '^Accuracy at step 30: ' "$work/stopped.out" && break; sleep 0.05; done
+kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?
+(( rc == 143 )) || fail "stopped: exit $rc after SIGTERM, expected 143"
+stop=$(sed -n 's/.*stopped by SIGTERM at step \([0-9]*\).*/\1/p' "$work/stopped.err")
+[[ -n $stop ]] || fail "stopped: no 'stopped by SIGTERM at step N' line: $(cat "$work/stopped.err")"
+echo "run stopped: SIGTERM at step $stop"
+train resumed_after_stop --max_steps $((stop + 25)) --log_dir "$work/stopped" --checkpoint_dir "$work/ckpt_stopped"
+check stopped --log_dir "$work/stopped" --max_steps $((stop + 25)) --starts "0,$stop" --idx_dir "$idx_dir" \
+  --stdout "$work/stopped.out" --stdout "$work/resumed_after_stop.out"
+tb_check stopped "$work/stopped" --max_steps $((stop + 25)) --starts "0,$stop"
+echo "PASS: stopped by SIGTERM at step $stop and resumed"
+
+# 6. On a GPU: the same runs on the CPU reference give the same values within float tolerances (the
 # statistics and histograms reduced on the device against the host's) and the same images.
 if [[ $backend != cpu ]]; then
   train_on cpu fresh_cpu --max_steps 115 --log_dir "$work/fresh_cpu"

@@ -35,9 +35,13 @@ FILE_NAME = re.compile(r"events\.out\.tfevents\.(\d{10})\.[A-Za-z0-9._-]+")
 class Process:
     """The iterations one process ran and what it writes at each."""
 
-    def __init__(self, start, end, eval_every, summary_every):
+    def __init__(self, start, end, eval_every, summary_every, validation_every=None):
         self.start, self.end = start, end
         self.evals = [i for i in range(start, end) if i % eval_every == 0]
+        # The validation split: at every evaluation (the spec), or, with validation_every K, at
+        # the process's first evaluation and those with i % K == 0.
+        self.validation = [i for n, i in enumerate(self.evals)
+                           if not validation_every or n == 0 or i % validation_every == 0]
         self.train = [i for i in range(start, end) if i % eval_every != 0]
         self.cadence = self.train[::summary_every]
         self.traces = [i for i in self.train if i % 100 == 99]
@@ -52,9 +56,10 @@ class Process:
                 trained = True
 
 
-def processes(starts, max_steps, eval_every, summary_every):
+def processes(starts, max_steps, eval_every, summary_every, validation_every=None):
     ends = list(starts[1:]) + [max_steps]
-    return [Process(s, e, eval_every, summary_every) for s, e in zip(starts, ends)]
+    return [Process(s, e, eval_every, summary_every, validation_every)
+            for s, e in zip(starts, ends)]
 
 
 def layers(model, hidden):
@@ -87,7 +92,8 @@ def expected_tags(config, process):
             "dropout/dropout_keep_probability": ("scalar", evals)}
     for tag in IMAGE_TAGS:
         test[tag] = ("image", evals[:1])
-    validation = {"accuracy": ("scalar", evals), "cross_entropy": ("scalar", evals)}
+    validation = {"accuracy": ("scalar", process.validation),
+                  "cross_entropy": ("scalar", process.validation)}
     return {"train": train, "test": test, "validation": validation}
 
 
@@ -579,9 +585,15 @@ def check_train(report, config, process, by_tag, scalar, histo, at, images, wher
             except UnicodeDecodeError:
                 report.fail(at("flags", process.start), "not UTF-8")
                 text = ""
-            if not re.search(r"max_steps\W{0,16}" + str(process.end) + r"\b", text):
-                report.fail(at("flags", process.start), f"does not list max_steps {process.end}: "
-                                                        f"{text[:300]!r}")
+            # A process ends at its --max_steps, or earlier when it was stopped (SIGTERM) and
+            # resumed: its flags say the --max_steps it was given; the last process's is the run's.
+            m = re.search(r"max_steps\W{0,16}(\d+)\b", text)
+            given = int(m.group(1)) if m else None
+            last = process.end == config.max_steps
+            if given is None or given < process.end or (last and given != config.max_steps):
+                want = str(config.max_steps) if last else f">= {process.end}"
+                report.fail(at("flags", process.start),
+                            f"does not list max_steps {want}: {text[:300]!r}")
 
 
 def check_initial(report, where, kind, h, config):
@@ -605,7 +617,7 @@ def check_initial(report, where, kind, h, config):
 
 def check_eval(report, config, folder, process, by_tag, scalar, at, images, context):
     count = config.test_count if folder == "test" else config.validation_count
-    for step in process.evals:
+    for step in (process.evals if folder == "test" else process.validation):
         acc = scalar("accuracy", step)
         if acc is not None:
             if not (0 <= acc <= 1 and abs(acc * count - round(acc * count)) < 1e-2):
@@ -762,7 +774,8 @@ def parse_stdout(report, paths, procs):
 def check_log_dir(config, out=sys.stdout):
     """Checks config.log_dir; prints the per-tag table and failures; returns the Report."""
     report = Report(config.log_dir)
-    procs = processes(config.starts, config.max_steps, config.eval_every, config.summary_every)
+    procs = processes(config.starts, config.max_steps, config.eval_every, config.summary_every,
+                      getattr(config, "validation_every", None))
     now = time.time()
     images = MnistImages(config.idx_dir, config.validation_count) if config.idx_dir else None
     context = {}

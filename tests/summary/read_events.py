@@ -195,6 +195,9 @@ def parse_args(argv=None):
                      help="the run used --fake_data: 2000 test and 1000 validation images")
     run.add_argument("--stdout", action="append", default=[], metavar="FILE",
                      help="the trainer's output (repeat for each process): accuracy lines compared")
+    run.add_argument("--validation_every", type=int, metavar="K",
+                     help="validation/ only at each process's first evaluation and at the "
+                          "evaluations with i %% K == 0 (default: at every evaluation)")
     run.add_argument("--kernels_per_step", type=int,
                      help="each trace must hold exactly this many kernels (complete events of "
                           "category kernel; all complete events when none has a category)")

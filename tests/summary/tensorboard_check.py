@@ -246,7 +246,7 @@ def check_traces(fail, logdir, procs, kernels):
 def check_spec(args):
     fail = Failures()
     procs = logdir_check.processes(args.starts, args.max_steps, args.eval_every,
-                                   args.summary_every)
+                                   args.summary_every, args.validation_every)
     want = {}
     for p in procs:
         for folder, tags in logdir_check.expected_tags(args, p).items():
@@ -296,6 +296,8 @@ def main():
     parser.add_argument("--model", choices=("mlp", "softmax"), default="mlp")
     parser.add_argument("--starts", default="0", help="first iteration of each process: 0,120")
     parser.add_argument("--kernels_per_step", "--kernels-per-step", type=int)
+    parser.add_argument("--validation_every", "--validation-every", type=int,
+                        help="validation only at the first evaluation and at i % K == 0")
     args = parser.parse_args()
     args.starts = [int(s) for s in args.starts.split(",")]
     if args.max_steps is not None:
