@@ -12,6 +12,7 @@ constexpr int kThreads = 256;
 constexpr int kMaxBlocks = 128;        // fixed grid for a given n: the reduction order is fixed
 constexpr int kMaxSharedBuckets = 2048; // TF's default table has 1551 edges
 constexpr int kPartials = 5;           // min, max, sum, sum of squares, non-finite count
+static_assert(kMaxBlocks <= kThreads, "the finishing block holds one block's partials per thread");
 
 int blocks_for(std::int64_t n) {
   const std::int64_t blocks = (n + kThreads - 1) / kThreads;
@@ -43,6 +44,19 @@ __device__ double block_reduce(double v, double* shared, Op op) {
   return result;
 }
 
+// The float widened to double exactly, denormals included: the kernels build with fast math,
+// whose flush-to-zero would turn a float denormal into 0 in a plain conversion (or comparison),
+// while the host histogram keeps it.
+__device__ double widen(float f) {
+  const unsigned bits = __float_as_uint(f);
+  if ((bits & 0x7f800000u) != 0) return double(f);  // normal, infinite or NaN: exact
+  const double magnitude = double(bits & 0x007fffffu) * 0x1p-149;  // zero or denormal
+  return (bits >> 31) ? -magnitude : magnitude;
+}
+
+// max(v, 0) as ReLU gives it: NaN stays NaN, and -0.0 and every negative number become 0.
+__device__ double relu(double v) { return v < 0.0 ? 0.0 : v; }
+
 struct Min { __device__ double operator()(double a, double b) const { return fmin(a, b); } };
 struct Max { __device__ double operator()(double a, double b) const { return fmax(a, b); } };
 struct Sum { __device__ double operator()(double a, double b) const { return a + b; } };
@@ -64,13 +78,12 @@ __global__ void __launch_bounds__(kThreads)
   double lo = DBL_MAX, hi = -DBL_MAX, sum = 0.0, squares = 0.0, non_finite = 0.0;
   for (std::int64_t i = blockIdx.x * std::int64_t(kThreads) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * kThreads) {
-    float value = x[i];
-    if (f == StatsOf::kRelu) value = value > 0.0f ? value : 0.0f;  // NaN stays NaN
-    if (!isfinite(value)) {
+    double v = widen(x[i]);
+    if (f == StatsOf::kRelu) v = relu(v);
+    if (!isfinite(v)) {
       non_finite += 1.0;
       continue;
     }
-    const double v = value;
     lo = fmin(lo, v);
     hi = fmax(hi, v);
     sum += v;
@@ -95,23 +108,25 @@ __global__ void __launch_bounds__(kThreads)
     if (counts[b]) atomicAdd(&slot[kStatsHeader + b], double(counts[b]));
 }
 
-// Pass 2: one thread adds the blocks' partials in block order.
-__global__ void tensor_stats_finish_kernel(const double* __restrict__ scratch, int blocks,
-                                           double* __restrict__ slot) {
-  double lo = DBL_MAX, hi = -DBL_MAX, sum = 0.0, squares = 0.0, non_finite = 0.0;
-  for (int b = 0; b < blocks; ++b) {
-    const double* part = scratch + std::size_t(b) * kPartials;
-    lo = fmin(lo, part[0]);
-    hi = fmax(hi, part[1]);
-    sum += part[2];
-    squares += part[3];
-    non_finite += part[4];
+// Pass 2: one block, thread t holding block t's partials, reduced in the fixed tree order.
+__global__ void __launch_bounds__(kThreads)
+    tensor_stats_finish_kernel(const double* __restrict__ scratch, int blocks,
+                               double* __restrict__ slot) {
+  __shared__ double reduce[kThreads];
+  const bool mine = int(threadIdx.x) < blocks;
+  const double* part = scratch + std::size_t(threadIdx.x) * kPartials;
+  const double lo = block_reduce(mine ? part[0] : DBL_MAX, reduce, Min{});
+  const double hi = block_reduce(mine ? part[1] : -DBL_MAX, reduce, Max{});
+  const double sum = block_reduce(mine ? part[2] : 0.0, reduce, Sum{});
+  const double squares = block_reduce(mine ? part[3] : 0.0, reduce, Sum{});
+  const double non_finite = block_reduce(mine ? part[4] : 0.0, reduce, Sum{});
+  if (threadIdx.x == 0) {
+    slot[kStatsMin] = lo;
+    slot[kStatsMax] = hi;
+    slot[kStatsSum] = sum;
+    slot[kStatsSumSquares] = squares;
+    slot[kStatsNonFinite] = non_finite;
   }
-  slot[kStatsMin] = lo;
-  slot[kStatsMax] = hi;
-  slot[kStatsSum] = sum;
-  slot[kStatsSumSquares] = squares;
-  slot[kStatsNonFinite] = non_finite;
 }
 
 }  // namespace
@@ -128,7 +143,7 @@ void tensor_stats(const float* x, std::int64_t n, StatsOf f, const double* limit
   MNIST_CUDA_CHECK(cudaMemsetAsync(slot + kStatsHeader, 0, sizeof(double) * buckets, stream));
   tensor_stats_kernel<<<blocks, kThreads, 0, stream>>>(x, n, f, limits, buckets, slot, scratch);
   MNIST_LAUNCH_CHECK("tensor_stats_kernel");
-  tensor_stats_finish_kernel<<<1, 1, 0, stream>>>(scratch, blocks, slot);
+  tensor_stats_finish_kernel<<<1, kThreads, 0, stream>>>(scratch, blocks, slot);
   MNIST_LAUNCH_CHECK("tensor_stats_finish_kernel");
 }
 

@@ -100,7 +100,7 @@ std::vector<std::uint8_t> read_file(const std::string& path, std::size_t max_byt
 }
 
 void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
-                           ExitCode code) {
+                           ExitCode code, bool durable) {
   const std::string temp = path + unique_suffix();
   auto fail = [&](const std::string& what) {
     const std::string reason = os_error();
@@ -117,9 +117,10 @@ void write_file_atomically(const std::string& path, const std::vector<std::uint8
       ::unlink(temp.c_str());
       throw;
     }
-    if (::fsync(fd.get()) != 0) throw fail("fsync failed");
+    if (durable && ::fsync(fd.get()) != 0) throw fail("fsync failed");
   }
   if (::rename(temp.c_str(), path.c_str()) != 0) throw fail("rename failed");
+  if (!durable) return;
   const std::string dir = fs::path(path).parent_path().string();
   FileDescriptor dir_fd(
       ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

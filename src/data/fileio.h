@@ -28,9 +28,10 @@ void remove_entry(const std::string& path);
 // Writes a temporary next to `path` that no other process can have opened (unique name, O_EXCL),
 // fsyncs it, renames it over `path` and fsyncs the folder: `path` is the old content or the
 // complete new one, never a partial file, whoever else writes the same name at the same time.
-// Throws Error(code) naming the path and the OS error.
+// Throws Error(code) naming the path and the OS error. Not `durable`: no fsyncs (still never a
+// partial file, but a crash of the machine may lose it), for files that are cheap to lose.
 void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
-                           ExitCode code = ExitCode::kDataUnavailable);
+                           ExitCode code = ExitCode::kDataUnavailable, bool durable = true);
 
 // Throws Error(code) when a component of `path` is a symbolic link owned by another user (not
 // root, not this process's user): in a shared folder such as /tmp, a link someone else planted

@@ -65,13 +65,22 @@ std::string encode_png(const std::uint8_t* pixels, int width, int height, int ch
     filtered.append(reinterpret_cast<const char*>(pixels) + static_cast<std::size_t>(y) * row_bytes,
                     row_bytes);
   }
-  uLongf compressed_size = ::compressBound(static_cast<uLong>(filtered.size()));
-  std::string idat(compressed_size, '\0');
-  const int rc = ::compress2(reinterpret_cast<Bytef*>(idat.data()), &compressed_size,
-                             reinterpret_cast<const Bytef*>(filtered.data()),
-                             static_cast<uLong>(filtered.size()), Z_BEST_COMPRESSION);
-  if (rc != Z_OK)
-    throw Error(ExitCode::kInternal, "encode_png: zlib compress2 failed: " + std::to_string(rc));
+  // zlib with a small window and memory level: the summaries' images are about 800 bytes, and
+  // compress2's default state (~270 KB, set up on every call) would cost more than the deflating.
+  z_stream z{};
+  if (::deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, /*windowBits=*/10, /*memLevel=*/4,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+    throw Error(ExitCode::kInternal, "encode_png: zlib deflateInit2 failed");
+  std::string idat(::deflateBound(&z, static_cast<uLong>(filtered.size())), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(filtered.data());
+  z.avail_in = static_cast<uInt>(filtered.size());
+  z.next_out = reinterpret_cast<Bytef*>(idat.data());
+  z.avail_out = static_cast<uInt>(idat.size());
+  const int rc = ::deflate(&z, Z_FINISH);
+  const uLong compressed_size = z.total_out;
+  ::deflateEnd(&z);
+  if (rc != Z_STREAM_END)
+    throw Error(ExitCode::kInternal, "encode_png: zlib deflate failed: " + std::to_string(rc));
   idat.resize(compressed_size);
 
   std::string png("\x89PNG\r\n\x1a\n", 8);

@@ -151,7 +151,9 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
         const double seconds = std::chrono::duration<double>(now - interval_start).count();
         const double rate =
             interval_steps > 0 && seconds > 0 ? interval_steps * run.train.batch_size / seconds : 0;
-        summaries.evaluated(i, test, backend.evaluate(EvalSplit::kValidation, true), rate);
+        std::optional<Evaluation> validation;
+        if (summaries.validation_due(i)) validation = backend.evaluate(EvalSplit::kValidation, true);
+        summaries.evaluated(i, test, validation, rate);
       }
       show_progress(i, run, resume.iteration, result.steps_this_run,
                     std::chrono::duration<double>(now - start).count(), loss);

@@ -138,8 +138,9 @@ void RunSummaries::traced_step(std::int64_t iteration, const std::vector<TracedO
       (fs::path(traces_dir_) / ("step_" + std::to_string(iteration) + ".trace.json")).string();
   std::string json = chrome_trace(backend_.name(), iteration, ops);
   queue([path, json = std::move(json)](Writers&) {
+    // A trace is cheap to lose: no fsync (which can take milliseconds), like the event files.
     write_file_atomically(path, std::vector<std::uint8_t>(json.begin(), json.end()),
-                          ExitCode::kOutputFailed);
+                          ExitCode::kOutputFailed, /*durable=*/false);
   });
 }
 
@@ -199,15 +200,22 @@ void RunSummaries::take_from_backend() {
   });
 }
 
+bool RunSummaries::validation_due(std::int64_t iteration) const {
+  return enabled_ && data_.validation.count > 0 &&
+         (first_evaluation_ ||
+          iteration % (std::int64_t(run_.eval_every) * run_.summary_every) == 0);
+}
+
 void RunSummaries::evaluated(std::int64_t iteration, const Evaluation& test,
-                             const Evaluation& validation, double images_per_second) {
+                             const std::optional<Evaluation>& validation,
+                             double images_per_second) {
   if (!enabled_) return;
   take_from_backend();
   const bool first = first_evaluation_;
   first_evaluation_ = false;
   const double test_accuracy = data_.test.count ? double(test.correct) / data_.test.count : 0.0;
   const double validation_accuracy =
-      data_.validation.count ? double(validation.correct) / data_.validation.count : 0.0;
+      validation ? double(validation->correct) / data_.validation.count : 0.0;
   queue([this, iteration, test, validation, test_accuracy, validation_accuracy, first,
          images_per_second](Writers& w) {
     SummaryBuilder t;
@@ -220,9 +228,9 @@ void RunSummaries::evaluated(std::int64_t iteration, const Evaluation& test,
       add_images(t, data_.test, shown);
     }
     w.test.write(iteration, t);
-    if (data_.validation.count) {
+    if (validation) {
       SummaryBuilder v;
-      v.scalar("cross_entropy", validation.cross_entropy)
+      v.scalar("cross_entropy", validation->cross_entropy)
           .scalar("accuracy", static_cast<float>(validation_accuracy));
       w.validation.write(iteration, v);
     }

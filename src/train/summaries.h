@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,11 +41,15 @@ class RunSummaries {
   void before_step(std::int64_t iteration);
   // A traced step (the sample's "Adding run metadata"): writes log_dir/traces/step_<i>.trace.json.
   void traced_step(std::int64_t iteration, const std::vector<TracedOp>& ops);
+  // Whether the evaluation at `iteration` also evaluates the validation split: every
+  // --summary_every evaluations (every 100 iterations by default), and always the first.
+  bool validation_due(std::int64_t iteration) const;
   // At an evaluation (the loop has synchronised anyway): takes what the backend measured since the
-  // last one and queues it with the test and validation results (test/validation: accuracy and
-  // cross-entropy) and the training images per second since the last evaluation (0: no steps).
-  void evaluated(std::int64_t iteration, const Evaluation& test, const Evaluation& validation,
-                 double images_per_second);
+  // last one and queues it with the test results, the validation results if validation_due, and
+  // the training images per second since the last evaluation (0: no steps). Each with accuracy and
+  // cross-entropy.
+  void evaluated(std::int64_t iteration, const Evaluation& test,
+                 const std::optional<Evaluation>& validation, double images_per_second);
   // Takes what is left, waits until everything is written; throws the first write error
   // (Error(kOutputFailed)). The loop calls it at the end of a run (and the destructor copes
   // without it).

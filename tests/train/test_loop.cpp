@@ -158,6 +158,9 @@ TEST(TrainingLoop, WritesTheSampleSummariesAsEventFiles) {
   EXPECT_EQ(steps_with(test, "accuracy"), (std::vector<std::int64_t>{0, 10, 20}));
   EXPECT_EQ(steps_with(test, "cross_entropy"), (std::vector<std::int64_t>{0, 10, 20}));
   EXPECT_EQ(steps_with(test, "input_reshape/input/image/9"), (std::vector<std::int64_t>{0}));
+  // Validation every --summary_every evaluations (here every 50 iterations) and at the first.
+  const auto validation = read_events(event_files(dir / "validation")[0]);
+  EXPECT_EQ(steps_with(validation, "accuracy"), (std::vector<std::int64_t>{0}));
   const auto train = read_events(event_files(dir / "train")[0]);
   std::vector<std::int64_t> training_steps;
   for (int i = 0; i < 30; ++i)
