@@ -2,6 +2,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/philox.h"
 #include "cuda_error.h"
 #include "tensor_stats.h"
 
@@ -129,7 +130,37 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// (partials may be pre itself: each thread reads its element before writing it.)
+__global__ void finish_summary_hidden_kernel(const float* partials, int splits,
+                                             const float* __restrict__ bias, float* pre,
+                                             float* __restrict__ hidden,
+                                             std::int64_t count, int n, float keep_prob,
+                                             std::uint64_t seed, const std::int64_t* step) {
+  const std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
+  if (i >= count) return;
+  float v = bias ? bias[i % n] : 0.0f;
+  for (int s = 0; s < splits; ++s) v += partials[s * count + i];
+  pre[i] = v;
+  v = fmaxf(v, 0.0f);
+  if (keep_prob < 1.0f) {
+    const auto draw = static_cast<std::uint64_t>(*step);
+    v = dropout_keep_scaled(v, dropout_uniform(seed, draw, static_cast<std::uint32_t>(i)),
+                            keep_prob);
+  }
+  hidden[i] = v;
+}
+
 }  // namespace
+
+void finish_summary_hidden(const float* partials, int splits, const float* bias, float* pre,
+                           float* hidden, int rows, int n, float keep_prob, std::uint64_t seed,
+                           const std::int64_t* step, cudaStream_t stream) {
+  const std::int64_t count = std::int64_t(rows) * n;
+  const auto blocks = static_cast<unsigned>((count + kThreads - 1) / kThreads);
+  finish_summary_hidden_kernel<<<blocks, kThreads, 0, stream>>>(partials, splits, bias, pre, hidden,
+                                                                count, n, keep_prob, seed, step);
+  MNIST_LAUNCH_CHECK("finish_summary_hidden_kernel");
+}
 
 std::size_t tensor_stats_scratch_doubles() { return std::size_t(kMaxBlocks) * kPartials; }
 

@@ -31,4 +31,13 @@ std::size_t tensor_stats_scratch_doubles();
 void tensor_stats(const float* x, std::int64_t n, StatsOf f, const double* limits, int buckets,
                   double* slot, double* scratch, cudaStream_t stream);
 
+// The hidden layer of the summaries' forward pass, from the product's split-K slices
+// (linear_forward_bytes_split; splits = 1 and bias = null: an unsplit product that already holds
+// the bias): pre[i] = bias[i % n] + the slices in order, and hidden[i] = dropout(relu(pre[i])) with
+// the training step's Philox mask of (seed, *step, i) scaled by 1 / keep_prob (keep_prob >= 1:
+// ReLU only), the same values the step's own forward computes. rows x n, row-major.
+void finish_summary_hidden(const float* partials, int splits, const float* bias, float* pre,
+                           float* hidden, int rows, int n, float keep_prob, std::uint64_t seed,
+                           const std::int64_t* step, cudaStream_t stream);
+
 }  // namespace mnist::kernels

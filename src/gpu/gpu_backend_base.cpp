@@ -230,6 +230,9 @@ void GpuBackendBase::record_statistics() {
     const Layer& first = layout_.layers.front();
     summary_pre_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * first.out);
     if (layout_.layers.size() == 2) {
+      const int splits = k::forward_splits(config_.batch_size, first.out);
+      if (splits > 1)
+        summary_partials_ = DeviceBuffer<float>(std::size_t(splits) * config_.batch_size * first.out);
       summary_hidden_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * first.out);
       summary_logits_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * kClasses);
     }
@@ -253,16 +256,30 @@ void GpuBackendBase::record_statistics() {
   const Layer& first = layout_.layers.front();
   const k::ByteRows rows{train_images_.get(), nullptr,     orders_.get(),
                          train_count_,        step_.get(), batch};
-  k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch, first.out, {},
-                          {}, s);
   const std::size_t first_values = std::size_t(batch) * first.out;
-  stats(summary_pre_.get(), first_values, k::StatsOf::kValues);
-  if (layout_.layers.size() == 2) {
+  if (layout_.layers.size() == 1) {
+    k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch, first.out,
+                            {}, {}, s);
+    stats(summary_pre_.get(), first_values, k::StatsOf::kValues);
+  } else {
+    // Split-K like the step's own forward at small batches (much faster than unsplit there); the
+    // finishing kernel adds the slices and the bias, and applies ReLU and the step's dropout mask.
+    if (summary_partials_.size()) {
+      k::linear_forward_bytes_split(rows, p + first.w, summary_partials_.get(), batch, first.out,
+                                    {}, s);
+      k::finish_summary_hidden(summary_partials_.get(), k::forward_splits(batch, first.out),
+                               p + first.b, summary_pre_.get(), summary_hidden_.get(), batch,
+                               first.out, config_.keep_prob, config_.seed, step_.get(), s);
+    } else {
+      k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch,
+                              first.out, {}, {}, s);
+      k::finish_summary_hidden(summary_pre_.get(), 1, nullptr, summary_pre_.get(),
+                               summary_hidden_.get(), batch, first.out, config_.keep_prob,
+                               config_.seed, step_.get(), s);
+    }
+    stats(summary_pre_.get(), first_values, k::StatsOf::kValues);
     stats(summary_pre_.get(), first_values, k::StatsOf::kRelu);
     const Layer& out = layout_.layers[1];
-    const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
-    k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_hidden_.get(), batch, first.out,
-                            relu_dropout, {}, s);
     k::linear_forward(summary_hidden_.get(), p + out.w, p + out.b, summary_logits_.get(), batch,
                       out.in, out.out, {}, s);
     stats(summary_logits_.get(), std::size_t(batch) * kClasses, k::StatsOf::kValues);

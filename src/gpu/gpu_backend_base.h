@@ -89,7 +89,7 @@ class GpuBackendBase : public Backend {
   DeviceBuffer<double> bucket_limits_;   // TF's default histogram edges
   DeviceBuffer<double> stats_slots_, stats_scratch_;
   std::vector<std::int64_t> stats_steps_;  // the steps of the slots in use, in order
-  DeviceBuffer<float> summary_pre_, summary_hidden_, summary_logits_;
+  DeviceBuffer<float> summary_partials_, summary_pre_, summary_hidden_, summary_logits_;
   Summaries pending_;                    // collected from the device, not yet taken
   std::unique_ptr<StepTracer> tracer_;   // set only during traced_train_step
 };

@@ -98,7 +98,7 @@ TEST_P(GpuSummaries, ScalarsOfMoreStepsThanTheRingHolds) {
 TEST_P(GpuSummaries, StatisticsMatchTheCpu) {
   REQUIRE_GPU();
   for (ModelKind model : {ModelKind::kMlp, ModelKind::kSoftmax}) {
-    for (int batch : {7, 100}) {
+    for (int batch : {7, 100, 2048}) {  // 2048: the unsplit forward
       const TrainConfig c = config(model, batch);
       auto gpu = make(GetParam(), c);
       auto cpu = make(BackendKind::kCpu, c);
