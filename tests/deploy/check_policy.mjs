@@ -11,11 +11,11 @@
 //   - the objects agree: every mounted volume and claim exists, a Service selects a workload and
 //     targets one of its ports, a ReadWriteOnce claim that a Job writes is mounted read-only by
 //     anything else and shared with a Deployment only at 0 replicas (one node attaches it at a
-//     time: the Job's pod must get it), and TensorBoard's --logdir covers the Job's --log_dir;
+//     time: the Job's pod must get it), and TensorBoard's --logdir covers the training Job's --log_dir;
 //   - --expect: what the overlay's name promises: aks (tolerates the sku=gpu:NoSchedule taint),
 //     gke (selects cloud.google.com/gke-accelerator), eks (selects amd64 nodes), persistent
 //     (the training Job's logs and checkpoints on a claim, TensorBoard serving it), benchmark (the
-//     benchmark JSON on a claim), plain (none of the cloud-specific scheduling).
+//     benchmark JSON and the run's result.json on a claim), plain (no cloud-specific scheduling).
 import fs from "node:fs";
 import yaml from "js-yaml";
 
@@ -148,7 +148,7 @@ for (const [claim, users] of Object.entries(claimUsers)) {
   for (const tb of users.filter((u) => flag(u.c.args, "logdir") !== undefined)) {
     const tbDir = rel(tb, flag(tb.c.args, "logdir"));
     check(tbDir !== null, `${id(tb.d)}: --logdir ${flag(tb.c.args, "logdir")} is not on the claim ${claim} it mounts`);
-    for (const job of writers.filter((u) => flag(u.c.args, "log_dir") !== undefined)) {
+    for (const job of writers.filter((u) => flag(u.c.args, "log_dir") !== undefined && !u.c.args.includes("--benchmark"))) {
       const logDir = rel(job, flag(job.c.args, "log_dir"));
       check(logDir !== null && tbDir !== null && (logDir + "/").startsWith(tbDir.replace(/\/?$/, "/")),
         `${id(tb.d)}: --logdir ${tbDir} on ${claim} does not cover ${id(job.d)}'s --log_dir ${logDir}`);
@@ -203,7 +203,10 @@ if (expects.includes("persistent") || expects.includes("benchmark")) {
 if (expects.includes("benchmark")) {
   const bench = jobs.filter((w) => w.spec.containers[0].args?.includes("--benchmark"));
   check(bench.length > 0, "benchmark: a benchmark Job");
-  for (const w of bench) check(onClaim(w, "benchmark_out"), `${id(w.d)}: benchmark: --benchmark_out on a claim`);
+  for (const w of bench) {
+    check(onClaim(w, "benchmark_out"), `${id(w.d)}: benchmark: --benchmark_out on a claim`);
+    check(onClaim(w, "result_file"), `${id(w.d)}: benchmark: --result_file (its verdict) on a claim`);
+  }
 }
 
 console.log(`${checks - failures}/${checks} policy checks passed on ${docs.length} object(s)${expects.length ? ` (expected: ${expects.join(", ")})` : ""}`);

@@ -10,6 +10,9 @@
 #   - with --checkpoint_dir (the persistent variants): a run stopped by SIGTERM exits 143 with a
 #     checkpoint, a second run of the same Job (a retried pod: same uid, same claim) resumes from
 #     it and appends to the same logs, and a new Job (another uid) starts afresh in its own folders;
+#   - the verdict: the trainer writes its one-line verdict where Kubernetes reads the termination
+#     message (terminationMessagePath), and every run below leaves it there (a file the test
+#     creates, as the kubelet does) and result.json in its --log_dir, both naming its exit code;
 #   - with --benchmark_out: the JSON lands on its volume (the CPU benchmark takes a minute: when
 #     REFERENCE, another manifest or kustomization, has the same Job with the same args, this one
 #     is left to REFERENCE's contract);
@@ -62,6 +65,25 @@ cpu_args() {
   mapfile -t cpu < <(field arg "$1")
   set_flag cpu backend cpu
   set_flag cpu fake_data
+  set_flag cpu termination_log "$work/termination-log"
+  : >"$work/termination-log"
+}
+# verdict WHAT RC RESULT_JSON: the run's verdict line (the termination message) and RESULT_JSON
+# (log_dir/result.json, or --result_file) both name exit code RC.
+verdict() {
+  local what=$1 rc=$2 result=$3 line
+  line=$(cat "$work/termination-log" 2>/dev/null)
+  if [[ $(wc -l <<<"$line") == 1 && -n $line && ( ($rc == 0 && $line == *" passed"*) || $line == *"(exit $rc"* ) ]]; then
+    echo "ok   $what: termination message: ${line:0:110}"
+  else
+    fail "$what: exited $rc, termination message: ${line:-(empty)}"
+  fi
+  [[ -z $result ]] && return
+  if grep -Eq "\"exit_code\": *$rc([^0-9]|$)" "$result" 2>/dev/null; then
+    echo "ok   $what: ${result#"$work"/*/} says exit_code $rc"
+  else
+    fail "$what: no $result with exit_code $rc"
+  fi
 }
 # wait_for FILE PATTERN: up to 30 s for PATTERN to appear in FILE.
 wait_for() {
@@ -118,13 +140,15 @@ resume_contract() {
   step=$(sed -n 's/.*stopped by SIGTERM at step \([0-9]*\).*/\1/p' "$work/run1")
   if [[ $rc == 143 && -s $ckpt/model.ckpt && -n $step ]]; then
     echo "ok   first pod, SIGTERM at step $step: exit 143, checkpoint $(basename "$ckpt")/model.ckpt on the claim"
+    verdict "first pod" 143 "$logs/result.json"
   else
     fail "$job: the first pod, SIGTERM'd, exited $rc (want 143) with ${ckpt}/model.ckpt $( [[ -s $ckpt/model.ckpt ]] && echo present || echo missing): $(tail -n2 "$work/run1")"
     return
   fi
+  # The test summaries (accuracy): the retried pod must add to the first pod's folder.
   local files1 bytes1
-  files1=$(files_in "$logs") bytes1=$(bytes_in "$logs")
-  ((files1 > 0)) || fail "$job: the first pod left nothing in --log_dir $logs"
+  files1=$(files_in "$logs/test") bytes1=$(bytes_in "$logs/test")
+  ((files1 > 0)) || fail "$job: the first pod left no test summaries in --log_dir $logs"
 
   # The retried pod: same Job (uid), same claim, the Job's own max_steps moved past the checkpoint.
   cpu_args "$s1"
@@ -133,15 +157,16 @@ resume_contract() {
   rc=$?
   if [[ $rc == 0 ]] && grep -qF "Resuming from $ckpt/model.ckpt at step $step" "$work/run2"; then
     echo "ok   retried pod (same Job): $(grep -F 'Resuming from' "$work/run2" | sed "s|$work/||"); exit 0"
+    verdict "retried pod" 0 "$logs/result.json"
   else
     fail "$job: the retried pod exited $rc and did not resume from step $step: $(head -n4 "$work/run2")"
   fi
   local files2 bytes2
-  files2=$(files_in "$logs") bytes2=$(bytes_in "$logs")
+  files2=$(files_in "$logs/test") bytes2=$(bytes_in "$logs/test")
   if ((files2 > files1 || bytes2 > bytes1)); then
-    echo "ok   the retried pod's summaries went to the same --log_dir ($files1 -> $files2 files, $bytes1 -> $bytes2 bytes)"
+    echo "ok   the retried pod's summaries went to the same --log_dir (test/: $files1 -> $files2 files, $bytes1 -> $bytes2 bytes)"
   else
-    fail "$job: the retried pod added nothing to --log_dir $logs"
+    fail "$job: the retried pod added no test summaries to --log_dir $logs"
   fi
 
   # A new Job object (after kubectl delete job + apply): a new uid, its own folders, from scratch.
@@ -175,6 +200,7 @@ benchmark_contract() {
   rc=$?
   if [[ $rc == 0 ]] && node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$json" 2>/dev/null; then
     echo "ok   --benchmark_out: the JSON is on its volume (${json#"$work"/bench/})"
+    verdict "benchmark" 0 "$(path_of "$s" result_file)"
   else
     fail "$job: the benchmark exited $rc, JSON at $json $( [[ -f $json ]] && echo unreadable || echo missing): $(tail -n2 "$work/bench.out")"
   fi
@@ -190,11 +216,26 @@ for job in "${jobs[@]}"; do
 
   "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1 && echo "ok   the Job's args are accepted: $(cat "$work/out")" \
     || fail "$job: the Job's args are rejected: $(cat "$work/out")"
+  IFS=$'\t' read -r written read_from policy < <(field termination "$s")
+  if [[ -n $written && $written == "$read_from" && $policy == FallbackToLogsOnError ]]; then
+    echo "ok   the verdict line goes to $written, where Kubernetes reads the termination message (policy $policy)"
+  else
+    fail "$job: the trainer writes its verdict to '${written}', Kubernetes reads '$read_from' (policy $policy, want FallbackToLogsOnError)"
+  fi
   if ((gpus > 0)); then
-    env CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=GPU-0 "$trainer" "${job_args[@]}" --fake_data >"$work/out" 2>&1
+    cpu_args "$s"  # only for the termination log it sets up
+    env CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=GPU-0 "$trainer" "${job_args[@]}" --fake_data \
+      --termination_log "$work/termination-log" >"$work/out" 2>&1
     got=$?
-    [[ $got == 4 ]] && echo "ok   4   the Job's args without a usable GPU: $(tail -n1 "$work/out")" \
-      || fail "$job: the Job's args without a GPU exited $got, not 4: $(tail -n2 "$work/out")"
+    if [[ $got == 4 ]]; then
+      echo "ok   4   the Job's args without a usable GPU: $(tail -n1 "$work/out")"
+      # Where the verdict file is for this kind of run: --result_file, else log_dir/result.json (training).
+      result=$(path_of "$s" result_file)
+      [[ -z $result && -n $(path_of "$s" log_dir) ]] && ! grep -qx 'arg	--benchmark' <<<"$s" && result=$(path_of "$s" log_dir)/result.json
+      verdict "no GPU" 4 "$result"
+    else
+      fail "$job: the Job's args without a GPU exited $got, not 4: $(tail -n2 "$work/out")"
+    fi
   fi
   [[ -n $(path_of "$s" checkpoint_dir) ]] && resume_contract "$job"
   [[ -n $(path_of "$s" benchmark_out) ]] && benchmark_contract "$job"

@@ -11,6 +11,8 @@
 //         path <TAB> FLAG <TAB> MAPPED <TAB> VOLUME KIND     for each output path flag in effect
 //         codes <TAB> N N ...    the exit codes its podFailurePolicy names
 //         gpus <TAB> N           its nvidia.com/gpu limit
+//         termination <TAB> WRITTEN <TAB> READ <TAB> POLICY   where the trainer writes its verdict
+//                                line, where Kubernetes reads the termination message, and the policy
 //         problem <TAB> TEXT     something the pod would get wrong (e.g. an output on the read-only
 //                                root filesystem, a downward-API label the Job controller never sets)
 //   UID stands for the Job's uid (each Job object gets a new one; its retried pods share it).
@@ -88,7 +90,7 @@ const mapPath = (p) => {
 
 // Output paths: the given value or the trainer's default (from --help).
 const help = execFileSync(trainer, ["--help"], { encoding: "utf8" });
-const defaults = Object.fromEntries([...help.matchAll(/--(\w+) TEXT=(\S+)/g)].map((m) => [m[1], m[2]]));
+const defaults = Object.fromEntries([...help.matchAll(/--(\w+) [A-Z][A-Za-z|]*=(\S+)/g)].map((m) => [m[1], m[2]]));
 const pathFlags = ["data_dir", "log_dir", "checkpoint_dir", "benchmark_out", "result_file"];
 
 const args = (container.args ?? []).map(expand);
@@ -119,6 +121,12 @@ for (const a of mapped) {
   if (a.includes("\n") || a.includes("\t")) problem(`argument with a newline or tab: ${JSON.stringify(a)}`);
   if (/\$\([A-Za-z_]/.test(a)) problem(`argument ${a} refers to a variable the container does not define`);
 }
+
+// The verdict line: where the trainer writes it (--termination_log, or its default) and where
+// Kubernetes reads the termination message from (terminationMessagePath, default /dev/termination-log).
+const tl = args.findIndex((a) => a === "--termination_log" || a.startsWith("--termination_log="));
+const written = tl < 0 ? defaults.termination_log ?? "" : args[tl].includes("=") ? args[tl].split("=").slice(1).join("=") : args[tl + 1];
+out.push(`termination\t${written}\t${container.terminationMessagePath ?? "/dev/termination-log"}\t${container.terminationMessagePolicy ?? "File"}`);
 
 const codes = new Set();
 for (const rule of job.spec.podFailurePolicy?.rules ?? []) {
