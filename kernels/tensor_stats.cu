@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cfloat>
 #include <stdexcept>
 #include <string>
@@ -15,7 +16,7 @@ constexpr int kMaxSharedBuckets = 2048; // TF's default table has 1551 edges
 constexpr int kPartials = 5;           // min, max, sum, sum of squares, non-finite count
 static_assert(kMaxBlocks <= kThreads, "the finishing block holds one block's partials per thread");
 
-int blocks_for(std::int64_t n) {
+__host__ __device__ int blocks_for(std::int64_t n) {
   const std::int64_t blocks = (n + kThreads - 1) / kThreads;
   return static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
 }
@@ -65,9 +66,16 @@ struct Sum { __device__ double operator()(double a, double b) const { return a +
 // Pass 1: each block reduces its grid-stride share into scratch[block * kPartials + field] and
 // adds its bucket counts into the slot (integer-valued doubles: exact in any order).
 __global__ void __launch_bounds__(kThreads)
-    tensor_stats_kernel(const float* __restrict__ x, std::int64_t n, StatsOf f,
-                        const double* __restrict__ limits, int buckets, double* __restrict__ slot,
-                        double* __restrict__ scratch) {
+    tensor_stats_kernel(StatsBatch batch, const double* __restrict__ limits, int buckets,
+                        double* __restrict__ slots, double* __restrict__ scratch) {
+  // blockIdx.y picks the tensor; blocks beyond the ones its size needs have nothing to do.
+  const StatsInput in = batch.inputs[blockIdx.y];
+  if (int(blockIdx.x) >= blocks_for(in.n)) return;
+  const float* __restrict__ x = in.x;
+  const std::int64_t n = in.n;
+  const StatsOf f = in.f;
+  double* slot = slots + std::size_t(blockIdx.y) * (kStatsHeader + buckets);
+  scratch += std::size_t(blockIdx.y) * kMaxBlocks * kPartials;
   __shared__ double shared_limits[kMaxSharedBuckets];
   __shared__ unsigned counts[kMaxSharedBuckets];
   __shared__ double reduce[kThreads];
@@ -77,8 +85,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
   double lo = DBL_MAX, hi = -DBL_MAX, sum = 0.0, squares = 0.0, non_finite = 0.0;
-  for (std::int64_t i = blockIdx.x * std::int64_t(kThreads) + threadIdx.x; i < n;
-       i += std::int64_t(gridDim.x) * kThreads) {
+  const std::int64_t stride = std::int64_t(blocks_for(n)) * kThreads;
+  for (std::int64_t i = blockIdx.x * std::int64_t(kThreads) + threadIdx.x; i < n; i += stride) {
     double v = widen(x[i]);
     if (f == StatsOf::kRelu) v = relu(v);
     if (!isfinite(v)) {
@@ -111,9 +119,13 @@ __global__ void __launch_bounds__(kThreads)
 
 // Pass 2: one block, thread t holding block t's partials, reduced in the fixed tree order.
 __global__ void __launch_bounds__(kThreads)
-    tensor_stats_finish_kernel(const double* __restrict__ scratch, int blocks,
-                               double* __restrict__ slot) {
+    tensor_stats_finish_kernel(StatsBatch batch, const double* __restrict__ scratch, int buckets,
+                               double* __restrict__ slots) {
   __shared__ double reduce[kThreads];
+  // blockIdx.x picks the tensor.
+  const int blocks = blocks_for(batch.inputs[blockIdx.x].n);
+  scratch += std::size_t(blockIdx.x) * kMaxBlocks * kPartials;
+  double* slot = slots + std::size_t(blockIdx.x) * (kStatsHeader + buckets);
   const bool mine = int(threadIdx.x) < blocks;
   const double* part = scratch + std::size_t(threadIdx.x) * kPartials;
   const double lo = block_reduce(mine ? part[0] : DBL_MAX, reduce, Min{});
@@ -162,20 +174,41 @@ void finish_summary_hidden(const float* partials, int splits, const float* bias,
   MNIST_LAUNCH_CHECK("finish_summary_hidden_kernel");
 }
 
-std::size_t tensor_stats_scratch_doubles() { return std::size_t(kMaxBlocks) * kPartials; }
+std::size_t tensor_stats_scratch_doubles() {
+  return std::size_t(kMaxStatsInputs) * kMaxBlocks * kPartials;
+}
+
+void tensor_stats(const StatsBatch& batch, const double* limits, int buckets, double* slots,
+                  double* scratch, cudaStream_t stream) {
+  if (batch.count < 1 || batch.count > kMaxStatsInputs || buckets < 1 ||
+      buckets > kMaxSharedBuckets) {
+    throw std::invalid_argument("tensor_stats: " + std::to_string(batch.count) + " tensors (1.." +
+                                std::to_string(kMaxStatsInputs) + "), " + std::to_string(buckets) +
+                                " buckets (1.." + std::to_string(kMaxSharedBuckets) + ")");
+  }
+  int blocks = 1;
+  for (int t = 0; t < batch.count; ++t) {
+    if (batch.inputs[t].n < 1 || !batch.inputs[t].x)
+      throw std::invalid_argument("tensor_stats: tensor " + std::to_string(t) + " is empty");
+    blocks = std::max(blocks, blocks_for(batch.inputs[t].n));
+  }
+  // The counts of every slot start at 0 (the headers are written by the finishing kernel).
+  const std::size_t slot_doubles = stats_slot_doubles(buckets);
+  MNIST_CUDA_CHECK(
+      cudaMemsetAsync(slots, 0, sizeof(double) * slot_doubles * batch.count, stream));
+  tensor_stats_kernel<<<dim3(blocks, batch.count), kThreads, 0, stream>>>(batch, limits, buckets,
+                                                                          slots, scratch);
+  MNIST_LAUNCH_CHECK("tensor_stats_kernel");
+  tensor_stats_finish_kernel<<<batch.count, kThreads, 0, stream>>>(batch, scratch, buckets, slots);
+  MNIST_LAUNCH_CHECK("tensor_stats_finish_kernel");
+}
 
 void tensor_stats(const float* x, std::int64_t n, StatsOf f, const double* limits, int buckets,
                   double* slot, double* scratch, cudaStream_t stream) {
-  if (n < 1 || buckets < 1 || buckets > kMaxSharedBuckets) {
-    throw std::invalid_argument("tensor_stats: " + std::to_string(n) + " values, " + std::to_string(buckets) +
-                    " buckets (1.." + std::to_string(kMaxSharedBuckets) + ")");
-  }
-  const int blocks = blocks_for(n);
-  MNIST_CUDA_CHECK(cudaMemsetAsync(slot + kStatsHeader, 0, sizeof(double) * buckets, stream));
-  tensor_stats_kernel<<<blocks, kThreads, 0, stream>>>(x, n, f, limits, buckets, slot, scratch);
-  MNIST_LAUNCH_CHECK("tensor_stats_kernel");
-  tensor_stats_finish_kernel<<<1, kThreads, 0, stream>>>(scratch, blocks, slot);
-  MNIST_LAUNCH_CHECK("tensor_stats_finish_kernel");
+  StatsBatch batch;
+  batch.inputs[0] = StatsInput{x, n, f};
+  batch.count = 1;
+  tensor_stats(batch, limits, buckets, slot, scratch, stream);
 }
 
 }  // namespace mnist::kernels

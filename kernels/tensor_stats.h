@@ -18,7 +18,19 @@ inline std::size_t stats_slot_doubles(int buckets) { return kStatsHeader + std::
 // Of what the statistics are taken: the values, or max(value, 0) (a ReLU's output).
 enum class StatsOf { kValues, kRelu };
 
-// Scratch the reduction needs (doubles), whatever the tensor's size.
+// One tensor of a batch of reductions.
+struct StatsInput {
+  const float* x = nullptr;
+  std::int64_t n = 0;  // >= 1
+  StatsOf f = StatsOf::kValues;
+};
+constexpr int kMaxStatsInputs = 8;
+struct StatsBatch {
+  StatsInput inputs[kMaxStatsInputs];
+  int count = 0;
+};
+
+// Scratch a reduction needs (doubles), whatever the tensors' sizes.
 std::size_t tensor_stats_scratch_doubles();
 
 // Writes the statistics of f(x[0..n)) (n >= 1) into `slot`: min, max, sum and sum of squares of
@@ -30,6 +42,11 @@ std::size_t tensor_stats_scratch_doubles();
 // in flight.
 void tensor_stats(const float* x, std::int64_t n, StatsOf f, const double* limits, int buckets,
                   double* slot, double* scratch, cudaStream_t stream);
+
+// The same for up to kMaxStatsInputs tensors at once (three launches in all, however many):
+// input t goes to the slot at slots + t * stats_slot_doubles(buckets).
+void tensor_stats(const StatsBatch& batch, const double* limits, int buckets, double* slots,
+                  double* scratch, cudaStream_t stream);
 
 // The hidden layer of the summaries' forward pass, from the product's split-K slices
 // (linear_forward_bytes_split; splits = 1 and bias = null: an unsplit product that already holds

@@ -239,11 +239,10 @@ void GpuBackendBase::record_statistics() {
   }
   if (stats_steps_.size() == kStatsCapacity) collect_pending();
   const cudaStream_t s = stream_.get();
-  double* slot = stats_slots_.get() + stats_steps_.size() * distinct * slot_doubles;
+  double* slots = stats_slots_.get() + stats_steps_.size() * distinct * slot_doubles;
+  k::StatsBatch reductions;  // reduced together once the forward pass below has run
   auto stats = [&](const float* x, std::size_t n, k::StatsOf f) {
-    k::tensor_stats(x, static_cast<std::int64_t>(n), f, bucket_limits_.get(), buckets, slot,
-                    stats_scratch_.get(), s);
-    slot += slot_doubles;
+    reductions.inputs[reductions.count++] = k::StatsInput{x, static_cast<std::int64_t>(n), f};
   };
   const float* p = params_.get();
   for (const Layer& l : layout_.layers) {
@@ -284,6 +283,7 @@ void GpuBackendBase::record_statistics() {
                       out.in, out.out, {}, s);
     stats(summary_logits_.get(), std::size_t(batch) * kClasses, k::StatsOf::kValues);
   }
+  k::tensor_stats(reductions, bucket_limits_.get(), buckets, slots, stats_scratch_.get(), s);
   stats_steps_.push_back(host_step_);
 }
 

@@ -2,6 +2,7 @@
 // (src/summary/histogram.h is the reference) and the per-step scalars.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <limits>
@@ -114,6 +115,36 @@ TEST(TensorStatsKernel, BitwiseReproducible) {
   EXPECT_EQ(a.sum, b.sum);
   EXPECT_EQ(a.squares, b.squares);
   EXPECT_EQ(a.counts, b.counts);
+}
+
+// Several tensors in one call: each slot exactly as a call of its own gives it.
+TEST(TensorStatsKernel, BatchOfTensorsMatchesOneByOne) {
+  REQUIRE_GPU();
+  std::mt19937 rng(9);
+  const auto& limits = default_bucket_limits();
+  const int buckets = static_cast<int>(limits.size());
+  const std::size_t slot = kernels::stats_slot_doubles(buckets);
+  const std::vector<std::size_t> sizes = {392000, 500, 5000, 10, 1, 50000, 1000};
+  std::vector<DeviceBuffer<float>> tensors;
+  kernels::StatsBatch batch;
+  for (std::size_t t = 0; t < sizes.size(); ++t) {
+    tensors.emplace_back(random_floats(sizes[t], rng, -2.0f, 2.0f));
+    batch.inputs[batch.count++] = kernels::StatsInput{
+        tensors.back().get(), std::int64_t(sizes[t]),
+        t % 2 ? kernels::StatsOf::kRelu : kernels::StatsOf::kValues};
+  }
+  DeviceBuffer<double> dlimits(limits), scratch(kernels::tensor_stats_scratch_doubles());
+  DeviceBuffer<double> slots(std::vector<double>(slot * sizes.size(), -7.0));
+  kernels::tensor_stats(batch, dlimits.get(), buckets, slots.get(), scratch.get(), nullptr);
+  const auto together = slots.download();
+  for (std::size_t t = 0; t < sizes.size(); ++t) {
+    DeviceBuffer<double> alone(std::vector<double>(slot, -7.0));
+    kernels::tensor_stats(batch.inputs[t].x, batch.inputs[t].n, batch.inputs[t].f, dlimits.get(),
+                          buckets, alone.get(), scratch.get(), nullptr);
+    const auto own = alone.download();
+    EXPECT_TRUE(std::equal(own.begin(), own.end(), together.begin() + t * slot))
+        << "tensor " << t << " of " << sizes[t];
+  }
 }
 
 TEST(ReduceKernel, StepMetricsGoToTheStepsSlot) {
