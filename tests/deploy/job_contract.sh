@@ -85,10 +85,10 @@ verdict() {
     fail "$what: no $result with exit_code $rc"
   fi
 }
-# wait_for FILE PATTERN: up to 30 s for PATTERN to appear in FILE.
+# wait_for FILE PATTERN: up to 120 s (a sanitizer build on a busy machine) for PATTERN in FILE.
 wait_for() {
   local _
-  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq 1200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   return 1
 }
 files_in() { find "$1" -type f 2>/dev/null | wc -l; }
