@@ -97,7 +97,7 @@ bytes_in() { du -sb "$1" 2>/dev/null | cut -f1; }
 # A signal mid-training: the run saves a checkpoint and exits 128 + the signal's number.
 interrupt() {
   rm -rf "$work/ckpt"
-  "$trainer" --backend cpu --fake_data --log_dir "" --max_steps 100000000 --checkpoint_dir "$work/ckpt" &
+  "$trainer" --backend cpu --fake_data --log_dir "" --termination_log "" --max_steps 100000000 --checkpoint_dir "$work/ckpt" &
   local pid=$!
   wait_for "$work/out" '^Accuracy at step 10:'
   kill -"$1" "$pid"
@@ -107,16 +107,19 @@ interrupt() {
   return $rc
 }
 
-# One real failure per code the policy names (2 with the Job's own args).
+# One real failure per code the policy names (2 with the Job's own args). No run writes a verdict
+# outside $work: no default --log_dir, no termination log (a CI inside a pod has one).
 produce() {
+  local quiet=(--log_dir "" --termination_log "")
   case $1 in
     2) "$trainer" "${job_args[@]}" --no_such_flag ;;
-    3) "$trainer" --backend cpu --data_dir "$work/data" --download_attempts 1 --mirror "http://127.0.0.1:9/" ;;
-    4) env CUDA_VISIBLE_DEVICES= "$trainer" --backend cuda --fake_data ;;
-    5) "$trainer" --backend cpu --fake_data --log_dir "" --learning_rate 1e30 --max_steps 40 ;;
-    6) : >"$work/a_file"; "$trainer" --backend cpu --fake_data --log_dir "$work/a_file/logs" --max_steps 20 ;;
+    3) "$trainer" "${quiet[@]}" --backend cpu --data_dir "$work/data" --download_attempts 1 --mirror "http://127.0.0.1:9/" ;;
+    4) env CUDA_VISIBLE_DEVICES= "$trainer" "${quiet[@]}" --backend cuda --fake_data ;;
+    5) "$trainer" "${quiet[@]}" --backend cpu --fake_data --learning_rate 1e30 --max_steps 40 ;;
+    6) : >"$work/a_file"
+       "$trainer" --termination_log "" --backend cpu --fake_data --log_dir "$work/a_file/logs" --max_steps 20 ;;
     7) mkdir -p "$work/corrupt"; printf 'not gzip' >"$work/corrupt/train-images-idx3-ubyte.gz"
-       "$trainer" --backend cpu --data_dir "$work/data7" --download_attempts 1 --mirror "file://$work/corrupt/" ;;
+       "$trainer" "${quiet[@]}" --backend cpu --data_dir "$work/data7" --download_attempts 1 --mirror "file://$work/corrupt/" ;;
     130) interrupt INT ;;
     143) interrupt TERM ;;
     *) echo "no scenario for exit code $1"; return 254 ;;
