@@ -22,9 +22,6 @@ namespace {
 // Per-step scalars the device keeps before a forced read-back (the loop reads them at every
 // evaluation, normally long before).
 constexpr int kMetricsCapacity = 256;
-// Statistics passes the device keeps likewise (--summary_every 1 with the default --eval_every
-// needs 9).
-constexpr int kStatsCapacity = 16;
 
 // The tensors a statistics pass reduces, in summary_tensor_names() order but without the
 // duplicates: the mlp's layer2 pre-activations are its activations (identity), the softmax
@@ -178,8 +175,14 @@ Evaluation GpuBackendBase::evaluate(EvalSplit split, bool with_loss) {
     record_eval(s, split, with_loss ? eval_row_loss_.get() : nullptr);
     if (with_loss) k::mean(eval_row_loss_.get(), loss_.get(), count, s);
   });
-  result.correct = correct_.download(stream_.get())[0];
-  if (with_loss) result.cross_entropy = loss_.download(stream_.get())[0];
+  // Both results in one wait.
+  MNIST_CUDA_CHECK(cudaMemcpyAsync(&result.correct, correct_.get(), sizeof(int),
+                                   cudaMemcpyDeviceToHost, stream_.get()));
+  if (with_loss) {
+    MNIST_CUDA_CHECK(cudaMemcpyAsync(&result.cross_entropy, loss_.get(), sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_.get()));
+  }
+  synchronize();
   return result;
 }
 
@@ -238,8 +241,17 @@ void GpuBackendBase::record_statistics() {
     }
   }
   if (stats_steps_.size() == kStatsCapacity) collect_pending();
-  const cudaStream_t s = stream_.get();
-  double* slots = stats_slots_.get() + stats_steps_.size() * distinct * slot_doubles;
+  // Recorded once per slot into a graph (each slot's pass differs only in where it writes).
+  const std::size_t index = stats_steps_.size();
+  double* slots = stats_slots_.get() + index * distinct * slot_doubles;
+  stats_graphs_[index].run(stream_.get(), config_.cuda_graphs, [&](cudaStream_t s) {
+    enqueue_statistics(s, slots);
+  });
+  stats_steps_.push_back(host_step_);
+}
+
+void GpuBackendBase::enqueue_statistics(cudaStream_t s, double* slots) {
+  const int buckets = static_cast<int>(default_bucket_limits().size());
   k::StatsBatch reductions;  // reduced together once the forward pass below has run
   auto stats = [&](const float* x, std::size_t n, k::StatsOf f) {
     reductions.inputs[reductions.count++] = k::StatsInput{x, static_cast<std::int64_t>(n), f};
@@ -284,7 +296,6 @@ void GpuBackendBase::record_statistics() {
     stats(summary_logits_.get(), std::size_t(batch) * kClasses, k::StatsOf::kValues);
   }
   k::tensor_stats(reductions, bucket_limits_.get(), buckets, slots, stats_scratch_.get(), s);
-  stats_steps_.push_back(host_step_);
 }
 
 void GpuBackendBase::collect_pending() {

@@ -77,6 +77,8 @@ class GpuBackendBase : public Backend {
   void end_op(cudaStream_t stream);
   void enqueue_step(cudaStream_t stream);
   void collect_pending();  // moves what the device holds into pending_ (waits)
+  // The statistics pass (record_statistics), writing the slots at `slots`.
+  void enqueue_statistics(cudaStream_t stream, double* slots);
 
   std::int64_t host_step_ = 0;
   CudaGraph step_graph_, eval_graphs_[2][2];  // [split][with loss]
@@ -89,6 +91,10 @@ class GpuBackendBase : public Backend {
   DeviceBuffer<double> bucket_limits_;   // TF's default histogram edges
   DeviceBuffer<double> stats_slots_, stats_scratch_;
   std::vector<std::int64_t> stats_steps_;  // the steps of the slots in use, in order
+  // Statistics passes the device keeps before a forced read-back (--summary_every 1 with the
+  // default --eval_every needs 9), and their graphs, one per slot, recorded at its first use.
+  static constexpr int kStatsCapacity = 16;
+  CudaGraph stats_graphs_[kStatsCapacity];
   DeviceBuffer<float> summary_partials_, summary_pre_, summary_hidden_, summary_logits_;
   Summaries pending_;                    // collected from the device, not yet taken
   std::unique_ptr<StepTracer> tracer_;   // set only during traced_train_step
