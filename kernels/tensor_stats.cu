@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/mnist_shape.h"
 #include "common/philox.h"
 #include "cuda_error.h"
 #include "tensor_stats.h"
@@ -162,7 +163,43 @@ __global__ void finish_summary_hidden_kernel(const float* partials, int splits,
   hidden[i] = v;
 }
 
+constexpr int kLogitsThreads = 128;
+
+__global__ void __launch_bounds__(kLogitsThreads)
+    summary_logits_kernel(const float* __restrict__ hidden, int units,
+                          const float* __restrict__ w2, const float* __restrict__ b2,
+                          float* __restrict__ logits) {
+  __shared__ float partial[kLogitsThreads / 32][kClasses];
+  const float* h = hidden + std::size_t(blockIdx.x) * units;
+  float z[kClasses] = {};
+  for (int i = threadIdx.x; i < units; i += kLogitsThreads) {
+    const float v = h[i];
+#pragma unroll
+    for (int j = 0; j < kClasses; ++j) z[j] = fmaf(v, w2[std::size_t(i) * kClasses + j], z[j]);
+  }
+#pragma unroll
+  for (int j = 0; j < kClasses; ++j)
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2)
+      z[j] += __shfl_xor_sync(0xffffffffu, z[j], offset);
+  if (threadIdx.x % 32 == 0)
+#pragma unroll
+    for (int j = 0; j < kClasses; ++j) partial[threadIdx.x / 32][j] = z[j];
+  __syncthreads();
+  if (threadIdx.x < kClasses) {
+    float sum = b2[threadIdx.x];
+    for (int w = 0; w < kLogitsThreads / 32; ++w) sum += partial[w][threadIdx.x];
+    logits[std::size_t(blockIdx.x) * kClasses + threadIdx.x] = sum;
+  }
+}
+
 }  // namespace
+
+void summary_logits(const float* hidden, int rows, int units, const float* w2, const float* b2,
+                    float* logits, cudaStream_t stream) {
+  summary_logits_kernel<<<rows, kLogitsThreads, 0, stream>>>(hidden, units, w2, b2, logits);
+  MNIST_LAUNCH_CHECK("summary_logits_kernel");
+}
 
 void finish_summary_hidden(const float* partials, int splits, const float* bias, float* pre,
                            float* hidden, int rows, int n, float keep_prob, std::uint64_t seed,

@@ -57,4 +57,9 @@ void finish_summary_hidden(const float* partials, int splits, const float* bias,
                            float* hidden, int rows, int n, float keep_prob, std::uint64_t seed,
                            const std::int64_t* step, cudaStream_t stream);
 
+// The summaries' logits: logits[r, :] = hidden[r, :] * w2 + b2 (hidden x 10, row-major), one block
+// per row (the GEMM's tiles are sized for wide outputs; ten columns would leave it idle).
+void summary_logits(const float* hidden, int rows, int units, const float* w2, const float* b2,
+                    float* logits, cudaStream_t stream);
+
 }  // namespace mnist::kernels

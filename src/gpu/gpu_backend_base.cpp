@@ -291,8 +291,8 @@ void GpuBackendBase::enqueue_statistics(cudaStream_t s, double* slots) {
     stats(summary_pre_.get(), first_values, k::StatsOf::kValues);
     stats(summary_pre_.get(), first_values, k::StatsOf::kRelu);
     const Layer& out = layout_.layers[1];
-    k::linear_forward(summary_hidden_.get(), p + out.w, p + out.b, summary_logits_.get(), batch,
-                      out.in, out.out, {}, s);
+    k::summary_logits(summary_hidden_.get(), batch, out.in, p + out.w, p + out.b,
+                      summary_logits_.get(), s);
     stats(summary_logits_.get(), std::size_t(batch) * kClasses, k::StatsOf::kValues);
   }
   k::tensor_stats(reductions, bucket_limits_.get(), buckets, slots, stats_scratch_.get(), s);

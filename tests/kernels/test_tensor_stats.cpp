@@ -6,6 +6,7 @@
 #include <cfloat>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "kernels/reduce.h"
 #include "kernels/tensor_stats.h"
@@ -144,6 +145,28 @@ TEST(TensorStatsKernel, BatchOfTensorsMatchesOneByOne) {
     const auto own = alone.download();
     EXPECT_TRUE(std::equal(own.begin(), own.end(), together.begin() + t * slot))
         << "tensor " << t << " of " << sizes[t];
+  }
+}
+
+TEST(SummaryLogitsKernel, MatchesReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(12);
+  for (auto [rows, units] : {std::pair{1, 1}, std::pair{7, 500}, std::pair{100, 500},
+                             std::pair{257, 1000}}) {
+    const auto h = random_floats(std::size_t(rows) * units, rng, 0.0f, 1.0f);
+    const auto w2 = random_floats(std::size_t(units) * 10, rng), b2 = random_floats(10, rng);
+    DeviceBuffer<float> dh(h), dw2(w2), db2(b2);
+    auto logits = gpu_test::poisoned<float>(std::size_t(rows) * 10);
+    kernels::summary_logits(dh.get(), rows, units, dw2.get(), db2.get(), logits.get(), nullptr);
+    std::vector<double> ref(std::size_t(rows) * 10);
+    for (int r = 0; r < rows; ++r)
+      for (int j = 0; j < 10; ++j) {
+        double z = b2[j];
+        for (int i = 0; i < units; ++i)
+          z += double(h[std::size_t(r) * units + i]) * w2[std::size_t(i) * 10 + j];
+        ref[std::size_t(r) * 10 + j] = z;
+      }
+    EXPECT_TRUE(gpu_test::close(logits.download(), ref, 1e-5)) << rows << "x" << units;
   }
 }
 
