@@ -80,13 +80,16 @@ tb_check() {
   echo "--- tensorboard_check.py $*"
   python3 "$here/../summary/tensorboard_check.py" "$@" || fail "$name: TensorBoard's loaders disagree with the spec (above)"
 }
+# The validation split is evaluated at each process's first evaluation and then every
+# --summary_every evaluations (i % (eval_every * summary_every) == 0), to keep the summaries cheap.
+vevery() { echo "--validation_every $(( $1 * $2 ))"; }
 event_files() { find "$1/train" "$1/test" "$1/validation" -name '*tfevents*' -type f | sort; }
 
 # 1. A fresh run of 115 steps (defaults: --eval_every 10, --summary_every 10).
 logs=$work/logs
 train fresh --max_steps 115 --log_dir "$logs" --checkpoint_dir "$work/ckpt"
-check fresh --log_dir "$logs" --max_steps 115 --idx_dir "$idx_dir" --stdout "$work/fresh.out"
-tb_check fresh "$logs" --max_steps 115
+check fresh --log_dir "$logs" --max_steps 115 --idx_dir "$idx_dir" --stdout "$work/fresh.out" $(vevery 10 10)
+tb_check fresh "$logs" --max_steps 115 $(vevery 10 10)
 (( $(event_files "$logs" | wc -l) == 3 )) || fail "fresh: expected one event file in each of train, test, validation"
 (cd / && event_files "$logs" | xargs sha256sum) >"$work/fresh.sha256"
 [[ -f $logs/traces/step_99.trace.json ]] || fail "fresh: no traces/step_99.trace.json"
@@ -102,23 +105,23 @@ for folder in train test validation; do
   (( n == 2 )) || fail "resumed: $n event files in $folder, expected 2 (one per process)"
 done
 check resumed --log_dir "$logs" --max_steps 230 --starts 0,115 --idx_dir "$idx_dir" \
-  --stdout "$work/fresh.out" --stdout "$work/resumed.out"
-tb_check resumed "$logs" --max_steps 230 --starts 0,115
+  --stdout "$work/fresh.out" --stdout "$work/resumed.out" $(vevery 10 10)
+tb_check resumed "$logs" --max_steps 230 --starts 0,115 $(vevery 10 10)
 echo "PASS: a resumed run adds a file per folder, the first ones unchanged, steps from 115"
 
 # 3. The sample's every-step summaries, with other sizes and rates.
 every=(--max_steps 25 --summary_every 1 --hidden_units 64 --batch_size 50 --dropout 0.75 --learning_rate 0.0005)
 train every "${every[@]}" --log_dir "$work/every"
 check every --log_dir "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50 \
-  --dropout 0.75 --learning_rate 0.0005 --idx_dir "$idx_dir" --stdout "$work/every.out"
-tb_check every "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50
+  --dropout 0.75 --learning_rate 0.0005 --idx_dir "$idx_dir" --stdout "$work/every.out" $(vevery 10 1)
+tb_check every "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50 $(vevery 10 1)
 echo "PASS: --summary_every 1"
 
 # 4. The softmax model, another evaluation cadence.
 train softmax --model softmax --max_steps 30 --eval_every 7 --summary_every 3 --log_dir "$work/softmax"
 check softmax --log_dir "$work/softmax" --model softmax --max_steps 30 --eval_every 7 \
-  --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out"
-tb_check softmax "$work/softmax" --model softmax --max_steps 30 --eval_every 7 --summary_every 3
+  --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out" $(vevery 7 3)
+tb_check softmax "$work/softmax" --model softmax --max_steps 30 --eval_every 7 --summary_every 3 $(vevery 7 3)
 echo "PASS: --model softmax --eval_every 7 --summary_every 3"
 
 # 5. Stopped by SIGTERM mid-run (a pod evicted), then resumed: the stopped process's summaries
@@ -135,8 +138,8 @@ stop=$(sed -n 's/.*stopped by SIGTERM at step \([0-9]*\).*/\1/p' "$work/stopped.
 echo "run stopped: SIGTERM at step $stop"
 train resumed_after_stop --max_steps $((stop + 25)) --log_dir "$work/stopped" --checkpoint_dir "$work/ckpt_stopped"
 check stopped --log_dir "$work/stopped" --max_steps $((stop + 25)) --starts "0,$stop" --idx_dir "$idx_dir" \
-  --stdout "$work/stopped.out" --stdout "$work/resumed_after_stop.out"
-tb_check stopped "$work/stopped" --max_steps $((stop + 25)) --starts "0,$stop"
+  --stdout "$work/stopped.out" --stdout "$work/resumed_after_stop.out" $(vevery 10 10)
+tb_check stopped "$work/stopped" --max_steps $((stop + 25)) --starts "0,$stop" $(vevery 10 10)
 echo "PASS: stopped by SIGTERM at step $stop and resumed"
 
 # 6. On a GPU: the same runs on the CPU reference give the same values within float tolerances (the
@@ -144,14 +147,15 @@ echo "PASS: stopped by SIGTERM at step $stop and resumed"
 if [[ $backend != cpu ]]; then
   train_on cpu fresh_cpu --max_steps 115 --log_dir "$work/fresh_cpu"
   check fresh_vs_cpu --log_dir "$work/fresh_copy" --max_steps 115 --idx_dir "$idx_dir" \
-    --stdout "$work/fresh.out" --compare_to "$work/fresh_cpu"
+    --stdout "$work/fresh.out" --compare_to "$work/fresh_cpu" $(vevery 10 10)
   train_on cpu every_cpu "${every[@]}" --log_dir "$work/every_cpu"
   check every_vs_cpu --log_dir "$work/every" --max_steps 25 --summary_every 1 --hidden 64 --batch 50 \
     --dropout 0.75 --learning_rate 0.0005 --idx_dir "$idx_dir" --stdout "$work/every.out" \
-    --compare_to "$work/every_cpu"
+    --compare_to "$work/every_cpu" $(vevery 10 1)
   train_on cpu softmax_cpu --model softmax --max_steps 30 --eval_every 7 --summary_every 3 --log_dir "$work/softmax_cpu"
   check softmax_vs_cpu --log_dir "$work/softmax" --model softmax --max_steps 30 --eval_every 7 \
-    --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out" --compare_to "$work/softmax_cpu"
+    --summary_every 3 --idx_dir "$idx_dir" --stdout "$work/softmax.out" --compare_to "$work/softmax_cpu" \
+    $(vevery 7 3)
   echo "PASS: $backend and cpu agree"
 fi
 
