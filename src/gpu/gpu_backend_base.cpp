@@ -52,9 +52,8 @@ class StepTracer final : public k::LaunchObserver {
   }
   void after(const char*, cudaStream_t stream) override { end(stream); }
 
-  // Waits for the step; the spans in the order they were enqueued.
+  // The spans in the order they were enqueued (once the stream has passed them).
   std::vector<TracedOp> finish() {
-    MNIST_CUDA_CHECK(cudaStreamSynchronize(main_));
     std::vector<TracedOp> ops;
     for (const Span& s : spans_) {
       float start_ms = 0, end_ms = 0;
@@ -138,24 +137,22 @@ void GpuBackendBase::train_step() {
   host_step_ += 1;
 }
 
-std::vector<TracedOp> GpuBackendBase::traced_train_step() {
+// The step enqueued op by op between device events; nothing waits here: the events are read at
+// the next collect_pending, which synchronises anyway.
+void GpuBackendBase::traced_train_step() {
   if (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) collect_pending();
-  synchronize();
   tracer_ = std::make_unique<StepTracer>(stream_.get(), stream_.get());
   k::launch_observer() = tracer_.get();
-  std::vector<TracedOp> ops;
   try {
     enqueue_step(stream_.get());
-    host_step_ += 1;
-    ops = tracer_->finish();
   } catch (...) {
     k::launch_observer() = nullptr;
     tracer_.reset();
     throw;
   }
   k::launch_observer() = nullptr;
-  tracer_.reset();
-  return ops;
+  pending_traces_.emplace_back(host_step_, std::move(tracer_));
+  host_step_ += 1;
 }
 
 void GpuBackendBase::synchronize() { MNIST_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
@@ -299,27 +296,41 @@ void GpuBackendBase::enqueue_statistics(cudaStream_t s, double* slots) {
 }
 
 void GpuBackendBase::collect_pending() {
+  // Everything comes back through pinned staging in one wait.
+  const cudaStream_t s = stream_.get();
+  const bool metrics = metrics_enabled_ && host_step_ > metrics_from_;
+  if (metrics) {
+    if (!metrics_host_.size()) metrics_host_ = PinnedBuffer<float2>(kMetricsCapacity);
+    MNIST_CUDA_CHECK(cudaMemcpyAsync(metrics_host_.get(), metrics_.get(),
+                                     kMetricsCapacity * sizeof(float2), cudaMemcpyDeviceToHost, s));
+  }
+  const int distinct = distinct_stats(layout_);
+  const int buckets = static_cast<int>(default_bucket_limits().size());
+  const std::size_t slot_doubles = k::stats_slot_doubles(buckets);
+  const std::size_t stats_doubles = stats_steps_.size() * distinct * slot_doubles;
+  if (stats_doubles) {
+    if (stats_host_.size() < stats_doubles) stats_host_ = PinnedBuffer<double>(stats_doubles);
+    MNIST_CUDA_CHECK(cudaMemcpyAsync(stats_host_.get(), stats_slots_.get(),
+                                     stats_doubles * sizeof(double), cudaMemcpyDeviceToHost, s));
+  }
   synchronize();
-  if (metrics_enabled_ && host_step_ > metrics_from_) {
-    const std::vector<float2> ring = metrics_.download(stream_.get());
+  for (auto& [step, tracer] : pending_traces_)
+    pending_.traces.push_back(StepTrace{step, tracer->finish()});
+  pending_traces_.clear();
+  if (metrics) {
     for (std::int64_t t = metrics_from_; t < host_step_; ++t) {
-      const float2 m = ring[static_cast<std::size_t>(t % kMetricsCapacity)];
+      const float2 m = metrics_host_.get()[t % kMetricsCapacity];
       pending_.steps.push_back(StepMetrics{t, m.x, m.y});
     }
     metrics_from_ = host_step_;
   }
   if (stats_steps_.empty()) return;
-  const int distinct = distinct_stats(layout_);
-  const int buckets = static_cast<int>(default_bucket_limits().size());
-  const std::size_t slot_doubles = k::stats_slot_doubles(buckets);
-  std::vector<double> host(stats_steps_.size() * distinct * slot_doubles);
-  MNIST_CUDA_CHECK(cudaMemcpy(host.data(), stats_slots_.get(), host.size() * sizeof(double),
-                              cudaMemcpyDeviceToHost));
+  const double* host = stats_host_.get();
   const std::vector<std::string> names = summary_tensor_names(layout_);
   for (std::size_t i = 0; i < stats_steps_.size(); ++i) {
     StepStatistics step{stats_steps_[i], {}};
     for (int t = 0; t < distinct; ++t) {
-      const double* slot = host.data() + (i * distinct + t) * slot_doubles;
+      const double* slot = host + (i * distinct + t) * slot_doubles;
       if (slot[k::kStatsNonFinite] > 0) {
         throw Error(ExitCode::kDiverged,
                     "training diverged: " + names[step.tensors.size()] + " holds NaN or Inf at step " +

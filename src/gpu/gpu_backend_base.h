@@ -32,7 +32,7 @@ class GpuBackendBase : public Backend {
   void enable_step_metrics() override;
   void record_statistics() override;
   Summaries take_summaries() override;
-  std::vector<TracedOp> traced_train_step() override;
+  void traced_train_step() override;
 
  protected:
   GpuBackendBase(const TrainConfig& config, const MnistData& data,
@@ -97,7 +97,11 @@ class GpuBackendBase : public Backend {
   CudaGraph stats_graphs_[kStatsCapacity];
   DeviceBuffer<float> summary_partials_, summary_pre_, summary_hidden_, summary_logits_;
   Summaries pending_;                    // collected from the device, not yet taken
-  std::unique_ptr<StepTracer> tracer_;   // set only during traced_train_step
+  std::unique_ptr<StepTracer> tracer_;   // set only while traced_train_step enqueues
+  // Traced steps whose events are still to be read (at the next collect_pending), with their step.
+  std::vector<std::pair<std::int64_t, std::unique_ptr<StepTracer>>> pending_traces_;
+  PinnedBuffer<float2> metrics_host_;    // read-back staging
+  PinnedBuffer<double> stats_host_;
 };
 
 }  // namespace mnist

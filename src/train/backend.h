@@ -47,12 +47,6 @@ struct StepStatistics {
   std::vector<Histogram> tensors;
 };
 
-// What was measured since the last take_summaries(), oldest first.
-struct Summaries {
-  std::vector<StepMetrics> steps;
-  std::vector<StepStatistics> statistics;
-};
-
 // One op of a traced step: its name, the stream (GPU) or 0, and when it ran, in microseconds
 // from the start of the step.
 struct TracedOp {
@@ -61,6 +55,19 @@ struct TracedOp {
   double start_us = 0.0;
   double duration_us = 0.0;
   bool kernel = false;  // one kernel (inside an op); false: an op (a library call, a phase)
+};
+
+// A traced training step: its index and its ops in the order they were enqueued.
+struct StepTrace {
+  std::int64_t step = 0;
+  std::vector<TracedOp> ops;
+};
+
+// What was measured since the last take_summaries(), oldest first.
+struct Summaries {
+  std::vector<StepMetrics> steps;
+  std::vector<StepStatistics> statistics;
+  std::vector<StepTrace> traces;
 };
 
 // The tags of StepStatistics::tensors, the sample's names: per layer L (layer1, layer2 for the
@@ -102,9 +109,10 @@ class Backend {
   // when a tensor held a NaN or an infinity.
   virtual Summaries take_summaries() = 0;
 
-  // One training step like train_step(), run op by op and timed (device events on a GPU, the host
-  // clock on the CPU); waits for it.
-  virtual std::vector<TracedOp> traced_train_step() = 0;
+  // One training step like train_step(), run op by op and timed (device events on a GPU, read
+  // back with the next take_summaries(); the host clock on the CPU): its StepTrace comes with the
+  // summaries.
+  virtual void traced_train_step() = 0;
 
   // Training steps taken so far (cheap; no copy of the parameters).
   virtual std::int64_t steps_taken() const = 0;

@@ -185,10 +185,10 @@ float CpuBackend::loss_and_gradient(const std::vector<float>& params, const std:
 
 void CpuBackend::train_step() { step(nullptr); }
 
-std::vector<TracedOp> CpuBackend::traced_train_step() {
-  std::vector<TracedOp> trace;
-  step(&trace);
-  return trace;
+void CpuBackend::traced_train_step() {
+  StepTrace trace{state_.step, {}};
+  step(&trace.ops);
+  pending_.traces.push_back(std::move(trace));
 }
 
 void CpuBackend::step(std::vector<TracedOp>* trace) {

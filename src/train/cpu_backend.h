@@ -25,7 +25,7 @@ class CpuBackend final : public Backend {
   void enable_step_metrics() override { metrics_enabled_ = true; }
   void record_statistics() override;
   Summaries take_summaries() override;
-  std::vector<TracedOp> traced_train_step() override;
+  void traced_train_step() override;
 
   // Pieces of the step, public for the gradient checks.
   // Gathers the batch of step `step` into x (B x 784, scaled to [0,1]) and its labels.

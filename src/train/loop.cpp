@@ -168,7 +168,7 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
       // The sample traced this step's ops: with --log_dir it is run op by op, timed, and written
       // as a Chrome trace (log_dir/traces).
       if (summaries.enabled())
-        summaries.traced_step(i, backend.traced_train_step());
+        backend.traced_train_step();
       else
         backend.train_step();
       stepped = true;

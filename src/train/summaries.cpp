@@ -132,18 +132,6 @@ void RunSummaries::before_step(std::int64_t iteration) {
   iterations_.push_back(iteration);
 }
 
-void RunSummaries::traced_step(std::int64_t iteration, const std::vector<TracedOp>& ops) {
-  if (!enabled_) return;
-  const std::string path =
-      (fs::path(traces_dir_) / ("step_" + std::to_string(iteration) + ".trace.json")).string();
-  std::string json = chrome_trace(backend_.name(), iteration, ops);
-  queue([path, json = std::move(json)](Writers&) {
-    // A trace is cheap to lose: no fsync (which can take milliseconds), like the event files.
-    write_file_atomically(path, std::vector<std::uint8_t>(json.begin(), json.end()),
-                          ExitCode::kOutputFailed, /*durable=*/false);
-  });
-}
-
 void RunSummaries::take_from_backend() {
   Summaries taken = backend_.take_summaries();
   const std::vector<std::int64_t> iterations = std::move(iterations_);
@@ -173,6 +161,18 @@ void RunSummaries::take_from_backend() {
       batch_images.push_back(cached_order_[pos.index]);
     }
     images.push_back(std::move(batch_images));
+  }
+  // Traced steps (the sample's "Adding run metadata"): log_dir/traces/step_<i>.trace.json.
+  for (const StepTrace& trace : taken.traces) {
+    const std::int64_t iteration = iteration_of(trace.step);
+    const std::string path =
+        (fs::path(traces_dir_) / ("step_" + std::to_string(iteration) + ".trace.json")).string();
+    queue([path, backend = backend_.name(), iteration, ops = trace.ops](Writers&) {
+      const std::string json = chrome_trace(backend, iteration, ops);
+      // A trace is cheap to lose: no fsync (which can take milliseconds), like the event files.
+      write_file_atomically(path, std::vector<std::uint8_t>(json.begin(), json.end()),
+                            ExitCode::kOutputFailed, /*durable=*/false);
+    });
   }
   if (taken.steps.empty() && taken.statistics.empty()) return;
   const float keep = run_.train.keep_prob, lr = run_.train.learning_rate;

@@ -39,8 +39,6 @@ class RunSummaries {
   // Before the loop's training step at `iteration`: records which iteration the backend's next
   // step belongs to and, every --summary_every steps, asks the backend for its statistics.
   void before_step(std::int64_t iteration);
-  // A traced step (the sample's "Adding run metadata"): writes log_dir/traces/step_<i>.trace.json.
-  void traced_step(std::int64_t iteration, const std::vector<TracedOp>& ops);
   // Whether the evaluation at `iteration` also evaluates the validation split: every
   // --summary_every evaluations (every 100 iterations by default), and always the first.
   bool validation_due(std::int64_t iteration) const;
