@@ -109,8 +109,12 @@ void EventWriter::write_record(const std::string& event) {
 }
 
 void EventWriter::write(std::int64_t step, const SummaryBuilder& summary) {
+  write(step, summary, clock_());
+}
+
+void EventWriter::write(std::int64_t step, const SummaryBuilder& summary, double wall_time) {
   if (summary.empty()) return;
-  write_record(encode_summary_event(clock_(), step, summary));
+  write_record(encode_summary_event(wall_time, step, summary));
 }
 
 void EventWriter::add_scalar(std::string_view tag, std::int64_t step, float value) {

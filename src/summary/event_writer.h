@@ -41,6 +41,8 @@ class EventWriter {
   // Throws Error(kOutputFailed, "PATH: write failed: ...") when the write fails; a writer that
   // failed once refuses every later write the same way (the file may end in a partial record).
   void write(std::int64_t step, const SummaryBuilder& summary);
+  // The same with the Event's wall_time given (when the values were measured, not written).
+  void write(std::int64_t step, const SummaryBuilder& summary, double wall_time);
 
   // One Event holding one value each.
   void add_scalar(std::string_view tag, std::int64_t step, float value);

@@ -130,13 +130,16 @@ void RunSummaries::before_step(std::int64_t iteration) {
   const std::int64_t step = backend_.steps_taken();
   if ((step - process_first_step_) % run_.summary_every == 0) backend_.record_statistics();
   iterations_.push_back(iteration);
+  wall_times_.push_back(wall_clock_seconds());
 }
 
 void RunSummaries::take_from_backend() {
   Summaries taken = backend_.take_summaries();
   const std::vector<std::int64_t> iterations = std::move(iterations_);
+  const std::vector<double> wall_times = std::move(wall_times_);
   const std::int64_t from = steps_from_;
   iterations_.clear();
+  wall_times_.clear();
   steps_from_ = backend_.steps_taken();
   auto iteration_of = [iterations, from](std::int64_t step) {
     const std::int64_t k = step - from;
@@ -145,11 +148,20 @@ void RunSummaries::take_from_backend() {
     return iterations[static_cast<std::size_t>(k)];
   };
   // Resolved here, on the loop's thread (a bug surfaces where it is made).
+  // Each event carries the wall time its step was started at, not when it is written.
+  auto wall_time_of = [&](std::int64_t step) {
+    return wall_times[static_cast<std::size_t>(step - from)];
+  };
   std::vector<std::int64_t> metric_iterations, stats_iterations;
+  std::vector<double> metric_times, stats_times;
   std::vector<std::vector<int>> images;
-  for (const StepMetrics& m : taken.steps) metric_iterations.push_back(iteration_of(m.step));
+  for (const StepMetrics& m : taken.steps) {
+    metric_iterations.push_back(iteration_of(m.step));
+    metric_times.push_back(wall_time_of(m.step));
+  }
   for (const StepStatistics& s : taken.statistics) {
     stats_iterations.push_back(iteration_of(s.step));
+    stats_times.push_back(wall_time_of(s.step));
     std::vector<int> batch_images;  // the first images of that step's batch
     for (int r = 0; r < std::min(kImagesShown, run_.train.batch_size); ++r) {
       const StreamPosition pos = stream_position(s.step, run_.train.batch_size, r,
@@ -176,15 +188,9 @@ void RunSummaries::take_from_backend() {
   }
   if (taken.steps.empty() && taken.statistics.empty()) return;
   const float keep = run_.train.keep_prob, lr = run_.train.learning_rate;
-  queue([this, taken = std::move(taken), metric_iterations, stats_iterations, images, keep,
-         lr](Writers& w) {
-    for (std::size_t n = 0; n < taken.steps.size(); ++n) {
-      SummaryBuilder summary;
-      summary.scalar("cross_entropy", taken.steps[n].cross_entropy)
-          .scalar("accuracy", taken.steps[n].accuracy);
-      w.train.write(metric_iterations[n], summary);
-    }
-    for (std::size_t n = 0; n < taken.statistics.size(); ++n) {
+  queue([this, taken = std::move(taken), metric_iterations, stats_iterations, metric_times,
+         stats_times, images, keep, lr](Writers& w) {
+    auto write_statistics = [&](std::size_t n) {
       const StepStatistics& stats = taken.statistics[n];
       SummaryBuilder summary;
       summary.scalar("dropout/dropout_keep_probability", keep).scalar("learning_rate", lr);
@@ -195,8 +201,20 @@ void RunSummaries::take_from_backend() {
           summary.histogram(tensor_names_[t], stats.tensors[t]);
       }
       add_images(summary, data_.train, images[n]);
-      w.train.write(stats_iterations[n], summary);
+      w.train.write(stats_iterations[n], summary, stats_times[n]);
+    };
+    // In step order: a step's statistics (taken before it ran) first, then its scalars.
+    std::size_t next_stats = 0;
+    for (std::size_t n = 0; n < taken.steps.size(); ++n) {
+      while (next_stats < taken.statistics.size() &&
+             taken.statistics[next_stats].step <= taken.steps[n].step)
+        write_statistics(next_stats++);
+      SummaryBuilder summary;
+      summary.scalar("cross_entropy", taken.steps[n].cross_entropy)
+          .scalar("accuracy", taken.steps[n].accuracy);
+      w.train.write(metric_iterations[n], summary, metric_times[n]);
     }
+    while (next_stats < taken.statistics.size()) write_statistics(next_stats++);
   });
 }
 

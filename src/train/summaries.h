@@ -72,6 +72,7 @@ class RunSummaries {
   // Which loop iteration each backend step since steps_from_ belongs to.
   std::int64_t steps_from_ = 0, process_first_step_ = 0;
   std::vector<std::int64_t> iterations_;
+  std::vector<double> wall_times_;  // when each of those steps was started (seconds since 1970)
   bool first_evaluation_ = true;
   std::int64_t cached_epoch_ = -1;  // the epoch order the images were last looked up in
   std::vector<std::int32_t> cached_order_;
