@@ -108,8 +108,9 @@ RunSummaries::RunSummaries(const RunConfig& run, const MnistData& data, Backend&
   enabled_ = true;
   if (!run.flags_text.empty()) {
     const std::string text = run.flags_text;
-    queue([text, first_iteration](Writers& w) {
-      w.train.add_text("flags", first_iteration, text);
+    const double now = wall_clock_seconds();
+    queue([text, first_iteration, now](Writers& w) {
+      w.train.write(first_iteration, SummaryBuilder().text("flags", text), now);
     });
   }
   worker_ = std::thread([this] { work(); });
@@ -234,8 +235,9 @@ void RunSummaries::evaluated(std::int64_t iteration, const Evaluation& test,
   const double test_accuracy = data_.test.count ? double(test.correct) / data_.test.count : 0.0;
   const double validation_accuracy =
       validation ? double(validation->correct) / data_.validation.count : 0.0;
+  const double now = wall_clock_seconds();  // the events' time: this evaluation's, not the write's
   queue([this, iteration, test, validation, test_accuracy, validation_accuracy, first,
-         images_per_second](Writers& w) {
+         images_per_second, now](Writers& w) {
     SummaryBuilder t;
     t.scalar("cross_entropy", test.cross_entropy)
         .scalar("accuracy", static_cast<float>(test_accuracy))
@@ -245,17 +247,17 @@ void RunSummaries::evaluated(std::int64_t iteration, const Evaluation& test,
       for (int n = 0; n < std::min(kImagesShown, data_.test.count); ++n) shown.push_back(n);
       add_images(t, data_.test, shown);
     }
-    w.test.write(iteration, t);
+    w.test.write(iteration, t, now);
     if (validation) {
       SummaryBuilder v;
       v.scalar("cross_entropy", validation->cross_entropy)
           .scalar("accuracy", static_cast<float>(validation_accuracy));
-      w.validation.write(iteration, v);
+      w.validation.write(iteration, v, now);
     }
     if (images_per_second > 0) {
       SummaryBuilder rate;
       rate.scalar("images_per_second", static_cast<float>(images_per_second));
-      w.train.write(iteration, rate);
+      w.train.write(iteration, rate, now);
     }
   });
 }
