@@ -1,5 +1,6 @@
 #include "train/summaries.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -62,7 +63,14 @@ std::string chrome_trace(const std::string& backend, std::int64_t iteration,
                       {"args", {{"name", gpu ? (lane ? "side stream" : "main stream")
                                              : "host thread"}}}});
   }
-  for (const TracedOp& op : ops) {
+  // In time order (the two streams' ops were enqueued interleaved); an op before the kernels it
+  // encloses when they start together.
+  std::vector<TracedOp> sorted = ops;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const TracedOp& a, const TracedOp& b) {
+    if (a.start_us != b.start_us) return a.start_us < b.start_us;
+    return a.duration_us > b.duration_us;
+  });
+  for (const TracedOp& op : sorted) {
     events.push_back({{"name", op.name},
                       {"cat", op.kernel ? "kernel" : "op"},
                       {"ph", "X"},
