@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # check_includes.sh ROOT: every #include of project code points down the layers, never up or sideways.
 #   src/app -> src/gpu -> src/train -> src/summary -> src/data -> src/error.h, src/stop.h, src/progress.h   (a layer includes
-#   itself and the layers below); src/app and src/gpu may include kernels/; every host layer may
-#   include kernels/common/; kernels/ includes only kernels/ (never src/), and kernels/common/ only
+#   itself and the layers below); src/dist (the multi-process rendezvous) is a layer of its own on
+#   the bottom one: it includes itself and src/error.h, src/stop.h, src/progress.h, and src/train
+#   and the layers above it may include it (none does yet); src/app and src/gpu may include
+#   kernels/; every host layer may include kernels/common/; kernels/ includes only kernels/ (never src/), and kernels/common/ only
 #   kernels/common/. Host code writes includes from src/ ("train/loop.h") or, for kernels, from the
 #   root ("kernels/gemm.h"); kernel code writes them from kernels/ ("common/philox.h") or from its
 #   own folder. No project include may climb with "..".
@@ -17,6 +19,7 @@ rank() {  # the layer of a path under src/
     src/train/*) echo 3 ;;
     src/gpu/*) echo 4 ;;
     src/app/*) echo 5 ;;
+    src/dist/*) echo 0 ;;  # on the bottom layer, beside it; only src/train and above use it
     *) echo 9 ;;  # anything else under src/ is not a layer: refused below
   esac
 }
@@ -48,6 +51,9 @@ while IFS= read -r file; do
           continue
         fi
         [[ $target == src/* ]] || { bad "$file" "$inc" "outside src/ and kernels/"; continue; }
+        if [[ $target == src/dist/* && $file != src/dist/* ]] && (( $(rank "$file") < 3 )); then
+          bad "$file" "$inc" "only src/train and the layers above it use src/dist"; continue
+        fi
         (( $(rank "$target") <= $(rank "$file") )) || bad "$file" "$inc" "a layer above it" ;;
     esac
   done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]' "$file")
