@@ -162,12 +162,15 @@ __global__ void __launch_bounds__(kThreads)
     }
     block_logits(z, b2, warp_part);
 
+    // The first maximum, and the maximum itself; z is indexed by unrolled constants only, so it
+    // stays in registers (an index known only at run time would put it in local memory).
     int best = 0;
-#pragma unroll
-    for (int j = 1; j < kClasses; ++j) best = z[j] > z[best] ? j : best;
     float zmax = z[0];
 #pragma unroll
-    for (int j = 1; j < kClasses; ++j) zmax = fmaxf(zmax, z[j]);
+    for (int j = 1; j < kClasses; ++j) {
+      if (z[j] > zmax) best = j;
+      zmax = fmaxf(zmax, z[j]);
+    }
     float sum = 0.0f;
 #pragma unroll
     for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - zmax);
@@ -216,14 +219,22 @@ __global__ void __launch_bounds__(kThreads)
     partial_logits(staged, hidden, ReadHidden{h_row}, z);
     block_logits(z, b2, warp_part);
     int best = 0;
+    float zmax = z[0];
 #pragma unroll
-    for (int j = 1; j < kClasses; ++j) best = z[j] > z[best] ? j : best;
-    hits += best == labels[r];
+    for (int j = 1; j < kClasses; ++j) {
+      if (z[j] > zmax) best = j;
+      zmax = fmaxf(zmax, z[j]);
+    }
+    const int label = labels[r];
+    hits += best == label;
     if (row_loss && threadIdx.x == 0) {
-      float sum = 0.0f;
+      float sum = 0.0f, z_label = 0.0f;
 #pragma unroll
-      for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - z[best]);
-      row_loss[r] = __logf(sum) - (z[labels[r]] - z[best]);
+      for (int j = 0; j < kClasses; ++j) {
+        sum += __expf(z[j] - zmax);
+        if (j == label) z_label = z[j];
+      }
+      row_loss[r] = __logf(sum) - (z_label - zmax);
     }
   }
   if (threadIdx.x == 0 && hits) atomicAdd(correct, hits);
