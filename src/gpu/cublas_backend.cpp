@@ -164,6 +164,7 @@ void CublasBackend::record_step(cudaStream_t s) {
     k::adam_update(p, g, adam_m_.get(), adam_v_.get(), layout_.total, config_.learning_rate,
                    kAdamBeta1, kAdamBeta2, kAdamEpsilon, step_.get(), s);
   });
+  record_step_metrics(s);
 }
 
 void CublasBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss) {

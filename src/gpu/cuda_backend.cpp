@@ -130,6 +130,7 @@ void CudaBackend::update(cudaStream_t s) {
     op("update layer1", s, [&] {
       k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_first, s);
     });
+    record_step_metrics(s);
     return;
   }
   const Layer& out = layout_.layers[1];
@@ -140,6 +141,7 @@ void CudaBackend::update(cudaStream_t s) {
   op("update layer2", side, [&] {
     k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_out, side);
   });
+  record_step_metrics(side);  // beside the first layer's (longer) update
   MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side));
   op("update layer1", s, [&] {
     k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s);

@@ -121,19 +121,17 @@ void GpuBackendBase::end_op(cudaStream_t stream) {
   if (tracer_) tracer_->end(stream);
 }
 
-void GpuBackendBase::enqueue_step(cudaStream_t s) {
-  record_step(s);
-  if (metrics_enabled_) {
-    op("step_metrics", s, [&] {
-      k::step_metrics(row_loss_.get(), row_correct_.get(), config_.batch_size, step_.get(),
-                      metrics_.get(), kMetricsCapacity, s);
-    });
-  }
+void GpuBackendBase::record_step_metrics(cudaStream_t s) {
+  if (!metrics_enabled_) return;
+  op("step_metrics", s, [&] {
+    k::step_metrics(row_loss_.get(), row_correct_.get(), config_.batch_size, step_.get(),
+                    metrics_.get(), kMetricsCapacity, s);
+  });
 }
 
 void GpuBackendBase::train_step() {
   if (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) collect_pending();
-  step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { enqueue_step(s); });
+  step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_step(s); });
   host_step_ += 1;
 }
 
@@ -144,7 +142,7 @@ void GpuBackendBase::traced_train_step() {
   tracer_ = std::make_unique<StepTracer>(stream_.get(), stream_.get());
   k::launch_observer() = tracer_.get();
   try {
-    enqueue_step(stream_.get());
+    record_step(stream_.get());
   } catch (...) {
     k::launch_observer() = nullptr;
     tracer_.reset();

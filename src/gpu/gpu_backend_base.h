@@ -41,8 +41,12 @@ class GpuBackendBase : public Backend {
   // Enqueue one training step (forward, loss, backward, Adam: reads and advances step_ by the
   // step convention of kernels/adam_rule.cuh, leaves per-row losses in row_loss_ and hits in
   // row_correct_) on `stream`; recorded once into a graph unless --cuda_graphs off. Each op goes
-  // through op() so that a traced step can time it.
+  // through op() so that a traced step can time it. Somewhere after the loss, on a stream that
+  // joins `stream` by the step's end, it calls record_step_metrics.
   virtual void record_step(cudaStream_t stream) = 0;
+  // With step metrics enabled: the step's loss and accuracy into the device ring (a one-block
+  // kernel; best on a stream where it overlaps the weight updates).
+  void record_step_metrics(cudaStream_t stream);
   // Enqueue one evaluation of `split`: adds its correctly classified images to *correct_ (zeroed
   // before) and, with a row_loss, writes each image's cross-entropy there.
   virtual void record_eval(cudaStream_t stream, EvalSplit split, float* row_loss) = 0;
@@ -75,7 +79,6 @@ class GpuBackendBase : public Backend {
  private:
   void begin_op(const char* name, cudaStream_t stream);
   void end_op(cudaStream_t stream);
-  void enqueue_step(cudaStream_t stream);
   void collect_pending();  // moves what the device holds into pending_ (waits)
   // The statistics pass (record_statistics), writing the slots at `slots`.
   void enqueue_statistics(cudaStream_t stream, double* slots);

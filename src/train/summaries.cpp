@@ -102,9 +102,17 @@ RunSummaries::RunSummaries(const RunConfig& run, const MnistData& data, Backend&
                            std::int64_t first_iteration)
     : run_(run), data_(data), backend_(backend) {
   if (run.log_dir.empty()) return;
+  // The log folder is checked once (writable, no foreign links on its path); its subfolders are
+  // made in it, and a file that cannot be created there fails the run by itself (EventWriter).
+  ensure_writable_directory(run.log_dir, "--log_dir", ExitCode::kOutputFailed);
   auto folder = [&](const char* name) {
     const std::string dir = (fs::path(run.log_dir) / name).string();
-    ensure_writable_directory(dir, "--log_dir", ExitCode::kOutputFailed);
+    std::error_code ec;
+    fs::create_directory(dir, ec);
+    if (ec || !fs::is_directory(fs::symlink_status(dir)))
+      throw Error(ExitCode::kOutputFailed,
+                  dir + ": cannot create the folder (--log_dir)" +
+                      (ec ? ": " + ec.message() : ": something else is there"));
     return dir;
   };
   writers_.reset(new Writers{EventWriter(folder("train")), EventWriter(folder("test")),
