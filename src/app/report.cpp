@@ -488,10 +488,33 @@ std::string summary_line(const TrainResult& t, const DataOrigin& origin) {
   return text;
 }
 
+namespace {
+
+// Where --termination_log points when the command line could not be parsed: its value if it is
+// there in a readable form ("--termination_log PATH" or "--termination_log=PATH"), else the
+// default. A typo in a Job's args is what a Kubernetes user most needs the message for.
+std::string termination_log_of(const std::vector<std::string>& command_line) {
+  std::string path = Options{}.termination_log;
+  const std::string flag = "--termination_log";
+  for (std::size_t i = 1; i < command_line.size(); ++i) {
+    const std::string& arg = command_line[i];
+    if (arg == flag && i + 1 < command_line.size()) path = command_line[i + 1];
+    if (arg.compare(0, flag.size() + 1, flag + "=") == 0) path = arg.substr(flag.size() + 1);
+  }
+  return path;
+}
+
+}  // namespace
+
 int finish_run(RunRecord& record, const Outcome& outcome, std::ostream& err) noexcept {
   Outcome final = outcome;
   try {
-    if (!record.options || record.options->dry_run) return static_cast<int>(outcome.code);
+    if (!record.options) {  // the flags did not parse: only the termination message
+      write_termination_log(termination_log_of(record.command_line),
+                            termination_line(record, final));
+      return static_cast<int>(outcome.code);
+    }
+    if (record.options->dry_run) return static_cast<int>(outcome.code);
     const Options& o = *record.options;
     // A GPU failure before the devices were noted: ask CUDA now, so the verdict says what it saw.
     if (outcome.code == ExitCode::kGpuUnusable && !record.probe && o.backend != BackendKind::kCpu) {

@@ -198,7 +198,8 @@ TrainState GpuBackendBase::state() {
 void GpuBackendBase::set_state(const TrainState& state) {
   if (state.params.size() != layout_.total)
     throw std::invalid_argument("GPU backend: parameter count");
-  collect_pending();  // what was measured before belongs to the old state's steps
+  collect_pending();  // what the device holds belongs to the old state's steps: dropped
+  pending_ = Summaries{};
   params_.upload(state.params, stream_.get());
   adam_m_.upload(state.adam_m, stream_.get());
   adam_v_.upload(state.adam_v, stream_.get());

@@ -19,7 +19,10 @@ class CpuBackend final : public Backend {
   Evaluation evaluate(EvalSplit split, bool with_loss) override;
   std::int64_t steps_taken() const override { return state_.step; }
   TrainState state() override { return state_; }
-  void set_state(const TrainState& state) override { state_ = state; }
+  void set_state(const TrainState& state) override {
+    state_ = state;
+    pending_ = Summaries{};  // measured on the old state's steps
+  }
   std::unique_ptr<Stopwatch> stopwatch() override;
 
   void enable_step_metrics() override { metrics_enabled_ = true; }

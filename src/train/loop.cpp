@@ -126,6 +126,21 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
     result.best_step = iteration;
     have_best = true;
   };
+  // A summaries failure (the log volume full or gone) ends the run with exit 6, but the training
+  // is saved first when it can be: the checkpoint volume may well be another one.
+  auto summarise = [&](std::int64_t next_iteration, auto&& write) {
+    try {
+      write();
+    } catch (const Error& e) {
+      if (e.code() == ExitCode::kOutputFailed && !run.checkpoint_dir.empty()) {
+        try {
+          checkpoint(next_iteration);
+        } catch (const std::exception&) {  // the original error is the one to report
+        }
+      }
+      throw;
+    }
+  };
   double accuracy = 0.0;
   bool evaluated_last = false;
   const auto start = Clock::now();
@@ -135,8 +150,7 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
     if (stop_requested()) {
       if (run.checkpoint_dir.empty())
         throw_stopped("at step " + std::to_string(i), "no --checkpoint_dir, nothing saved");
-      checkpoint(i);
-      summaries.finish();
+      checkpoint(i);  // the summaries are finished by their destructor, briefly when stopping
       throw_stopped("at step " + std::to_string(i), "checkpoint saved in " + run.checkpoint_dir);
     }
     if (schedule.due(i)) checkpoint(i);
@@ -153,7 +167,7 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
             interval_steps > 0 && seconds > 0 ? interval_steps * run.train.batch_size / seconds : 0;
         std::optional<Evaluation> validation;
         if (summaries.validation_due(i)) validation = backend.evaluate(EvalSplit::kValidation, true);
-        summaries.evaluated(i, test, validation, rate);
+        summarise(i, [&] { summaries.evaluated(i, test, validation, rate); });
       }
       show_progress(i, run, resume.iteration, result.steps_this_run,
                     std::chrono::duration<double>(now - start).count(), loss);
@@ -163,7 +177,7 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
       continue;
     }
     epochs.before_step();
-    summaries.before_step(i);
+    summarise(i, [&] { summaries.before_step(i); });
     if (i % 100 == 99) {
       // The sample traced this step's ops: with --log_dir it is run op by op, timed, and written
       // as a Chrome trace (log_dir/traces).
@@ -188,15 +202,17 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
     accuracy = double(backend.evaluate_test()) / data.test.count;
     note_best(accuracy, std::max<std::int64_t>(run.max_steps, resume.iteration));
   }
-  summaries.finish();
-  clear_status();
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.final_accuracy = accuracy;
   if (result.seconds > 0)
     result.images_per_second = double(result.steps_this_run) * run.train.batch_size / result.seconds;
-  // A run resumed past its --max_steps keeps the checkpoint where it was (iterations label states).
+  // The final checkpoint before the summaries' last writes, so a failing log volume cannot cost
+  // the training. A run resumed past its --max_steps keeps the checkpoint where it was
+  // (iterations label states).
   if (!run.checkpoint_dir.empty())
     checkpoint(std::max<std::int64_t>(run.max_steps, resume.iteration));
+  summaries.finish();
+  clear_status();
   return result;
 }
 

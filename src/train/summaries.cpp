@@ -1,6 +1,7 @@
 #include "train/summaries.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -9,6 +10,7 @@
 #include "data/fileio.h"
 #include "error.h"
 #include "kernels/common/sample_stream.h"
+#include "stop.h"
 #include "summary/event_writer.h"
 #include "summary/png.h"
 #include "train/epochs.h"
@@ -115,9 +117,11 @@ RunSummaries::RunSummaries(const RunConfig& run, const MnistData& data, Backend&
                       (ec ? ": " + ec.message() : ": something else is there"));
     return dir;
   };
-  writers_.reset(new Writers{EventWriter(folder("train")), EventWriter(folder("test")),
-                             EventWriter(folder("validation"))});
+  // Every folder first, then the files: a folder that cannot be made leaves no file behind.
+  const std::string train = folder("train"), test = folder("test"),
+                    validation = folder("validation");
   traces_dir_ = folder("traces");
+  writers_.reset(new Writers{EventWriter(train), EventWriter(test), EventWriter(validation)});
   tensor_names_ = summary_tensor_names(make_layout(run.train.model, run.train.hidden_units));
   steps_from_ = process_first_step_ = backend.steps_taken();
   backend.enable_step_metrics();
@@ -134,16 +138,34 @@ RunSummaries::RunSummaries(const RunConfig& run, const MnistData& data, Backend&
 
 RunSummaries::~RunSummaries() {
   if (!worker_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    closing_ = true;
+  // An exception or a stop request is unwinding the loop: keep what the backend measured since
+  // the last evaluation too, if it can still be read.
+  if (!finished_) {
+    try {
+      take_from_backend();
+    } catch (...) {
+    }
   }
+  stop_writer();
+}
+
+void RunSummaries::stop_writer() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  closing_ = true;
   changed_.notify_all();
+  if (stop_requested()) {
+    // Stopping (Kubernetes sends SIGKILL after the grace period): a slow or hung log volume
+    // gets a couple of seconds, then what is still queued is dropped.
+    changed_.wait_for(lock, std::chrono::seconds(2), [&] { return jobs_.empty(); });
+    jobs_.clear();
+  }
+  lock.unlock();
   worker_.join();
 }
 
 void RunSummaries::before_step(std::int64_t iteration) {
   if (!enabled_) return;
+  if (failed_.load(std::memory_order_relaxed)) rethrow_failure();  // a dead log disk, found early
   const std::int64_t step = backend_.steps_taken();
   if ((step - process_first_step_) % run_.summary_every == 0) backend_.record_statistics();
   iterations_.push_back(iteration);
@@ -279,24 +301,25 @@ void RunSummaries::evaluated(std::int64_t iteration, const Evaluation& test,
 }
 
 void RunSummaries::finish() {
-  if (!enabled_) return;
+  if (!enabled_ || finished_) return;
+  finished_ = true;
   take_from_backend();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    closing_ = true;
-  }
-  changed_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  if (worker_.joinable()) stop_writer();
   rethrow_failure();
 }
 
 void RunSummaries::queue(Job job) {
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return jobs_.size() < kMaxQueuedJobs || !failure_.empty(); });
-  if (!failure_.empty()) {
+  // The writer is behind (a slow disk): wait for room, but never past a stop request.
+  while (jobs_.size() >= kMaxQueuedJobs && !failed_ && !closing_) {
+    if (stop_requested()) return;  // dropped: the loop stops at its next step
+    changed_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  if (failed_) {
     lock.unlock();
     rethrow_failure();
   }
+  if (closing_) return;  // finishing: nothing more is written
   jobs_.push_back(std::move(job));
   lock.unlock();
   changed_.notify_all();
@@ -317,7 +340,14 @@ void RunSummaries::work() {
       job(*writers_);
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mutex_);
-      failure_ = e.what();
+      failure_ = *e.what() ? e.what() : "unknown error";
+      failed_ = true;
+      jobs_.clear();
+      closing_ = true;
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      failure_ = "unknown error";
+      failed_ = true;
       jobs_.clear();
       closing_ = true;
     }
@@ -327,7 +357,7 @@ void RunSummaries::work() {
 
 void RunSummaries::rethrow_failure() {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!failure_.empty())
+  if (failed_)
     throw Error(ExitCode::kOutputFailed, "cannot write the summaries: " + failure_);
 }
 

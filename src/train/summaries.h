@@ -1,9 +1,10 @@
 // What a run shows in TensorBoard, under --log_dir: the TF sample's summaries in event files
 // (log_dir/train, log_dir/test, and log_dir/validation), and Chrome traces of the steps the sample
 // traced (log_dir/traces). The training loop hands over what the backend measured; a background
-// thread encodes and writes it, so the loop never waits for a disk.
+// thread encodes and writes it, so the loop waits for a disk only behind a full queue.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -29,7 +30,9 @@ class RunSummaries {
   // a folder or file cannot be made.
   RunSummaries(const RunConfig& run, const MnistData& data, Backend& backend,
                std::int64_t first_iteration);
-  // Writes whatever is still queued, then stops the writer (never throws).
+  // Takes what the backend still holds and writes whatever is queued, then stops the writer
+  // (never throws). After a stop request it waits for the disk at most a couple of seconds and
+  // drops what is left.
   ~RunSummaries();
   RunSummaries(const RunSummaries&) = delete;
   RunSummaries& operator=(const RunSummaries&) = delete;
@@ -61,6 +64,7 @@ class RunSummaries {
   void queue(Job job);
   void work();
   void rethrow_failure();
+  void stop_writer();
 
   bool enabled_ = false;
   const RunConfig& run_;
@@ -84,6 +88,8 @@ class RunSummaries {
   std::deque<Job> jobs_;
   bool closing_ = false;
   std::string failure_;  // the first error the writer met
+  std::atomic<bool> failed_{false};
+  bool finished_ = false;
   std::thread worker_;
 };
 

@@ -449,12 +449,33 @@ TEST_F(FinishRun, InvalidUtf8StaysValidJson) {
   EXPECT_EQ(load(result)["exit_code"], 6);
 }
 
-TEST_F(FinishRun, NothingBeforeTheFlagsOrForADryRun) {
+// A command line that does not parse (a typo in a Job's args) still leaves its termination
+// message, at --termination_log if it can be read from argv, but no verdict file.
+TEST_F(FinishRun, AFlagErrorLeavesOnlyTheTerminationMessage) {
+  put(path("termination"), "");
+  const std::string logs = path("logs"), result = path("verdict.json");
+  const std::string termination = path("termination"), eq = "--termination_log=" + termination;
+  for (const std::vector<const char*>& argv :
+       {std::vector<const char*>{"mnist-train", "--bad", "--log_dir", logs.c_str(),
+                                 "--result_file", result.c_str(), "--termination_log",
+                                 termination.c_str()},
+        std::vector<const char*>{"mnist-train", eq.c_str(), "--max_steps", "-1"}}) {
+    RunRecord unparsed(static_cast<int>(argv.size()), argv.data());
+    std::ostringstream err;
+    const Outcome bad{ExitCode::kBadArguments, "unknown flag --bad"};
+    EXPECT_EQ(finish_run(unparsed, bad, err), 2);
+    EXPECT_EQ(content(path("termination")), termination_line(unparsed, bad) + "\n");
+    EXPECT_NE(content(path("termination")).find("failed (exit 2, bad arguments)"),
+              std::string::npos);
+    put(path("termination"), "");
+  }
+  EXPECT_FALSE(fs::exists(logs));
+  EXPECT_FALSE(fs::exists(result));
+}
+
+TEST_F(FinishRun, NothingForADryRun) {
   put(path("termination"), "untouched");
-  std::vector<const char*> argv = {"mnist-train", "--bad"};
-  RunRecord unparsed(2, argv.data());
   std::ostringstream err;
-  EXPECT_EQ(finish_run(unparsed, {ExitCode::kBadArguments, "unknown flag"}, err), 2);
   const std::string logs = path("logs");
   RunRecord dry = record_of(
       {"--dry_run", "--log_dir", logs.c_str(), "--termination_log", path("termination").c_str()});

@@ -209,6 +209,29 @@ void expect_run_error(const Options& o, ExitCode code, const std::string& needle
   }
 }
 
+// A log volume that fails (here: a folder where the trace of step 99 must go) ends the run with
+// exit 6, but never at the cost of the training: the checkpoint is saved first, mid-run and at the
+// end alike.
+TEST(TrainingLoop, ASummariesFailureStillSavesTheCheckpoint) {
+  for (int max_steps : {105, 160}) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("mnist_sumfail_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "logs" / "traces" / "step_99.trace.json");
+    Options o = fake_options(max_steps);
+    o.log_dir = (dir / "logs").string();
+    o.checkpoint_dir = (dir / "ckpt").string();
+    o.checkpoint_every = "0";
+    expect_run_error(o, ExitCode::kOutputFailed, "step_99.trace.json");
+    ASSERT_TRUE(fs::exists(dir / "ckpt" / "model.ckpt")) << "max_steps " << max_steps;
+    const auto saved = decode_checkpoint(
+        read_file((dir / "ckpt" / "model.ckpt").string(), 1 << 24), "model.ckpt");
+    EXPECT_GE(saved.iteration, 100) << "max_steps " << max_steps;
+    EXPECT_LE(saved.iteration, max_steps);
+    fs::remove_all(dir);
+  }
+}
+
 TEST(TrainingLoop, DivergenceIsExitCode5) {
   Options o = fake_options(40);
   o.learning_rate = 1e30f;
