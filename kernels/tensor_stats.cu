@@ -12,9 +12,9 @@ namespace mnist::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMaxBlocks = 128;        // fixed grid for a given n: the reduction order is fixed
-constexpr int kMaxSharedBuckets = 2048; // TF's default table has 1551 edges
-constexpr int kPartials = 5;           // min, max, sum, sum of squares, non-finite count
+constexpr int kMaxBlocks = 128;          // fixed grid for a given n: the reduction order is fixed
+constexpr int kMaxSharedBuckets = 2048;  // TF's default table has 1551 edges
+constexpr int kPartials = 5;             // min, max, sum, sum of squares, non-finite count
 static_assert(kMaxBlocks <= kThreads, "the finishing block holds one block's partials per thread");
 
 __host__ __device__ int blocks_for(std::int64_t n) {
@@ -27,8 +27,10 @@ __device__ int bucket_of(const double* limits, int buckets, double v) {
   int lo = 0, hi = buckets - 1;  // the last limit (DBL_MAX) is greater than every finite v
   while (lo < hi) {
     const int mid = (lo + hi) / 2;
-    if (limits[mid] > v) hi = mid;
-    else lo = mid + 1;
+    if (limits[mid] > v)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   return lo;
 }
@@ -39,7 +41,8 @@ __device__ double block_reduce(double v, double* shared, Op op) {
   shared[threadIdx.x] = v;
   __syncthreads();
   for (int width = kThreads / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) shared[threadIdx.x] = op(shared[threadIdx.x], shared[threadIdx.x + width]);
+    if (threadIdx.x < width)
+      shared[threadIdx.x] = op(shared[threadIdx.x], shared[threadIdx.x + width]);
     __syncthreads();
   }
   const double result = shared[0];
@@ -52,7 +55,7 @@ __device__ double block_reduce(double v, double* shared, Op op) {
 // while the host histogram keeps it.
 __device__ double widen(float f) {
   const unsigned bits = __float_as_uint(f);
-  if ((bits & 0x7f800000u) != 0) return double(f);  // normal, infinite or NaN: exact
+  if ((bits & 0x7f800000u) != 0) return double(f);                 // normal, infinite or NaN: exact
   const double magnitude = double(bits & 0x007fffffu) * 0x1p-149;  // zero or denormal
   return (bits >> 31) ? -magnitude : magnitude;
 }
@@ -60,9 +63,15 @@ __device__ double widen(float f) {
 // max(v, 0) as ReLU gives it: NaN stays NaN, and -0.0 and every negative number become 0.
 __device__ double relu(double v) { return v < 0.0 ? 0.0 : v; }
 
-struct Min { __device__ double operator()(double a, double b) const { return fmin(a, b); } };
-struct Max { __device__ double operator()(double a, double b) const { return fmax(a, b); } };
-struct Sum { __device__ double operator()(double a, double b) const { return a + b; } };
+struct Min {
+  __device__ double operator()(double a, double b) const { return fmin(a, b); }
+};
+struct Max {
+  __device__ double operator()(double a, double b) const { return fmax(a, b); }
+};
+struct Sum {
+  __device__ double operator()(double a, double b) const { return a + b; }
+};
 
 // Pass 1: each block reduces its grid-stride share into scratch[block * kPartials + field] and
 // adds its bucket counts into the slot (integer-valued doubles: exact in any order).
@@ -146,9 +155,9 @@ __global__ void __launch_bounds__(kThreads)
 // (partials may be pre itself: each thread reads its element before writing it.)
 __global__ void finish_summary_hidden_kernel(const float* partials, int splits,
                                              const float* __restrict__ bias, float* pre,
-                                             float* __restrict__ hidden,
-                                             std::int64_t count, int n, float keep_prob,
-                                             std::uint64_t seed, const std::int64_t* step) {
+                                             float* __restrict__ hidden, std::int64_t count, int n,
+                                             float keep_prob, std::uint64_t seed,
+                                             const std::int64_t* step) {
   const std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
   if (i >= count) return;
   float v = bias ? bias[i % n] : 0.0f;
@@ -166,9 +175,8 @@ __global__ void finish_summary_hidden_kernel(const float* partials, int splits,
 constexpr int kLogitsThreads = 128;
 
 __global__ void __launch_bounds__(kLogitsThreads)
-    summary_logits_kernel(const float* __restrict__ hidden, int units,
-                          const float* __restrict__ w2, const float* __restrict__ b2,
-                          float* __restrict__ logits) {
+    summary_logits_kernel(const float* __restrict__ hidden, int units, const float* __restrict__ w2,
+                          const float* __restrict__ b2, float* __restrict__ logits) {
   __shared__ float partial[kLogitsThreads / 32][kClasses];
   const float* h = hidden + std::size_t(blockIdx.x) * units;
   float z[kClasses] = {};
@@ -231,8 +239,7 @@ void tensor_stats(const StatsBatch& batch, const double* limits, int buckets, do
   }
   // The counts of every slot start at 0 (the headers are written by the finishing kernel).
   const std::size_t slot_doubles = stats_slot_doubles(buckets);
-  MNIST_CUDA_CHECK(
-      cudaMemsetAsync(slots, 0, sizeof(double) * slot_doubles * batch.count, stream));
+  MNIST_CUDA_CHECK(cudaMemsetAsync(slots, 0, sizeof(double) * slot_doubles * batch.count, stream));
   tensor_stats_kernel<<<dim3(blocks, batch.count), kThreads, 0, stream>>>(batch, limits, buckets,
                                                                           slots, scratch);
   MNIST_LAUNCH_CHECK("tensor_stats_kernel");

@@ -11,7 +11,14 @@
 namespace mnist::kernels {
 
 // A statistics slot: kStatsHeader doubles, then one count per bucket.
-enum StatsField { kStatsMin, kStatsMax, kStatsSum, kStatsSumSquares, kStatsNonFinite, kStatsHeader };
+enum StatsField {
+  kStatsMin,
+  kStatsMax,
+  kStatsSum,
+  kStatsSumSquares,
+  kStatsNonFinite,
+  kStatsHeader
+};
 
 inline std::size_t stats_slot_doubles(int buckets) { return kStatsHeader + std::size_t(buckets); }
 

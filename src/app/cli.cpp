@@ -503,7 +503,8 @@ std::string flags_markdown(const Options& o) {
   std::string text = "| flag | value |\n|---|---|\n";
   for (const auto& [name, value] : rows) {
     std::string cell;  // a | or a line break in a path must not break the table
-    for (char c : value) cell += c == '|' ? std::string("\\|") : c == '\n' ? std::string(" ") : std::string(1, c);
+    for (char c : value)
+      cell += c == '|' ? std::string("\\|") : c == '\n' ? std::string(" ") : std::string(1, c);
     text += "| --" + std::string(name) + " | `" + cell + "` |\n";
   }
   return text;

@@ -32,10 +32,10 @@ struct Options {
   std::vector<std::string> mirrors;  // empty: MNIST_MIRROR, else the dataset's default list
   double download_timeout_s = 120.0;
   int download_attempts = 3;
-  int summary_every = 10;      // statistics, histograms and images every N training steps
-  std::string result_file;     // besides log_dir/result.json; empty: none
+  int summary_every = 10;   // statistics, histograms and images every N training steps
+  std::string result_file;  // besides log_dir/result.json; empty: none
   std::string termination_log = "/dev/termination-log";  // the verdict line, when it exists
-  std::string checkpoint_dir;  // empty: no checkpoints
+  std::string checkpoint_dir;                            // empty: no checkpoints
   // Periodic checkpoints: "N" training steps, "Ns" seconds or "Nm" minutes; "0" never.
   std::string checkpoint_every = "60s";
   bool cuda_graphs = true;     // --cuda_graphs on|off

@@ -21,8 +21,8 @@ struct Dataset {
 
 // Where a run's data came from, for the verdict (result.json) and the final summary line.
 struct DataOrigin {
-  std::string dataset;       // "mnist", "fashion-mnist" or "synthetic" (--fake_data)
-  std::string description;   // e.g. "cache /tmp/tensorflow/input_data" or the mirror URL(s) used
+  std::string dataset;      // "mnist", "fashion-mnist" or "synthetic" (--fake_data)
+  std::string description;  // e.g. "cache /tmp/tensorflow/input_data" or the mirror URL(s) used
   std::vector<std::string> sources;  // per file: where it was read or downloaded from
   double fetch_seconds = 0;  // time spent downloading (0 when everything came from the cache)
   std::int64_t downloaded_bytes = 0;

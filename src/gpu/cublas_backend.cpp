@@ -99,8 +99,9 @@ void CublasBackend::record_step(cudaStream_t s) {
   const bool mlp = layout_.layers.size() == 2;
   if (mlp) {
     const Layer& l1 = layout_.layers[0];
-    op("cublasSgemm x*W1", s,
-       [&] { sgemm_row_major(blas, false, false, batch, l1.out, l1.in, x_.get(), p + l1.w, z_.get()); });
+    op("cublasSgemm x*W1", s, [&] {
+      sgemm_row_major(blas, false, false, batch, l1.out, l1.in, x_.get(), p + l1.w, z_.get());
+    });
     op("cublasSgemm +b1", s, [&] { bias_add(batch, l1.out, p + l1.b, z_.get()); });
     op("cudnnActivationForward relu", s, [&] {
       MNIST_CUDNN_CHECK(cudnnActivationForward(dnn, relu_.get(), &one, batch_hidden_.get(),

@@ -101,8 +101,8 @@ void CudaBackend::loss_and_backward(cudaStream_t s) {
              k::ReluDropout{true, config_.keep_prob, config_.seed, batch_step_.get()}};
   }
   op("loss_and_backward", s, [&] {
-    k::output_layer_train(hidden_.get(), split, config_.batch_size, first.out, p + out.w,
-                          p + out.b, batch_labels_.get(), config_.keep_prob, row_loss_.get(),
+    k::output_layer_train(hidden_.get(), split, config_.batch_size, first.out, p + out.w, p + out.b,
+                          batch_labels_.get(), config_.keep_prob, row_loss_.get(),
                           row_correct_.get(), dlogits_.get(), dhidden_.get(), step_.get(), s);
   });
 }
@@ -143,9 +143,8 @@ void CudaBackend::update(cudaStream_t s) {
   });
   record_step_metrics(side);  // beside the first layer's (longer) update
   MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side));
-  op("update layer1", s, [&] {
-    k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s);
-  });
+  op("update layer1", s,
+     [&] { k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s); });
   MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
 }
 

@@ -231,7 +231,8 @@ void GpuBackendBase::record_statistics() {
     if (layout_.layers.size() == 2) {
       const int splits = k::forward_splits(config_.batch_size, first.out);
       if (splits > 1)
-        summary_partials_ = DeviceBuffer<float>(std::size_t(splits) * config_.batch_size * first.out);
+        summary_partials_ =
+            DeviceBuffer<float>(std::size_t(splits) * config_.batch_size * first.out);
       summary_hidden_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * first.out);
       summary_logits_ = DeviceBuffer<float>(std::size_t(config_.batch_size) * kClasses);
     }
@@ -240,9 +241,8 @@ void GpuBackendBase::record_statistics() {
   // Recorded once per slot into a graph (each slot's pass differs only in where it writes).
   const std::size_t index = stats_steps_.size();
   double* slots = stats_slots_.get() + index * distinct * slot_doubles;
-  stats_graphs_[index].run(stream_.get(), config_.cuda_graphs, [&](cudaStream_t s) {
-    enqueue_statistics(s, slots);
-  });
+  stats_graphs_[index].run(stream_.get(), config_.cuda_graphs,
+                           [&](cudaStream_t s) { enqueue_statistics(s, slots); });
   stats_steps_.push_back(host_step_);
 }
 
@@ -278,8 +278,8 @@ void GpuBackendBase::enqueue_statistics(cudaStream_t s, double* slots) {
                                p + first.b, summary_pre_.get(), summary_hidden_.get(), batch,
                                first.out, config_.keep_prob, config_.seed, step_.get(), s);
     } else {
-      k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch,
-                              first.out, {}, {}, s);
+      k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch, first.out,
+                              {}, {}, s);
       k::finish_summary_hidden(summary_pre_.get(), 1, nullptr, summary_pre_.get(),
                                summary_hidden_.get(), batch, first.out, config_.keep_prob,
                                config_.seed, step_.get(), s);
@@ -331,14 +331,14 @@ void GpuBackendBase::collect_pending() {
     for (int t = 0; t < distinct; ++t) {
       const double* slot = host + (i * distinct + t) * slot_doubles;
       if (slot[k::kStatsNonFinite] > 0) {
-        throw Error(ExitCode::kDiverged,
-                    "training diverged: " + names[step.tensors.size()] + " holds NaN or Inf at step " +
-                        std::to_string(step.step) + " (try a smaller --learning_rate)");
+        throw Error(ExitCode::kDiverged, "training diverged: " + names[step.tensors.size()] +
+                                             " holds NaN or Inf at step " +
+                                             std::to_string(step.step) +
+                                             " (try a smaller --learning_rate)");
       }
       const std::vector<double> counts(slot + k::kStatsHeader, slot + slot_doubles);
       step.tensors.push_back(histogram_from_counts(counts, slot[k::kStatsMin], slot[k::kStatsMax],
-                                                   slot[k::kStatsSum],
-                                                   slot[k::kStatsSumSquares]));
+                                                   slot[k::kStatsSum], slot[k::kStatsSumSquares]));
       // The identity activations repeat the pre-activations (summary_tensor_names()).
       if (t == distinct - 1) step.tensors.push_back(step.tensors.back());
     }

@@ -89,9 +89,9 @@ class GpuBackendBase : public Backend {
 
   // Summaries.
   bool metrics_enabled_ = false;
-  DeviceBuffer<float2> metrics_;         // ring of kMetricsCapacity per-step {loss, accuracy}
-  std::int64_t metrics_from_ = 0;        // the first step whose metrics are still on the device
-  DeviceBuffer<double> bucket_limits_;   // TF's default histogram edges
+  DeviceBuffer<float2> metrics_;        // ring of kMetricsCapacity per-step {loss, accuracy}
+  std::int64_t metrics_from_ = 0;       // the first step whose metrics are still on the device
+  DeviceBuffer<double> bucket_limits_;  // TF's default histogram edges
   DeviceBuffer<double> stats_slots_, stats_scratch_;
   std::vector<std::int64_t> stats_steps_;  // the steps of the slots in use, in order
   // Statistics passes the device keeps before a forced read-back (--summary_every 1 with the
@@ -99,11 +99,11 @@ class GpuBackendBase : public Backend {
   static constexpr int kStatsCapacity = 16;
   CudaGraph stats_graphs_[kStatsCapacity];
   DeviceBuffer<float> summary_partials_, summary_pre_, summary_hidden_, summary_logits_;
-  Summaries pending_;                    // collected from the device, not yet taken
-  std::unique_ptr<StepTracer> tracer_;   // set only while traced_train_step enqueues
+  Summaries pending_;                   // collected from the device, not yet taken
+  std::unique_ptr<StepTracer> tracer_;  // set only while traced_train_step enqueues
   // Traced steps whose events are still to be read (at the next collect_pending), with their step.
   std::vector<std::pair<std::int64_t, std::unique_ptr<StepTracer>>> pending_traces_;
-  PinnedBuffer<float2> metrics_host_;    // read-back staging
+  PinnedBuffer<float2> metrics_host_;  // read-back staging
   PinnedBuffer<double> stats_host_;
 };
 

@@ -28,15 +28,15 @@ class Stopwatch {
 enum class EvalSplit { kTest, kValidation };
 
 struct Evaluation {
-  int correct = 0;            // images classified correctly (dropout off)
-  float cross_entropy = 0.0f; // mean softmax cross-entropy; computed only when asked (else 0)
+  int correct = 0;             // images classified correctly (dropout off)
+  float cross_entropy = 0.0f;  // mean softmax cross-entropy; computed only when asked (else 0)
 };
 
 // One training step's scalars, measured on its batch.
 struct StepMetrics {
-  std::int64_t step = 0;      // the step's index (TrainState::step before it)
-  float cross_entropy = 0.0f; // the batch's mean loss
-  float accuracy = 0.0f;      // fraction of the batch classified correctly (dropout on, as trained)
+  std::int64_t step = 0;       // the step's index (TrainState::step before it)
+  float cross_entropy = 0.0f;  // the batch's mean loss
+  float accuracy = 0.0f;  // fraction of the batch classified correctly (dropout on, as trained)
 };
 
 // Statistics of one step's tensors for TensorBoard (the sample's variable_summaries and

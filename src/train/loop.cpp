@@ -81,7 +81,8 @@ namespace {
 void show_progress(std::int64_t iteration, const RunConfig& run, std::int64_t first_iteration,
                    std::int64_t steps, double seconds, float loss) {
   if (!status_line_enabled() || seconds <= 0) return;
-  const double per_iteration = seconds / double(std::max<std::int64_t>(1, iteration - first_iteration + 1));
+  const double per_iteration =
+      seconds / double(std::max<std::int64_t>(1, iteration - first_iteration + 1));
   char line[160];
   std::snprintf(line, sizeof line, "step %lld/%d  %.0f images/s  ETA %.1f s  loss %.4g",
                 static_cast<long long>(iteration), run.max_steps,
@@ -144,7 +145,7 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
   double accuracy = 0.0;
   bool evaluated_last = false;
   const auto start = Clock::now();
-  auto interval_start = start;    // images/s between evaluations (summaries)
+  auto interval_start = start;  // images/s between evaluations (summaries)
   std::int64_t interval_steps = 0;
   for (std::int64_t i = resume.iteration; i < run.max_steps; ++i) {
     if (stop_requested()) {
@@ -166,7 +167,8 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
         const double rate =
             interval_steps > 0 && seconds > 0 ? interval_steps * run.train.batch_size / seconds : 0;
         std::optional<Evaluation> validation;
-        if (summaries.validation_due(i)) validation = backend.evaluate(EvalSplit::kValidation, true);
+        if (summaries.validation_due(i))
+          validation = backend.evaluate(EvalSplit::kValidation, true);
         summarise(i, [&] { summaries.evaluated(i, test, validation, rate); });
       }
       show_progress(i, run, resume.iteration, result.steps_this_run,
@@ -205,7 +207,8 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.final_accuracy = accuracy;
   if (result.seconds > 0)
-    result.images_per_second = double(result.steps_this_run) * run.train.batch_size / result.seconds;
+    result.images_per_second =
+        double(result.steps_this_run) * run.train.batch_size / result.seconds;
   // The final checkpoint before the summaries' last writes, so a failing log volume cannot cost
   // the training. A run resumed past its --max_steps keeps the checkpoint where it was
   // (iterations label states).

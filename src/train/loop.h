@@ -17,9 +17,9 @@ struct TrainResult {
   std::int64_t best_step = 0;    // the iteration it was measured at
   double final_loss = 0.0;       // cross-entropy of the last training batch (NaN: no step yet)
   std::int64_t train_steps = 0;  // training steps of the model (a resumed run counts earlier ones)
-  std::int64_t steps_this_run = 0;    // training steps this process took
-  double seconds = 0.0;               // wall time of the loop (training, evaluation, logging)
-  double images_per_second = 0.0;    // training images of this process per second of the loop
+  std::int64_t steps_this_run = 0;  // training steps this process took
+  double seconds = 0.0;             // wall time of the loop (training, evaluation, logging)
+  double images_per_second = 0.0;   // training images of this process per second of the loop
 };
 
 // for i in resume.iteration..max_steps-1: i % eval_every == 0 evaluates and prints

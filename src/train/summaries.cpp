@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kImagesShown = 10;   // the sample's tf.summary.image(..., 10)
+constexpr int kImagesShown = 10;            // the sample's tf.summary.image(..., 10)
 constexpr std::size_t kMaxQueuedJobs = 64;  // then the loop waits for the writer
 
 // The sample's tags (mnist_with_summaries.py): variable_summaries under L/T/summaries/.
@@ -56,14 +56,20 @@ void add_images(SummaryBuilder& summary, const Dataset& set, const std::vector<i
 std::string chrome_trace(const std::string& backend, std::int64_t iteration,
                          const std::vector<TracedOp>& ops) {
   nlohmann::json events = nlohmann::json::array();
-  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"tid", 0},
-                    {"args", {{"name", "mnist-train " + backend + " step " +
-                                           std::to_string(iteration)}}}});
+  events.push_back(
+      {{"name", "process_name"},
+       {"ph", "M"},
+       {"pid", 1},
+       {"tid", 0},
+       {"args", {{"name", "mnist-train " + backend + " step " + std::to_string(iteration)}}}});
   const bool gpu = backend != "cpu";
   for (int lane = 0; lane < (gpu ? 2 : 1); ++lane) {
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", lane},
-                      {"args", {{"name", gpu ? (lane ? "side stream" : "main stream")
-                                             : "host thread"}}}});
+    events.push_back(
+        {{"name", "thread_name"},
+         {"ph", "M"},
+         {"pid", 1},
+         {"tid", lane},
+         {"args", {{"name", gpu ? (lane ? "side stream" : "main stream") : "host thread"}}}});
   }
   // In time order (the two streams' ops were enqueued interleaved); an op before the kernels it
   // encloses when they start together.
@@ -88,8 +94,8 @@ std::string chrome_trace(const std::string& backend, std::int64_t iteration,
       {"otherData",
        {{"backend", backend},
         {"iteration", iteration},
-        {"timing", gpu ? "the step enqueued op by op (no graph), timed with CUDA events"
-                       : "host clock"}}}};
+        {"timing",
+         gpu ? "the step enqueued op by op (no graph), timed with CUDA events" : "host clock"}}}};
   return trace.dump(1);
 }
 
@@ -203,8 +209,8 @@ void RunSummaries::take_from_backend() {
     stats_times.push_back(wall_time_of(s.step));
     std::vector<int> batch_images;  // the first images of that step's batch
     for (int r = 0; r < std::min(kImagesShown, run_.train.batch_size); ++r) {
-      const StreamPosition pos = stream_position(s.step, run_.train.batch_size, r,
-                                                 data_.train.count);
+      const StreamPosition pos =
+          stream_position(s.step, run_.train.batch_size, r, data_.train.count);
       if (pos.epoch != cached_epoch_) {
         cached_order_ = epoch_order(run_.train.seed, pos.epoch, data_.train.count);
         cached_epoch_ = pos.epoch;
@@ -357,8 +363,7 @@ void RunSummaries::work() {
 
 void RunSummaries::rethrow_failure() {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (failed_)
-    throw Error(ExitCode::kOutputFailed, "cannot write the summaries: " + failure_);
+  if (failed_) throw Error(ExitCode::kOutputFailed, "cannot write the summaries: " + failure_);
 }
 
 }  // namespace mnist

@@ -456,9 +456,8 @@ TEST_F(FinishRun, AFlagErrorLeavesOnlyTheTerminationMessage) {
   const std::string logs = path("logs"), result = path("verdict.json");
   const std::string termination = path("termination"), eq = "--termination_log=" + termination;
   for (const std::vector<const char*>& argv :
-       {std::vector<const char*>{"mnist-train", "--bad", "--log_dir", logs.c_str(),
-                                 "--result_file", result.c_str(), "--termination_log",
-                                 termination.c_str()},
+       {std::vector<const char*>{"mnist-train", "--bad", "--log_dir", logs.c_str(), "--result_file",
+                                 result.c_str(), "--termination_log", termination.c_str()},
         std::vector<const char*>{"mnist-train", eq.c_str(), "--max_steps", "-1"}}) {
     RunRecord unparsed(static_cast<int>(argv.size()), argv.data());
     std::ostringstream err;

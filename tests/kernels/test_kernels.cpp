@@ -35,7 +35,8 @@ const Dims kShapes[] = {{784, 500}, {500, 10}, {784, 10}, {13, 37}};
 std::vector<float> download(const DeviceBuffer<float>& b) { return b.download(); }
 
 // Per row of z (rows x 10): 1 where the first maximum is the label.
-std::vector<std::uint8_t> argmax_hits(const std::vector<float>& z, const std::vector<std::uint8_t>& y) {
+std::vector<std::uint8_t> argmax_hits(const std::vector<float>& z,
+                                      const std::vector<std::uint8_t>& y) {
   std::vector<std::uint8_t> hits(y.size());
   for (std::size_t r = 0; r < y.size(); ++r) {
     const auto row = z.begin() + std::ptrdiff_t(r) * 10;
@@ -392,8 +393,8 @@ TEST(SoftmaxXentKernel, LossAndGradientMatchReference) {
     auto grad = poisoned<float>(std::size_t(m) * 10);
     DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{41});
     DeviceBuffer<std::uint8_t> hits(std::vector<std::uint8_t>(m, 7));  // poisoned: neither 0 nor 1
-    kernels::softmax_xent(dz.get(), dy.get(), loss.get(), hits.get(), grad.get(), m, 10,
-                          step.get(), nullptr);
+    kernels::softmax_xent(dz.get(), dy.get(), loss.get(), hits.get(), grad.get(), m, 10, step.get(),
+                          nullptr);
     EXPECT_EQ(step.download()[0], 42);
     EXPECT_EQ(hits.download(), argmax_hits(z, y)) << "m=" << m;
     std::vector<double> ref_loss(m), ref_grad(std::size_t(m) * 10);

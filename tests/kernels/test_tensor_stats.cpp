@@ -34,9 +34,10 @@ DeviceStats device_stats(const std::vector<float>& x, kernels::StatsOf f) {
   kernels::tensor_stats(dx.get(), static_cast<std::int64_t>(x.size()), f, dlimits.get(), buckets,
                         slot.get(), scratch.get(), nullptr);
   const auto s = slot.download();
-  return DeviceStats{s[kernels::kStatsMin], s[kernels::kStatsMax], s[kernels::kStatsSum],
-                     s[kernels::kStatsSumSquares], s[kernels::kStatsNonFinite],
-                     std::vector<double>(s.begin() + kernels::kStatsHeader, s.end())};
+  return DeviceStats{
+      s[kernels::kStatsMin],       s[kernels::kStatsMax],
+      s[kernels::kStatsSum],       s[kernels::kStatsSumSquares],
+      s[kernels::kStatsNonFinite], std::vector<double>(s.begin() + kernels::kStatsHeader, s.end())};
 }
 
 // The histogram the host makes of the same values, bucket by bucket (before TF's merging).
@@ -81,8 +82,8 @@ TEST(TensorStatsKernel, MatchesTheHostHistogramAtOddSizes) {
 TEST(TensorStatsKernel, EdgeValuesLandInTfsBuckets) {
   REQUIRE_GPU();
   const auto& limits = default_bucket_limits();
-  std::vector<float> x = {0.0f, -0.0f, 1e-12f, -1e-12f, 1e-45f, -1e-45f, 1.0f, -1.0f,
-                          FLT_MAX, -FLT_MAX, 1e19f, 1e21f, -1e21f, 0.1f, 0.5f};
+  std::vector<float> x = {0.0f,    -0.0f,    1e-12f, -1e-12f, 1e-45f, -1e-45f, 1.0f, -1.0f,
+                          FLT_MAX, -FLT_MAX, 1e19f,  1e21f,   -1e21f, 0.1f,    0.5f};
   for (std::size_t i = 1; i + 1 < limits.size(); i += 97) {  // exactly on an edge, and beside it
     const float v = static_cast<float>(limits[i]);
     x.push_back(v);
@@ -130,9 +131,9 @@ TEST(TensorStatsKernel, BatchOfTensorsMatchesOneByOne) {
   kernels::StatsBatch batch;
   for (std::size_t t = 0; t < sizes.size(); ++t) {
     tensors.emplace_back(random_floats(sizes[t], rng, -2.0f, 2.0f));
-    batch.inputs[batch.count++] = kernels::StatsInput{
-        tensors.back().get(), std::int64_t(sizes[t]),
-        t % 2 ? kernels::StatsOf::kRelu : kernels::StatsOf::kValues};
+    batch.inputs[batch.count++] =
+        kernels::StatsInput{tensors.back().get(), std::int64_t(sizes[t]),
+                            t % 2 ? kernels::StatsOf::kRelu : kernels::StatsOf::kValues};
   }
   DeviceBuffer<double> dlimits(limits), scratch(kernels::tensor_stats_scratch_doubles());
   DeviceBuffer<double> slots(std::vector<double>(slot * sizes.size(), -7.0));
@@ -151,8 +152,8 @@ TEST(TensorStatsKernel, BatchOfTensorsMatchesOneByOne) {
 TEST(SummaryLogitsKernel, MatchesReference) {
   REQUIRE_GPU();
   std::mt19937 rng(12);
-  for (auto [rows, units] : {std::pair{1, 1}, std::pair{7, 500}, std::pair{100, 500},
-                             std::pair{257, 1000}}) {
+  for (auto [rows, units] :
+       {std::pair{1, 1}, std::pair{7, 500}, std::pair{100, 500}, std::pair{257, 1000}}) {
     const auto h = random_floats(std::size_t(rows) * units, rng, 0.0f, 1.0f);
     const auto w2 = random_floats(std::size_t(units) * 10, rng), b2 = random_floats(10, rng);
     DeviceBuffer<float> dh(h), dw2(w2), db2(b2);

@@ -185,8 +185,8 @@ TEST(TrainingLoop, WritesATraceOfStep99) {
   o.log_dir = dir.string();
   const RunOutput r = run(o);
   EXPECT_NE(r.log.find("Adding run metadata for 99\n"), std::string::npos);
-  const auto trace = nlohmann::json::parse(
-      read_file((dir / "traces" / "step_99.trace.json").string(), 1 << 20));
+  const auto trace =
+      nlohmann::json::parse(read_file((dir / "traces" / "step_99.trace.json").string(), 1 << 20));
   int complete = 0;
   for (const auto& e : trace["traceEvents"]) {
     if (e["ph"] != "X") continue;
@@ -224,8 +224,8 @@ TEST(TrainingLoop, ASummariesFailureStillSavesTheCheckpoint) {
     o.checkpoint_every = "0";
     expect_run_error(o, ExitCode::kOutputFailed, "step_99.trace.json");
     ASSERT_TRUE(fs::exists(dir / "ckpt" / "model.ckpt")) << "max_steps " << max_steps;
-    const auto saved = decode_checkpoint(
-        read_file((dir / "ckpt" / "model.ckpt").string(), 1 << 24), "model.ckpt");
+    const auto saved =
+        decode_checkpoint(read_file((dir / "ckpt" / "model.ckpt").string(), 1 << 24), "model.ckpt");
     EXPECT_GE(saved.iteration, 100) << "max_steps " << max_steps;
     EXPECT_LE(saved.iteration, max_steps);
     fs::remove_all(dir);
