@@ -21,7 +21,12 @@ if [[ -z $nvcc || ! -x $nvcc ]]; then
   need "the CUDA 13 toolkit: no nvcc on PATH or in /usr/local/cuda/bin; install NVIDIA's package cuda-toolkit-13-0 (https://developer.nvidia.com/cuda-downloads), or put its bin/ on PATH"
 else
   release=$("$nvcc" --version 2>/dev/null | sed -n 's/.*release \([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1.\2/p')
-  cuda_root=$(cd "$(dirname "$(readlink -f "$nvcc")")/.." && pwd)
+  # The toolkit's root as nvcc itself reports it (TOP, as CMake reads it): nvcc on PATH may be a
+  # wrapper script elsewhere (/usr/local/bin/nvcc exec'ing the real one), so its own folder may not be
+  # the toolkit's.
+  top=$("$nvcc" --dryrun -E -x cu /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n 1)
+  [[ -n $top && -d $top ]] || top=$(dirname "$(readlink -f "$nvcc")")/..
+  cuda_root=$(cd "$top" && pwd -P)
   if [[ -z $release ]]; then
     need "the CUDA 13 toolkit: $nvcc does not report its version (nvcc --version); reinstall NVIDIA's package cuda-toolkit-13-0"
   elif ((${release%%.*} < 13)); then
