@@ -38,7 +38,8 @@ struct DenseA {  // A[i, p] = a[i * lda + p]
 __device__ __forceinline__ int image_of(const ByteRows& x, int row) {
   if (x.indices) return x.indices[row];
   if (!x.orders) return row;
-  return x.orders[order_slot(stream_position(*x.step, x.batch, row, x.count), x.count)];
+  return x.orders[order_slot(stream_position(*x.step, x.batch, x.row_offset + row, x.count),
+                             x.count)];
 }
 
 struct BytesA {  // A[i, p] = pixel p of batch row i, / 255
@@ -123,7 +124,7 @@ struct StoreBiasActivation {
   }
   __device__ void operator()(int i, int j, int n, Vec4& v, int valid) const {
     const bool drop = act.enabled && act.keep_prob < 1.0f;
-    const auto first = static_cast<std::uint32_t>(std::size_t(i) * n + j);
+    const auto first = static_cast<std::uint32_t>(std::size_t(act.row_offset + i) * n + j);
     Vec4 u = {1.0f, 1.0f, 1.0f, 1.0f};  // dropout draws; a whole aligned group costs one Philox
     if (drop && valid == 4 && first % 4 == 0) {
       dropout_uniform4(act.seed, static_cast<std::uint64_t>(step), first / 4, u);
@@ -174,6 +175,18 @@ struct StorePartial {
   __device__ void operator()(int i, int j, int n, Vec4& v, int valid) const {
     store4(partials + blockIdx.z * slice + std::size_t(i) * n + j, v, valid);
     if (j == 0 && blockIdx.z == 0) record.row(i);
+  }
+};
+
+// The gradient itself, scaled (data-parallel training: all-reduced before Adam).
+struct StoreScaled {
+  float* out;
+  float scale;
+  __device__ void load_state() {}
+  __device__ void operator()(int i, int j, int n, Vec4& v, int valid) const {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) v[q] *= scale;
+    store4(out + std::size_t(i) * n + j, v, valid);
   }
 };
 
@@ -435,6 +448,36 @@ __global__ void adam_from_partials_kernel(const float* __restrict__ partials, in
   }
 }
 
+// out[i] = scale * (sum of the `splits` partials of element i, in slice order).
+__global__ void sum_partials_kernel(const float* __restrict__ partials, int splits, std::size_t n,
+                                    float scale, float* __restrict__ out) {
+  await_previous_kernel();
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    float g = 0.0f;
+    for (int z = 0; z < splits; ++z) g += partials[z * n + i];
+    out[i] = g * scale;
+  }
+}
+
+unsigned elementwise_blocks(std::size_t n) {
+  return static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 2048));
+}
+
+// scale * [A^T; 1^T] * dZ into grad: straight from the epilogue, or split over the batch into
+// partial gradients added in a fixed order.
+template <class LoadA>
+void weight_grad_only(LoadA a, int m, const float* dz, int batch, int n, float scale, float* grad,
+                      float* split_scratch, cudaStream_t stream) {
+  const Plan plan = plan_for(m, n, batch, split_scratch ? kWeightGradSplit : kNoSplit);
+  if (plan.splits == 1)
+    return run_gemm(a, DenseB{dz, n}, StoreScaled{grad, scale}, m, n, batch, plan, stream);
+  const std::size_t slice = std::size_t(m) * n;
+  run_gemm(a, DenseB{dz, n}, StorePartial{split_scratch, slice}, m, n, batch, plan, stream);
+  launch(MNIST_HERE, "sum_partials_kernel", sum_partials_kernel, elementwise_blocks(slice), 256, 0,
+         stream, split_scratch, plan.splits, slice, scale, grad);
+}
+
 // [A^T; 1^T] * dZ then Adam: straight in the epilogue, or split over the batch into partial
 // gradients that adam_from_partials adds in a fixed order.
 template <class LoadA>
@@ -494,11 +537,22 @@ void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
   weight_grad_then_adam(DenseTransposedWithOnes{h, k}, k + 1, dz, batch, n, adam, stream);
 }
 
+void weight_grad_bytes(const ByteRows& x, const float* dz, int batch, int n, float scale,
+                       float* grad, float* split_scratch, cudaStream_t stream) {
+  weight_grad_only(BytesTransposedWithOnes{x}, kImagePixels + 1, dz, batch, n, scale, grad,
+                   split_scratch, stream);
+}
+
+void weight_grad(const float* h, int k, const float* dz, int batch, int n, float scale, float* grad,
+                 float* split_scratch, cudaStream_t stream) {
+  weight_grad_only(DenseTransposedWithOnes{h, k}, k + 1, dz, batch, n, scale, grad, split_scratch,
+                   stream);
+}
+
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,
                         cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 2048));
-  launch(MNIST_HERE, "adam_from_partials_kernel", adam_from_partials_kernel, blocks, 256, 0, stream,
-         partials, splits, n, adam);
+  launch(MNIST_HERE, "adam_from_partials_kernel", adam_from_partials_kernel, elementwise_blocks(n),
+         256, 0, stream, partials, splits, n, adam);
 }
 
 }  // namespace mnist::kernels

@@ -22,6 +22,8 @@ namespace mnist::kernels {
 //                                               when orders is set (the sample stream,
 //                                               common/sample_stream.h);
 //   r                                           otherwise (the whole test set).
+// A data-parallel shard reads rows row_offset.. of the global batch of `batch` rows: its row r is
+// the stream's row row_offset + r.
 struct ByteRows {
   const std::uint8_t* images = nullptr;  // count x 784
   const std::int32_t* indices = nullptr;
@@ -29,15 +31,18 @@ struct ByteRows {
   int count = 0;
   const std::int64_t* step = nullptr;  // device pointer
   int batch = 0;
+  int row_offset = 0;
 };
 
 // Fused epilogue of the forward product: ReLU, then inverted dropout with the Philox mask of
-// (seed, *step, row * n + col) scaled by 1 / keep_prob. keep_prob >= 1: ReLU only.
+// (seed, *step, row * n + col) scaled by 1 / keep_prob. keep_prob >= 1: ReLU only. A data-parallel
+// shard's rows are the global batch's rows row_offset.., so each sample keeps its mask.
 struct ReluDropout {
   bool enabled = false;
   float keep_prob = 1.0f;
   std::uint64_t seed = 0;
   const std::int64_t* step = nullptr;  // device pointer: the training step counter
+  int row_offset = 0;
 };
 
 // TF Adam applied to a layer's [W; b] region of the flat parameter array, with t = *step: by the
@@ -101,6 +106,16 @@ void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n
 // G = [H^T; 1^T] * dZ  ((k + 1) x n, H is batch x k), then Adam on that region.
 void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
                       const AdamUpdate& adam, cudaStream_t stream);
+
+// Data-parallel training stores the gradient instead, to be all-reduced before Adam:
+//   grad = scale * [X^T; 1^T] * dZ  ((784 + 1) x n, X the gathered batch)      (weight_grad_bytes)
+//   grad = scale * [H^T; 1^T] * dZ  ((k + 1) x n)                             (weight_grad)
+// With a split_scratch of weight_grad_splits(...) regions, long reductions are split and the
+// slices added in a fixed order (reproducible).
+void weight_grad_bytes(const ByteRows& x, const float* dz, int batch, int n, float scale,
+                       float* grad, float* split_scratch, cudaStream_t stream);
+void weight_grad(const float* h, int k, const float* dz, int batch, int n, float scale, float* grad,
+                 float* split_scratch, cudaStream_t stream);
 
 // Adds `splits` partial gradients (each n values, in order) and applies Adam to the region.
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,

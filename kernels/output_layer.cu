@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kThreads)
                                 split.partials + std::size_t(r) * hidden,
                                 std::size_t(rows) * hidden,
                                 drop_step,
-                                std::size_t(r) * hidden,
+                                std::size_t(split.act.row_offset + r) * hidden,
                                 h_row};
       partial_logits(staged, hidden, finish, z);
     } else {

@@ -18,6 +18,7 @@
 #include "data/fileio.h"
 #include "error.h"
 #include "gpu/cuda_resources.h"
+#include "gpu/data_parallel.h"
 #include "gpu/device.h"
 #include "gpu/event_stopwatch.h"
 #include "gpu/vendor.h"
@@ -80,6 +81,57 @@ json time_steps(const Options& o, BackendKind kind, int batch, const MnistData& 
           {"p90_us", s.p90},
           {"images_per_s", batch / s.median * 1e6},
           {"final_loss", backend->last_loss()}};
+}
+
+// Data-parallel scaling within this process: images/s over the first n GPUs (1, 2, 4, ... and all)
+// at `per_gpu` rows per GPU (global batch n * per_gpu), the efficiency against one GPU, and the
+// gradient's all-reduce over those n GPUs.
+json data_parallel_scaling(const Options& o, int gpus, int per_gpu, const MnistData& data,
+                           double& one_gpu_images_per_s) {
+  TrainConfig config = run_config(o).train;
+  config.batch_size = per_gpu * gpus;
+  std::vector<int> devices;
+  for (int d = 0; d < gpus; ++d) devices.push_back(d);
+  NcclWorld world;
+  world.id = new_nccl_id();
+  world.ranks = gpus;
+  world.timeout = std::chrono::seconds(120);
+  DataParallelBackend backend(
+      config, data, initial_parameters(make_layout(config.model, config.hidden_units), o.seed),
+      devices, world);
+  const AllReduceFigure f = backend.measure_all_reduce(50);
+  EpochFeeder feed(backend, o.seed, config.batch_size, data.train.count);
+  for (int i = 0; i < 20; ++i) {
+    feed.before_step();
+    backend.train_step();
+  }
+  backend.synchronize();
+  auto watch = backend.stopwatch();
+  const int steps = std::max(o.benchmark_steps / 2, 10);
+  for (int i = 0; i < steps; ++i) {
+    throw_if_stop_requested("during --benchmark");
+    feed.before_step();
+    watch->mark();
+    backend.train_step();
+    watch->mark();
+  }
+  const auto intervals = watch->intervals_us();
+  std::vector<double> per_step;
+  for (std::size_t i = 0; i < intervals.size(); i += 2) per_step.push_back(intervals[i]);
+  const Summary s = summarise(per_step);
+  const double images_per_s = config.batch_size / s.median * 1e6;
+  if (gpus == 1) one_gpu_images_per_s = images_per_s;
+  const double efficiency =
+      one_gpu_images_per_s > 0 ? images_per_s / (gpus * one_gpu_images_per_s) : 0.0;
+  return {{"gpus", gpus},
+          {"batch_per_gpu", per_gpu},
+          {"global_batch", config.batch_size},
+          {"median_step_us", s.median},
+          {"images_per_s", images_per_s},
+          {"scaling_efficiency", efficiency},
+          {"all_reduce_bytes", f.bytes},
+          {"all_reduce_us", f.latency_us},
+          {"all_reduce_bus_gbps", f.bus_gbps}};
 }
 
 // A fresh folder under the system's temporary folder (TMPDIR, else /tmp), made by mkdtemp (mode
@@ -421,6 +473,30 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
       out << line;
       report["gemm"].push_back(g);
     }
+  }
+  const bool cuda_timed =
+      std::find(backends.begin(), backends.end(), BackendKind::kCuda) != backends.end();
+  const int gpus = gpu_present ? probe_gpus().device_count : 0;
+  if (cuda_timed && gpus > 1) {
+    out << "\n== data-parallel scaling (cuda, one process, NCCL all-reduce of the gradient; "
+           "images/s at B per GPU, efficiency = images/s / (n x one GPU's))\n";
+    out << "GPUs  batch/GPU  global   step us      images/s  efficiency  all-reduce us  bus GB/s\n";
+    report["data_parallel"] = json::array();
+    for (int per_gpu : {1024, 8192}) {
+      double one = 0.0;
+      for (int n = 1; n <= gpus; n = n * 2 > gpus && n != gpus ? gpus : n * 2) {
+        const json r = data_parallel_scaling(options, n, per_gpu, data, one);
+        std::snprintf(line, sizeof line, "%4d %10d %7d %9.1f %13.0f %10.1f%% %14.1f %9.1f\n", n,
+                      per_gpu, r["global_batch"].get<int>(), r["median_step_us"].get<double>(),
+                      r["images_per_s"].get<double>(),
+                      100.0 * r["scaling_efficiency"].get<double>(),
+                      r["all_reduce_us"].get<double>(), r["all_reduce_bus_gbps"].get<double>());
+        out << line;
+        report["data_parallel"].push_back(r);
+      }
+    }
+  } else if (cuda_timed) {
+    out << "\n== data-parallel scaling: skipped (" << gpus << " GPU visible; needs two or more)\n";
   }
   if (!options.benchmark_out.empty()) {
     const std::string text = report.dump(2, ' ', false, json::error_handler_t::replace) + "\n";

@@ -11,6 +11,7 @@
 #include <limits>
 #include <sstream>
 
+#include "dist/rendezvous.h"
 #include "error.h"
 
 // The project version (CMakeLists.txt's project(VERSION)), defined by the build.
@@ -36,6 +37,9 @@ constexpr double kMaxTimeout = 3600;
 constexpr int kMaxAttempts = 100;
 constexpr int kMaxBenchmarkSteps = 1 << 24;
 constexpr std::int64_t kMaxCheckpointSeconds = 7 * 24 * 3600;
+constexpr int kMaxGpuOrdinal = 1023;
+constexpr double kMinRendezvousTimeout = 1;
+constexpr double kMaxRendezvousTimeout = 24 * 3600;
 
 // ---- Values as messages show them ----
 
@@ -153,6 +157,31 @@ Cadence checkpoint_cadence(const std::string& text) {
   return {0, static_cast<double>(n * unit)};
 }
 
+// ---- --gpus ----
+
+// "all", a count N (the first N visible GPUs) or a comma-separated list of distinct ordinals.
+GpuSelection gpu_selection(const std::string& text) {
+  const char* flag = "--gpus";
+  GpuSelection selection;
+  selection.text = text;
+  if (text == "all") return selection;
+  if (text.find(',') == std::string::npos) {
+    if (!is_whole_number(text))
+      refuse(flag, text, "expected all, a count N or a list of GPU ordinals like 0,2,3");
+    selection.kind = GpuSelection::Kind::kFirst;
+    selection.first = whole_number(flag, text, 1, kMaxGpuOrdinal + 1);
+    return selection;
+  }
+  selection.kind = GpuSelection::Kind::kList;
+  for (const std::string& item : comma_items(flag, {text})) {
+    const int ordinal = whole_number(flag, item, 0, kMaxGpuOrdinal);
+    if (std::find(selection.list.begin(), selection.list.end(), ordinal) != selection.list.end())
+      refuse(flag, text, "GPU " + item + " is listed twice");
+    selection.list.push_back(ordinal);
+  }
+  return selection;
+}
+
 // ---- Tokens: what CLI11 reads ----
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -254,7 +283,7 @@ std::vector<std::string> tokens_for_cli11(const CLI::App& app, int argc, const c
 // range errors with every digit of a double.
 struct FlagTexts {
   std::string max_steps, learning_rate, dropout, hidden_units, batch_size, eval_every, seed;
-  std::string summary_every;
+  std::string summary_every, gpus = "all", world_size = "1", rendezvous_timeout = "300";
   std::string download_timeout, download_attempts, benchmark_steps;
   std::string backend = "auto", model = "mlp", cuda_graphs = "on";
   std::vector<std::string> benchmark_batches, benchmark_backends;
@@ -373,6 +402,28 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
                  "GPU backends replay each step and evaluation as a captured CUDA graph (on), or "
                  "launch each kernel eagerly (off: slower; for profilers and comparisons)")
       ->capture_default_str();
+  app.add_option("--gpus", t.gpus,
+                 "cuda backend: the GPUs to train on, data-parallel over NCCL: all (every visible "
+                 "GPU), N (the first N) or a list of CUDA ordinals like 0,2; --batch_size is the "
+                 "global batch, split over them. Every one is checked first (exit 4 naming a "
+                 "missing or faulty GPU)")
+      ->type_name("all|N|LIST")
+      ->capture_default_str();
+  app.add_option("--world_size", t.world_size,
+                 "Processes (pods of an Indexed Job) training together; this one's rank is "
+                 "JOB_COMPLETION_INDEX" +
+                     in(1, kMaxWorldSize))
+      ->type_name("INT")
+      ->capture_default_str();
+  app.add_option("--rendezvous", o.rendezvous,
+                 "With --world_size > 1: HOST:PORT where rank 0 listens and the others connect "
+                 "(e.g. mnist-train-0.mnist-train:29400)")
+      ->type_name("HOST:PORT");
+  app.add_option("--rendezvous_timeout", t.rendezvous_timeout,
+                 "Seconds every process waits for all of them to meet (exit 3 after)" +
+                     in(kMinRendezvousTimeout, kMaxRendezvousTimeout))
+      ->type_name("SECONDS")
+      ->capture_default_str();
   app.add_flag("--download_only", o.download_only,
                "Download and verify the dataset into --data_dir, then exit (prepares air-gapped "
                "mirrors and container images)");
@@ -444,6 +495,22 @@ void convert(const FlagTexts& t, Options& o) {
     o.benchmark_backends.push_back(*value_in(kBackendNames, name));
   }
 
+  o.gpus = gpu_selection(t.gpus);
+  o.world_size = whole_number("--world_size", t.world_size, 1, kMaxWorldSize);
+  o.rendezvous_timeout_s = real_number("--rendezvous_timeout", t.rendezvous_timeout,
+                                       kMinRendezvousTimeout, kMaxRendezvousTimeout);
+  if (o.world_size > 1) {
+    if (o.rendezvous.empty())
+      refuse("--world_size " + std::to_string(o.world_size) + " needs --rendezvous HOST:PORT");
+    parse_endpoint(o.rendezvous);  // Error(kBadArguments) naming the text
+    if (o.backend == BackendKind::kCpu || o.backend == BackendKind::kCublas)
+      refuse("--world_size > 1 trains data-parallel with --backend cuda (or auto)");
+  } else if (!o.rendezvous.empty()) {
+    parse_endpoint(o.rendezvous);
+  }
+  if (o.backend == BackendKind::kCpu && o.gpus.kind != GpuSelection::Kind::kAll)
+    refuse("--gpus " + shown(o.gpus.text) + " with --backend cpu: the CPU backend uses no GPU");
+
   if (o.data_dir.empty()) refuse("--data_dir must not be empty");
   for (const std::string& mirror : o.mirrors) {
     if (!is_mirror_url(mirror))
@@ -499,7 +566,9 @@ std::string flags_markdown(const Options& o) {
       {"dataset", o.dataset},
       {"checkpoint_dir", o.checkpoint_dir},
       {"checkpoint_every", o.checkpoint_every},
-      {"cuda_graphs", o.cuda_graphs ? "on" : "off"}};
+      {"cuda_graphs", o.cuda_graphs ? "on" : "off"},
+      {"gpus", o.gpus.text},
+      {"world_size", std::to_string(o.world_size)}};
   std::string text = "| flag | value |\n|---|---|\n";
   for (const auto& [name, value] : rows) {
     std::string cell;  // a | or a line break in a path must not break the table

@@ -12,6 +12,9 @@
 
 namespace mnist {
 
+// Kubernetes' termination-message file, --termination_log's default.
+inline constexpr const char* kDefaultTerminationLog = "/dev/termination-log";
+
 struct Options {
   // Flags of the TensorFlow mnist_with_summaries.py sample, same names and defaults.
   int max_steps = 1000;
@@ -34,11 +37,17 @@ struct Options {
   int download_attempts = 3;
   int summary_every = 10;   // statistics, histograms and images every N training steps
   std::string result_file;  // besides log_dir/result.json; empty: none
-  std::string termination_log = "/dev/termination-log";  // the verdict line, when it exists
+  std::string termination_log = kDefaultTerminationLog;  // the verdict line, when it exists
   std::string checkpoint_dir;                            // empty: no checkpoints
   // Periodic checkpoints: "N" training steps, "Ns" seconds or "Nm" minutes; "0" never.
   std::string checkpoint_every = "60s";
   bool cuda_graphs = true;     // --cuda_graphs on|off
+  // Data-parallel training (cuda backend): the GPUs of this process, and the processes of the run
+  // (pods of an Indexed Job: the rank is JOB_COMPLETION_INDEX), which meet at rank 0's rendezvous.
+  GpuSelection gpus;
+  int world_size = 1;
+  std::string rendezvous;  // HOST:PORT of rank 0; needed when world_size > 1
+  double rendezvous_timeout_s = 300.0;
   bool download_only = false;  // fetch and verify the data into data_dir, then exit
   bool dry_run = false;        // validate the flags, print the configuration, exit
 

@@ -13,7 +13,9 @@
 #include "app/backends.h"
 #include "app/benchmark.h"
 #include "app/cli.h"
+#include "app/parallel.h"
 #include "app/report.h"
+#include "dist/rendezvous.h"
 #include "data/dataset.h"
 #include "data/fileio.h"
 #include "error.h"
@@ -72,16 +74,31 @@ void run(int argc, char** argv, RunRecord& record) {
   }
   record.options = *parsed;
   const Options& options = *record.options;
-  const RunConfig config = run_config(options);
+  RunConfig config = run_config(options);
+  // A run over several processes: only rank 0 writes summaries, checkpoints and result.json
+  // (the others print the same lines and their own verdict).
+  if (options.world_size > 1 && !options.dry_run && !options.download_only &&
+      rank_from_environment(options.world_size) != 0) {
+    config.log_dir.clear();
+    config.checkpoint_dir.clear();
+    record.options->log_dir.clear();
+  }
   // The training set's size is known before anything is fetched (the built-in datasets are pinned
   // by their checksums), so an impossible batch fails at once, --dry_run included.
   require_batch_fits(config.train.batch_size, options.fake_data ? kFakeTrainImages : kTrainImages);
   if (options.dry_run) {
+    const int rank = rank_from_environment(options.world_size);  // checked before anything prints
     std::cout << "flags OK: backend " << backend_name(options.backend) << ", model "
               << model_name(config.train.model) << ", max_steps " << config.max_steps << ", batch "
               << config.train.batch_size << ", data "
               << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir)
-              << std::endl;
+              << ", gpus " << options.gpus.text;
+    if (options.world_size > 1) {
+      std::cout << ", world_size " << options.world_size << " (this process: rank " << rank
+                << "), rendezvous "
+                << options.rendezvous;
+    }
+    std::cout << std::endl;
     check_stdout();
     return;
   }
@@ -104,7 +121,9 @@ void run(int argc, char** argv, RunRecord& record) {
   const BackendKind kind = resolve_backend(options.backend, std::cout);
   record.backend = kind;
   const bool gpu_present = kind != BackendKind::kCpu || (options.benchmark && gpu_visible());
-  if (gpu_present || options.backend == BackendKind::kAuto) record.note_gpus(gpu_present);
+  const GpuPlan plan = options.benchmark ? GpuPlan{} : plan_gpus(options, kind, std::cout);
+  if (gpu_present || options.backend == BackendKind::kAuto)
+    record.note_gpus(gpu_present, plan.ordinals);
 
   const MnistData data = options.fake_data ? make_fake_data(config.train.seed)
                                            : load_dataset(data_source(options), std::cout);
@@ -118,16 +137,30 @@ void run(int argc, char** argv, RunRecord& record) {
     return;
   }
 
-  auto backend = make_backend(kind, config.train, data);
+  std::unique_ptr<DataParallelBackend> parallel;
+  std::unique_ptr<Backend> backend;
+  if (plan.data_parallel) {
+    parallel = make_data_parallel(options, config.train, data, plan, record, std::cout);
+  } else {
+    backend = make_backend(kind, config.train, data);
+  }
+  Backend& trainer = parallel ? *parallel : *backend;
   std::cout << "Training " << model_name(config.train.model) << " ("
             << make_layout(config.train.model, config.train.hidden_units).total
             << " parameters) on " << data.train.count << " images, testing on " << data.test.count
-            << ", backend " << backend->name() << ", batch " << config.train.batch_size << ", seed "
+            << ", backend " << trainer.name() << ", batch " << config.train.batch_size << ", seed "
             << config.train.seed << std::endl;
 
-  const ResumePoint resume = load_checkpoint_if_present(config, *backend, std::cout);
-  const TrainResult result = run_training_loop(config, *backend, data, resume, std::cout);
+  ResumePoint resume = load_checkpoint_if_present(config, trainer, std::cout);
+  if (parallel) resume = parallel->agree_on_start(resume);  // rank 0's checkpoint, everywhere
+  const TrainResult result = run_training_loop(config, trainer, data, resume, std::cout);
   record.training = result;
+  if (parallel) {
+    parallel->check_replicas_agree(plan.devices);
+    record.data_parallel->parameters_agree = true;
+    std::cout << "Parameters identical on all " << parallel->ranks()
+              << " GPUs after the last step" << std::endl;
+  }
   clear_status();
   std::cout << "Final test accuracy: " << format_accuracy(result.final_accuracy) << " after "
             << result.train_steps << " training steps (" << result.seconds << " s in the loop)"

@@ -331,10 +331,12 @@ RunRecord::RunRecord(int argc, const char* const* argv)
   for (int i = 0; i < argc; ++i) command_line.emplace_back(argv[i] ? argv[i] : "");
 }
 
-void RunRecord::note_gpus(bool use_device_0) {
+void RunRecord::note_gpus(bool use, const std::vector<int>& ordinals) {
   probe = probe_gpus();
   visible = visible_devices(&device_error);
-  if (use_device_0) used = {device_info(0)};
+  used.clear();
+  if (use)
+    for (int ordinal : ordinals) used.push_back(device_info(ordinal));
 }
 
 void RunRecord::note_data(const MnistData& d) {
@@ -393,6 +395,20 @@ json verdict_json(const RunRecord& r, const Outcome& outcome, SystemClock::time_
   v["log_dir"] = o.log_dir;
   v["checkpoint_dir"] = o.checkpoint_dir.empty() ? json(nullptr) : json(o.checkpoint_dir);
   v["devices"] = devices_json(r);
+  if (r.data_parallel) {
+    const RunRecord::DataParallel& p = *r.data_parallel;
+    v["data_parallel"] = {{"rank", p.rank},
+                          {"world_size", p.world_size},
+                          {"first_rank", p.first_rank},
+                          {"gpus_in_world", p.ranks},
+                          {"nccl", p.nccl},
+                          {"all_reduce",
+                           {{"bytes", p.all_reduce_bytes},
+                            {"latency_us", p.all_reduce_us},
+                            {"algorithm_bandwidth_gbps", p.algorithm_gbps},
+                            {"bus_bandwidth_gbps", p.bus_gbps}}},
+                          {"parameters_agree", p.parameters_agree}};
+  }
   v["dataset"] = dataset_json(r);
   v["training"] = r.training ? training_json(*r.training) : json(nullptr);
   if (mode_of(o) == Mode::kBenchmark) v["benchmark"] = r.benchmark;
@@ -494,7 +510,7 @@ namespace {
 // there in a readable form ("--termination_log PATH" or "--termination_log=PATH"), else the
 // default. A typo in a Job's args is what a Kubernetes user most needs the message for.
 std::string termination_log_of(const std::vector<std::string>& command_line) {
-  std::string path = Options{}.termination_log;
+  std::string path = kDefaultTerminationLog;
   const std::string flag = "--termination_log";
   for (std::size_t i = 1; i < command_line.size(); ++i) {
     const std::string& arg = command_line[i];

@@ -53,11 +53,22 @@ struct RunRecord {
   };
   std::optional<DataSummary> data;
   std::optional<TrainResult> training;
+  // A data-parallel run (--gpus over several GPUs, or --world_size > 1).
+  struct DataParallel {
+    int rank = 0, world_size = 1;  // this process among the processes of the run
+    int first_rank = 0, ranks = 1;  // its GPUs' global ranks, and the GPUs of the world
+    std::string nccl;               // "NCCL 2.28.9"
+    // The all-reduce of the gradient's size measured at start (nccl-tests' definitions).
+    std::size_t all_reduce_bytes = 0;
+    double all_reduce_us = 0.0, algorithm_gbps = 0.0, bus_gbps = 0.0;
+    bool parameters_agree = false;  // checked bit for bit at the end of training
+  };
+  std::optional<DataParallel> data_parallel;
   nlohmann::ordered_json benchmark;  // --benchmark's report (null otherwise)
 
-  // Asks CUDA which devices there are; with `used`, device 0 is the one the run uses (throws
-  // Error(kGpuUnusable) when its properties cannot be read).
-  void note_gpus(bool used);
+  // Asks CUDA which devices there are; with `used`, the devices `ordinals` are the ones the run
+  // uses (throws Error(kGpuUnusable) when their properties cannot be read).
+  void note_gpus(bool used, const std::vector<int>& ordinals = {0});
   // Keeps the data's origin and sizes (not its images).
   void note_data(const MnistData& data);
 };

@@ -23,7 +23,29 @@ std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
   return floats;
 }
 
+// A replica's own TrainConfig: its batch is its shard.
+TrainConfig shard_config(TrainConfig config, const Shard& shard) {
+  config.batch_size = shard.rows;
+  return config;
+}
+
 }  // namespace
+
+Shard shard_of(int global_batch, int rank, int ranks) {
+  const int base = global_batch / ranks, extra = global_batch % ranks;
+  return {global_batch, rank * base + std::min(rank, extra), base + (rank < extra ? 1 : 0)};
+}
+
+CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
+                         std::vector<float> initial_params, const Shard& shard)
+    : CudaBackend(shard_config(config, shard), data, std::move(initial_params)) {
+  if (shard.rows < 1 || shard.row_offset < 0 || shard.row_offset + shard.rows > shard.global_batch)
+    throw std::invalid_argument("CudaBackend: shard outside the global batch");
+  replica_ = true;
+  global_batch_ = shard.global_batch;
+  row_offset_ = shard.row_offset;
+  gradient_ = DeviceBuffer<float>(layout_.total);
+}
 
 CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
                          std::vector<float> initial_params)
@@ -57,6 +79,7 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
 // Small batches split the forward's 784-deep reduction (split-K) to fill the GPU; the output
 // layer then adds the slices and applies bias, ReLU and dropout itself.
 void CudaBackend::record_step(cudaStream_t s) {
+  if (replica_) throw std::logic_error("cuda backend: a data-parallel replica steps in halves");
   forward(s);
   loss_and_backward(s);
   update(s);
@@ -65,8 +88,8 @@ void CudaBackend::record_step(cudaStream_t s) {
 void CudaBackend::forward(cudaStream_t s) {
   const Layer& first = layout_.layers.front();
   const float* p = params_.get();
-  const k::ByteRows batch_rows{train_images_.get(), nullptr,     orders_.get(),
-                               train_count_,        step_.get(), config_.batch_size};
+  const k::ByteRows batch_rows{train_images_.get(), nullptr,        orders_.get(), train_count_,
+                               step_.get(),         global_batch_, row_offset_};
   const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get(),
                                batch_step_.get()};
   op("forward", s, [&] {
@@ -77,7 +100,8 @@ void CudaBackend::forward(cudaStream_t s) {
       k::linear_forward_bytes_split(batch_rows, p + first.w, forward_partials_.get(),
                                     config_.batch_size, first.out, record, s);
     } else {
-      const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get()};
+      const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get(),
+                                        row_offset_};
       k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(),
                               config_.batch_size, first.out, relu_dropout, record, s);
     }
@@ -98,7 +122,7 @@ void CudaBackend::loss_and_backward(cudaStream_t s) {
   k::SplitHidden split{};
   if (forward_splits_ > 1) {
     split = {forward_partials_.get(), forward_splits_, p + first.b,
-             k::ReluDropout{true, config_.keep_prob, config_.seed, batch_step_.get()}};
+             k::ReluDropout{true, config_.keep_prob, config_.seed, batch_step_.get(), row_offset_}};
   }
   op("loss_and_backward", s, [&] {
     k::output_layer_train(hidden_.get(), split, config_.batch_size, first.out, p + out.w, p + out.b,
@@ -146,6 +170,60 @@ void CudaBackend::update(cudaStream_t s) {
   op("update layer1", s,
      [&] { k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s); });
   MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
+}
+
+void CudaBackend::record_gradients(cudaStream_t s) {
+  if (!replica_) throw std::logic_error("cuda backend: not a data-parallel replica");
+  forward(s);
+  loss_and_backward(s);
+  replica_gradients(s);
+}
+
+// The update's products without Adam: each layer's [dW; db] into its region of gradient_, scaled
+// so that the sum over all replicas is the global batch's mean gradient.
+void CudaBackend::replica_gradients(cudaStream_t s) {
+  const int rows = config_.batch_size;
+  const float scale = float(rows) / float(global_batch_);
+  const k::ByteRows gathered{
+      train_images_.get(), batch_images_.get(), nullptr, train_count_, nullptr, rows};
+  float* scratch = split_scratch_.size() ? split_scratch_.get() : nullptr;
+  const Layer& first = layout_.layers.front();
+  float* first_scratch = split_floats(first, rows) ? scratch : nullptr;
+  scratch += split_floats(first, rows);
+  if (layout_.layers.size() == 1) {
+    op("gradient layer1", s, [&] {
+      k::weight_grad_bytes(gathered, dlogits_.get(), rows, first.out, scale,
+                           gradient_.get() + first.w, first_scratch, s);
+    });
+    record_step_metrics(s);
+    return;
+  }
+  const Layer& out = layout_.layers[1];
+  float* out_scratch = split_floats(out, rows) ? scratch : nullptr;
+  const cudaStream_t side = side_stream_.get();
+  MNIST_CUDA_CHECK(cudaEventRecord(fork_.get(), s));
+  MNIST_CUDA_CHECK(cudaStreamWaitEvent(side, fork_.get(), 0));
+  op("gradient layer2", side, [&] {
+    k::weight_grad(hidden_.get(), first.out, dlogits_.get(), rows, out.out, scale,
+                   gradient_.get() + out.w, out_scratch, side);
+  });
+  record_step_metrics(side);
+  MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side));
+  op("gradient layer1", s, [&] {
+    k::weight_grad_bytes(gathered, dhidden_.get(), rows, first.out, scale,
+                         gradient_.get() + first.w, first_scratch, s);
+  });
+  MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
+}
+
+// Adam over every parameter at once from the all-reduced gradient (t = *step, advanced by the
+// loss kernel of the first half).
+void CudaBackend::record_apply(cudaStream_t s) {
+  if (!replica_) throw std::logic_error("cuda backend: not a data-parallel replica");
+  const k::AdamUpdate adam{params_.get(),         adam_m_.get(), adam_v_.get(),
+                           config_.learning_rate, kAdamBeta1,    kAdamBeta2,
+                           kAdamEpsilon,          step_.get(),   nullptr};
+  op("adam", s, [&] { k::adam_from_partials(gradient_.get(), 1, layout_.total, adam, s); });
 }
 
 void CudaBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss) {

@@ -8,9 +8,25 @@
 
 namespace mnist {
 
+// A data-parallel replica's rows of each step's global batch (DataParallelBackend).
+struct Shard {
+  int global_batch = 0;  // TrainConfig::batch_size of the run
+  int row_offset = 0;    // the replica's first row in it
+  int rows = 0;          // how many
+};
+
+// The shard of `rank` among `ranks` replicas: the global batch split as evenly as it goes (the
+// first batch % ranks replicas take one row more). Every replica gets at least one row when
+// global_batch >= ranks.
+Shard shard_of(int global_batch, int rank, int ranks);
+
 class CudaBackend final : public GpuBackendBase {
  public:
   CudaBackend(const TrainConfig& config, const MnistData& data, std::vector<float> initial_params);
+  // A data-parallel replica (config.batch_size is the global batch): it trains only through
+  // enqueue_gradients / enqueue_apply, its gradient scaled by shard.rows / global batch.
+  CudaBackend(const TrainConfig& config, const MnistData& data, std::vector<float> initial_params,
+              const Shard& shard);
 
   std::string name() const override { return backend_name(BackendKind::kCuda); }
 
@@ -27,7 +43,13 @@ class CudaBackend final : public GpuBackendBase {
   kernels::AdamUpdate adam_for(const Layer& layer, float*& split_scratch);
 
   void record_eval(cudaStream_t stream, EvalSplit split, float* row_loss) override;
+  // A replica's halves: forward and loss_and_backward, then the weight gradients into gradient_
+  // (replica_gradients); then Adam over all parameters from the all-reduced gradient_.
+  void record_gradients(cudaStream_t stream) override;
+  void record_apply(cudaStream_t stream) override;
+  void replica_gradients(cudaStream_t stream);
 
+  bool replica_ = false;
   int forward_splits_;  // > 1: the hidden layer's product is split-K (see forward,
                         // loss_and_backward)
   // The two weight-gradient products of a step are independent: the second runs on a side stream
@@ -39,7 +61,8 @@ class CudaBackend final : public GpuBackendBase {
   DeviceBuffer<std::uint8_t> test_images_, test_labels_, validation_images_, validation_labels_;
   DeviceBuffer<std::int64_t> batch_step_;  // the step the current batch was drawn at
 
-  // No gradient buffer: Adam runs in the weight-gradient kernels' epilogue.
+  // No gradient buffer: Adam runs in the weight-gradient kernels' epilogue (except for a replica,
+  // whose gradient is all-reduced first: GpuBackendBase::gradient_).
   DeviceBuffer<float> split_scratch_;  // partial weight gradients (split-K), both layers
 
   // One batch.

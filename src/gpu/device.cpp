@@ -77,6 +77,11 @@ std::string describe(const GpuProbe& p) {
   return s;
 }
 
+std::string gpu_label(const DeviceInfo& d) {
+  return "GPU " + std::to_string(d.ordinal) + " (" + d.name + ", PCI " + d.pci_bus_id + ", " +
+         d.uuid + ")";
+}
+
 DeviceInfo device_info(int ordinal) {
   cudaDeviceProp prop{};
   const cudaError_t rc = cudaGetDeviceProperties(&prop, ordinal);
@@ -104,6 +109,29 @@ std::vector<DeviceInfo> visible_devices(std::string* error) {
   return devices;
 }
 
+std::string found_device_line(int ordinal) {
+  cudaDeviceProp prop{};
+  cudaError_t rc = cudaGetDeviceProperties(&prop, ordinal);
+  if (rc == cudaSuccess) rc = cudaSetDevice(ordinal);
+  if (rc == cudaSuccess)
+    rc = cudaFree(nullptr);  // creates the context now, so failures surface here
+  size_t free_bytes = 0, total_bytes = 0;
+  if (rc == cudaSuccess) rc = cudaMemGetInfo(&free_bytes, &total_bytes);
+  if (rc != cudaSuccess) {
+    const std::string who = prop.name[0] ? gpu_label(info_from(ordinal, prop))
+                                         : "CUDA device " + std::to_string(ordinal);
+    throw Error(ExitCode::kGpuUnusable, who + " is not usable: " + cuda_error_text(rc));
+  }
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "Found device %d with properties: name: %s major: %d minor: %d "
+                "multiProcessorCount: %d pciBusID: %s totalMemory: %.2fGiB freeMemory: %.2fGiB",
+                ordinal, prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                pci_bus_id_of(prop).c_str(), double(total_bytes) / (1 << 30),
+                double(free_bytes) / (1 << 30));
+  return line;
+}
+
 void require_gpu_and_log(std::ostream& log) {
   const GpuProbe p = probe_gpus();
   if (p.device_count == 0) {
@@ -116,24 +144,12 @@ void require_gpu_and_log(std::ostream& log) {
       hint = " (the driver is older than the CUDA runtime: update the driver)";
     throw Error(ExitCode::kGpuUnusable, "no usable CUDA GPU: " + describe(p) + hint);
   }
-  cudaDeviceProp prop{};
-  cudaError_t rc = cudaGetDeviceProperties(&prop, 0);
-  if (rc == cudaSuccess) rc = cudaSetDevice(0);
-  if (rc == cudaSuccess)
-    rc = cudaFree(nullptr);  // creates the context now, so failures surface here
-  size_t free_bytes = 0, total_bytes = 0;
-  if (rc == cudaSuccess) rc = cudaMemGetInfo(&free_bytes, &total_bytes);
-  if (rc != cudaSuccess) {
-    throw Error(ExitCode::kGpuUnusable,
-                "CUDA device 0 is not usable: " + cuda_error_text(rc) + "; " + describe(p));
+  std::string line;
+  try {
+    line = found_device_line(0);
+  } catch (const Error& e) {
+    throw Error(ExitCode::kGpuUnusable, std::string(e.what()) + "; " + describe(p));
   }
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "Found device 0 with properties: name: %s major: %d minor: %d "
-                "multiProcessorCount: %d pciBusID: %s totalMemory: %.2fGiB freeMemory: %.2fGiB",
-                prop.name, prop.major, prop.minor, prop.multiProcessorCount,
-                pci_bus_id_of(prop).c_str(), double(total_bytes) / (1 << 30),
-                double(free_bytes) / (1 << 30));
   log << line << "\n"
       << "CUDA driver version " << cuda_version_string(p.driver_version) << ", runtime version "
       << cuda_version_string(p.runtime_version) << ", " << p.device_count

@@ -35,12 +35,20 @@ struct DeviceInfo {
   std::string uuid;        // as nvidia-smi prints it: "GPU-8f6e…" (36 hex digits)
 };
 
+// How errors and logs name a GPU: "GPU 3 (NVIDIA H200, PCI 0000:1a:00.0, GPU-8f6e…)".
+std::string gpu_label(const DeviceInfo& device);
+
 // The properties of device `ordinal`. Throws Error(kGpuUnusable) naming the CUDA error.
 DeviceInfo device_info(int ordinal);
 
 // Every device CUDA sees (none without a driver or device: probe_gpus says why). Never throws: a
 // device whose properties cannot be read is left out, and `error` (when given) says why.
 std::vector<DeviceInfo> visible_devices(std::string* error = nullptr);
+
+// Makes device `ordinal` current, creates its context and returns the line operators grep for:
+// "Found device N with properties: name: ... major: 9 minor: 0 ...". Throws Error(kGpuUnusable)
+// naming the device and the CUDA error when any of that fails.
+std::string found_device_line(int ordinal);
 
 // Throws Error(kGpuUnusable) unless a device is usable, then selects device 0 and logs it the way
 // operators grep for it: "Found device 0 with properties: name: ... major: 9 minor: 0 ...".

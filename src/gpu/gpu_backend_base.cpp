@@ -84,6 +84,7 @@ GpuBackendBase::GpuBackendBase(const TrainConfig& config, const MnistData& data,
                                const std::vector<float>& initial_params)
     : config_(config),
       layout_(make_layout(config.model, config.hidden_units)),
+      global_batch_(config.batch_size),
       train_count_(data.train.count),
       test_count_(data.test.count),
       validation_count_(data.validation.count),
@@ -133,6 +134,41 @@ void GpuBackendBase::train_step() {
   if (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) collect_pending();
   step_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_step(s); });
   host_step_ += 1;
+}
+
+void GpuBackendBase::record_gradients(cudaStream_t) {
+  throw std::logic_error(name() + " backend: not a data-parallel replica");
+}
+void GpuBackendBase::record_apply(cudaStream_t) {
+  throw std::logic_error(name() + " backend: not a data-parallel replica");
+}
+
+void GpuBackendBase::enqueue_gradients() {
+  if (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) collect_pending();
+  if (tracer_) return record_gradients(stream_.get());
+  gradients_graph_.run(stream_.get(), config_.cuda_graphs,
+                       [this](cudaStream_t s) { record_gradients(s); });
+}
+
+void GpuBackendBase::enqueue_apply() {
+  if (tracer_) {
+    record_apply(stream_.get());
+  } else {
+    apply_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_apply(s); });
+  }
+  host_step_ += 1;
+}
+
+void GpuBackendBase::begin_traced_step() {
+  if (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) collect_pending();
+  traced_step_ = host_step_;
+  tracer_ = std::make_unique<StepTracer>(stream_.get(), stream_.get());
+  k::launch_observer() = tracer_.get();
+}
+
+void GpuBackendBase::end_traced_step() {
+  k::launch_observer() = nullptr;
+  if (tracer_) pending_traces_.emplace_back(traced_step_, std::move(tracer_));
 }
 
 // The step enqueued op by op between device events; nothing waits here: the events are read at
@@ -216,6 +252,7 @@ void GpuBackendBase::enable_step_metrics() {
   metrics_enabled_ = true;
   metrics_from_ = host_step_;
   step_graph_.reset();  // the step's graph gains the step_metrics kernel
+  gradients_graph_.reset();
 }
 
 void GpuBackendBase::record_statistics() {
@@ -261,8 +298,8 @@ void GpuBackendBase::enqueue_statistics(cudaStream_t s, double* slots) {
   // counter has not advanced yet), its parameters, its dropout mask.
   const int batch = config_.batch_size;
   const Layer& first = layout_.layers.front();
-  const k::ByteRows rows{train_images_.get(), nullptr,     orders_.get(),
-                         train_count_,        step_.get(), batch};
+  const k::ByteRows rows{train_images_.get(), nullptr,     orders_.get(), train_count_,
+                         step_.get(),         global_batch_, row_offset_};
   const std::size_t first_values = std::size_t(batch) * first.out;
   if (layout_.layers.size() == 1) {
     k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch, first.out,

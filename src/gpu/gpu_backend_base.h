@@ -34,6 +34,24 @@ class GpuBackendBase : public Backend {
   Summaries take_summaries() override;
   void traced_train_step() override;
 
+  // A data-parallel replica's step, in two halves around the all-reduce of gradient()
+  // (DataParallelBackend; only a backend built for a shard has them). The first enqueues forward,
+  // loss and backward and leaves the replica's share of the batch's gradient in gradient(); the
+  // second applies Adam to it and counts the step. Each is a CUDA graph unless --cuda_graphs off,
+  // or enqueued op by op between begin_traced_step and end_traced_step.
+  void enqueue_gradients();
+  void enqueue_apply();
+  float* gradient() const { return gradient_.get(); }
+  cudaStream_t stream() const { return stream_.get(); }
+  // A traced step of a replica: the halves and whatever runs between them through traced_op (the
+  // all-reduce) are timed, and the trace comes with the summaries like traced_train_step's.
+  void begin_traced_step();
+  template <class Enqueue>
+  void traced_op(const char* name, Enqueue&& enqueue) {
+    op(name, stream_.get(), enqueue);
+  }
+  void end_traced_step();
+
  protected:
   GpuBackendBase(const TrainConfig& config, const MnistData& data,
                  const std::vector<float>& initial_params);
@@ -50,6 +68,9 @@ class GpuBackendBase : public Backend {
   // Enqueue one evaluation of `split`: adds its correctly classified images to *correct_ (zeroed
   // before) and, with a row_loss, writes each image's cross-entropy there.
   virtual void record_eval(cudaStream_t stream, EvalSplit split, float* row_loss) = 0;
+  // The halves of a replica's step (enqueue_gradients, enqueue_apply); only shard backends.
+  virtual void record_gradients(cudaStream_t stream);
+  virtual void record_apply(cudaStream_t stream);
 
   // One op of the step: runs `enqueue` (which enqueues work on `stream`); in a traced step the op
   // and every kernel launch() makes inside it are bracketed with device events.
@@ -64,8 +85,12 @@ class GpuBackendBase : public Backend {
     return split == EvalSplit::kTest ? test_count_ : validation_count_;
   }
 
-  TrainConfig config_;
+  TrainConfig config_;  // a replica's batch_size is its shard's rows
   ModelLayout layout_;
+  // The global batch and this backend's first row in it: config_.batch_size and 0 unless it is a
+  // data-parallel replica (then the sample stream and the dropout masks are the global batch's).
+  int global_batch_, row_offset_ = 0;
+  DeviceBuffer<float> gradient_;  // a replica's [W; b] gradients, laid out like params_
   int train_count_, test_count_, validation_count_;
   CudaStream stream_;
   DeviceBuffer<std::uint8_t> train_images_, train_labels_;  // resident training set, as bytes
@@ -85,6 +110,8 @@ class GpuBackendBase : public Backend {
 
   std::int64_t host_step_ = 0;
   CudaGraph step_graph_, eval_graphs_[2][2];  // [split][with loss]
+  CudaGraph gradients_graph_, apply_graph_;   // a replica's halves
+  std::int64_t traced_step_ = 0;
   DeviceBuffer<float> eval_row_loss_;
 
   // Summaries.

@@ -50,6 +50,16 @@ std::vector<std::string> names_in(const NamedValue<Enum> (&table)[N]) {
 inline const char* backend_name(BackendKind kind) { return name_in(kBackendNames, kind); }
 inline const char* model_name(ModelKind kind) { return name_in(kModelNames, kind); }
 
+// Which GPUs a run trains on (--gpus): every visible one, the first N, or a list of CUDA ordinals.
+// Resolved against the devices a process sees by resolve_gpus (gpu/gpu_check.h).
+struct GpuSelection {
+  enum class Kind { kAll, kFirst, kList };
+  Kind kind = Kind::kAll;
+  int first = 0;          // kFirst: how many
+  std::vector<int> list;  // kList: distinct ordinals, in the order given
+  std::string text = "all";
+};
+
 // What a backend needs to build the model and take steps.
 struct TrainConfig {
   ModelKind model = ModelKind::kMlp;

@@ -1,6 +1,7 @@
 # The run's verdict (included by tests/CMakeLists.txt): result.json, --result_file, the termination
 # message and the summary line. Unit tests in unit_tests; the real binary's verdicts end to end.
-target_sources(unit_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/test_report.cpp)
+target_sources(unit_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/test_report.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_parallel.cpp)
 
 # Success, failures (exit 2, 4, 6, 7), SIGTERM (143), --result_file, termination-message files.
 add_test(NAME e2e_verdict COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/verdict.sh

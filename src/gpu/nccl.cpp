@@ -1,0 +1,225 @@
+#include "gpu/nccl.h"
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+#include "error.h"
+#include "kernels/cuda_error.h"
+#include "stop.h"
+
+namespace mnist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Work still in flight when a stop is requested gets this long to finish before it is aborted.
+constexpr std::chrono::seconds kStopGrace{5};
+// How long the destructor lets NCCL finish before it aborts the communicators.
+constexpr std::chrono::seconds kFinalizeLimit{10};
+
+std::string seconds_of(std::chrono::milliseconds d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
+}
+
+// Waits politely: spins at first (collectives of a step finish in microseconds), then sleeps.
+class Poller {
+ public:
+  void pause() {
+    if (++polls_ < 2000)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+
+ private:
+  int polls_ = 0;
+};
+
+}  // namespace
+
+std::string new_nccl_id() {
+  ncclUniqueId id{};
+  const ncclResult_t rc = ncclGetUniqueId(&id);
+  if (rc != ncclSuccess) {
+    throw Error(ExitCode::kDataUnavailable,
+                std::string("NCCL cannot create its unique id (ncclGetUniqueId: ") +
+                    ncclGetErrorString(rc) + "): no usable network interface for its bootstrap?");
+  }
+  return std::string(id.internal, sizeof id.internal);
+}
+
+std::string nccl_version_string() {
+  int v = 0;
+  if (ncclGetVersion(&v) != ncclSuccess) return "NCCL (version unknown)";
+  // Since 2.9: major * 10000 + minor * 100 + patch.
+  return "NCCL " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." +
+         std::to_string(v % 100);
+}
+
+NcclGroup::NcclGroup(const std::string& id, const std::vector<int>& devices, int first_rank,
+                     int ranks, std::chrono::milliseconds timeout)
+    : devices_(devices),
+      comms_(devices.size(), nullptr),
+      first_rank_(first_rank),
+      ranks_(ranks),
+      timeout_(timeout) {
+  ncclUniqueId unique{};
+  if (id.size() != sizeof unique.internal)
+    throw std::invalid_argument("NcclGroup: an NCCL unique id is 128 bytes");
+  if (devices.empty() || first_rank < 0 || first_rank + int(devices.size()) > ranks)
+    throw std::invalid_argument("NcclGroup: ranks outside the world");
+  std::copy(id.begin(), id.end(), unique.internal);
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;  // every wait below is ours, with a deadline
+  const std::string what = "joining the NCCL world of " + std::to_string(ranks) + " GPUs";
+  group(what.c_str(), [&] {
+    for (std::size_t i = 0; i < devices_.size(); ++i) {
+      MNIST_CUDA_CHECK(cudaSetDevice(devices_[i]));
+      const ncclResult_t rc = ncclCommInitRankConfig(&comms_[i], ranks, unique,
+                                                     first_rank + static_cast<int>(i), &config);
+      if (rc != ncclSuccess && rc != ncclInProgress) check(rc, what);
+    }
+  });
+}
+
+NcclGroup::~NcclGroup() {
+  if (aborted_) return;
+  // Finalize (flushes what is in flight), bounded; abort whatever did not finish.
+  bool clean = true;
+  for (ncclComm_t comm : comms_) {
+    if (comm && ncclCommFinalize(comm) != ncclSuccess) clean = false;
+  }
+  const auto deadline = Clock::now() + kFinalizeLimit;
+  Poller poller;
+  for (ncclComm_t comm : comms_) {
+    if (!comm) continue;
+    ncclResult_t state = ncclInProgress;
+    while (clean && ncclCommGetAsyncError(comm, &state) == ncclSuccess && state == ncclInProgress &&
+           Clock::now() < deadline)
+      poller.pause();
+    if (state != ncclSuccess) clean = false;
+  }
+  for (ncclComm_t comm : comms_) {
+    if (!comm) continue;
+    if (clean)
+      ncclCommDestroy(comm);
+    else
+      ncclCommAbort(comm);
+  }
+}
+
+void NcclGroup::abort() {
+  if (aborted_) return;
+  aborted_ = true;
+  for (ncclComm_t& comm : comms_) {
+    if (comm) ncclCommAbort(comm);
+    comm = nullptr;
+  }
+}
+
+void NcclGroup::fail(ncclResult_t rc, const std::string& what) {
+  std::string detail = ncclGetErrorString(rc);
+  for (ncclComm_t comm : comms_) {
+    const char* last = comm ? ncclGetLastError(comm) : nullptr;
+    if (last && *last) {
+      detail += " (" + std::string(last) + ")";
+      break;
+    }
+  }
+  abort();
+  const std::string message = "NCCL failed while " + what + ": " + detail;
+  switch (rc) {
+    case ncclUnhandledCudaError:
+      throw Error(ExitCode::kGpuUnusable, message);
+    case ncclSystemError:
+    case ncclRemoteError:
+      throw Error(ExitCode::kDataUnavailable,
+                  message + "; a peer process or GPU failed, or the network between them did");
+    default:
+      throw std::logic_error(message);
+  }
+}
+
+void NcclGroup::check(ncclResult_t rc, const std::string& what) {
+  if (rc != ncclSuccess) fail(rc, what);
+}
+
+void NcclGroup::poll_async_errors(const std::string& what) {
+  if (aborted_) {
+    throw Error(ExitCode::kDataUnavailable,
+                "NCCL: " + what + ": the communicators were aborted after an earlier failure");
+  }
+  for (ncclComm_t comm : comms_) {
+    ncclResult_t state = ncclSuccess;
+    check(ncclCommGetAsyncError(comm, &state), what);
+    if (state != ncclSuccess && state != ncclInProgress) fail(state, what);
+  }
+}
+
+void NcclGroup::settle(ncclResult_t rc, const std::string& what) {
+  if (rc != ncclSuccess && rc != ncclInProgress) fail(rc, what);
+  const auto start = Clock::now();
+  Poller poller;
+  for (ncclComm_t comm : comms_) {
+    for (;;) {
+      ncclResult_t state = ncclSuccess;
+      check(ncclCommGetAsyncError(comm, &state), what);
+      if (state == ncclSuccess) break;
+      if (state != ncclInProgress) fail(state, what);
+      if (Clock::now() - start > timeout_) {
+        abort();
+        throw Error(ExitCode::kDataUnavailable, "NCCL: " + what + " did not finish within " +
+                                                    seconds_of(timeout_) +
+                                                    " (a peer never came, or is stuck)");
+      }
+      if (stop_requested()) {
+        abort();
+        throw_stopped(what);
+      }
+      poller.pause();
+    }
+  }
+}
+
+void NcclGroup::wait(const std::vector<cudaStream_t>& streams, const std::string& what) {
+  const auto start = Clock::now();
+  std::optional<Clock::time_point> stop_seen;
+  Poller poller;
+  std::vector<bool> done(streams.size(), false);
+  for (;;) {
+    bool all = true;
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+      if (done[i]) continue;
+      const cudaError_t rc = cudaStreamQuery(streams[i]);
+      if (rc == cudaSuccess) {
+        done[i] = true;
+      } else if (rc == cudaErrorNotReady) {
+        all = false;
+      } else {
+        abort();
+        MNIST_CUDA_CHECK(rc);
+      }
+    }
+    if (all) return;
+    poll_async_errors(what);
+    const auto now = Clock::now();
+    if (now - start > timeout_) {
+      abort();
+      throw Error(ExitCode::kDataUnavailable,
+                  "NCCL: " + what + " did not finish within " + seconds_of(timeout_) +
+                      ": a peer process is stuck or gone, or the network between them is");
+    }
+    if (stop_requested()) {
+      if (!stop_seen) stop_seen = now;
+      if (now - *stop_seen > kStopGrace) {
+        abort();
+        throw_stopped(what);
+      }
+    }
+    poller.pause();
+  }
+}
+
+}  // namespace mnist

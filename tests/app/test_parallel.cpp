@@ -1,0 +1,127 @@
+// A run over several GPUs and processes, the parts that need no GPU: --gpus, --world_size and
+// --rendezvous on the command line, which GPUs a selection names, and what the processes of a run
+// must agree on at the rendezvous.
+#include <gtest/gtest.h>
+
+#include "app/cli.h"
+#include "app/parallel.h"
+#include "error.h"
+#include "gpu/gpu_check.h"
+
+namespace mnist {
+namespace {
+
+Options parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "mnist-train");
+  return *parse_command_line(static_cast<int>(args.size()), args.data());
+}
+
+std::string refusal(std::vector<const char*> args) {
+  try {
+    parse(std::move(args));
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadArguments) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted";
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(GpusFlag, AllFirstNOrAList) {
+  EXPECT_EQ(parse({}).gpus.kind, GpuSelection::Kind::kAll);
+  const Options first = parse({"--gpus", "4"});
+  EXPECT_EQ(first.gpus.kind, GpuSelection::Kind::kFirst);
+  EXPECT_EQ(first.gpus.first, 4);
+  const Options list = parse({"--gpus=3,0,2"});
+  EXPECT_EQ(list.gpus.kind, GpuSelection::Kind::kList);
+  EXPECT_EQ(list.gpus.list, (std::vector<int>{3, 0, 2}));
+  EXPECT_EQ(list.gpus.text, "3,0,2");
+}
+
+TEST(GpusFlag, RefusesWhatIsNotASelection) {
+  EXPECT_TRUE(contains(refusal({"--gpus", "0"}), "out of range"));  // "0 GPUs" is no run
+  EXPECT_TRUE(contains(refusal({"--gpus", "two"}), "expected all, a count N or a list"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "1,1"}), "listed twice"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "1,,2"}), "empty item"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "0,-1"}), "out of range"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "0,99999"}), "out of range"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "ALL"}), "expected all"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "2", "--backend", "cpu"}), "uses no GPU"));
+  EXPECT_NO_THROW(parse({"--backend", "cpu"}));  // the default "all" is no contradiction
+}
+
+TEST(WorldFlags, SeveralProcessesNeedARendezvousAndTheCudaBackend) {
+  const Options o = parse({"--world_size", "4", "--rendezvous", "mnist-train-0.mnist-train:29400",
+                           "--rendezvous_timeout", "12.5"});
+  EXPECT_EQ(o.world_size, 4);
+  EXPECT_EQ(o.rendezvous, "mnist-train-0.mnist-train:29400");
+  EXPECT_DOUBLE_EQ(o.rendezvous_timeout_s, 12.5);
+  EXPECT_EQ(parse({}).world_size, 1);
+  EXPECT_TRUE(contains(refusal({"--world_size", "2"}), "needs --rendezvous"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "0"}), "out of range"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "5000"}), "out of range"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "host"}), "host"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:0"}), "h:0"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:1", "--backend", "cublas"}),
+                       "--backend cuda"));
+  EXPECT_TRUE(contains(refusal({"--rendezvous_timeout", "0"}), "out of range"));
+  EXPECT_TRUE(contains(refusal({"--rendezvous", "no-port"}), "no-port"));  // checked even alone
+}
+
+TEST(ResolveGpus, NamesWhatIsMissing) {
+  GpuSelection all;
+  EXPECT_EQ(resolve_gpus(all, 3), (std::vector<int>{0, 1, 2}));
+  GpuSelection first;
+  first.kind = GpuSelection::Kind::kFirst;
+  first.first = 2;
+  EXPECT_EQ(resolve_gpus(first, 8), (std::vector<int>{0, 1}));
+  GpuSelection list;
+  list.kind = GpuSelection::Kind::kList;
+  list.list = {3, 1};
+  list.text = "3,1";
+  EXPECT_EQ(resolve_gpus(list, 4), (std::vector<int>{3, 1}));
+  auto error_of = [](const GpuSelection& s, int visible) -> std::string {
+    try {
+      resolve_gpus(s, visible);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kGpuUnusable);
+      return e.what();
+    }
+    ADD_FAILURE() << "accepted";
+    return "";
+  };
+  EXPECT_TRUE(contains(error_of(list, 3), "GPU 3 is missing"));
+  EXPECT_TRUE(contains(error_of(list, 3), "CUDA sees 3 GPUs (ordinals 0 to 2)"));
+  first.first = 8;
+  EXPECT_TRUE(contains(error_of(first, 7), "asks for 8 GPUs"));
+  EXPECT_TRUE(contains(error_of(all, 0), "CUDA sees 0 GPUs"));
+}
+
+TEST(RendezvousConfiguration, DiffersWhenTheTrainingWouldDiffer) {
+  const Options base = parse({"--world_size", "2", "--rendezvous", "h:1"});
+  const std::string reference = rendezvous_configuration(base, 1);
+  EXPECT_EQ(rendezvous_configuration(base, 1), reference);
+  EXPECT_NE(rendezvous_configuration(base, 2), reference);  // GPUs per pod
+  for (std::vector<const char*> changed :
+       {std::vector<const char*>{"--batch_size", "101"}, {"--learning_rate", "0.0011"},
+        {"--dropout", "0.8"}, {"--seed", "2"}, {"--max_steps", "999"}, {"--eval_every", "5"},
+        {"--hidden_units", "499"}, {"--model", "softmax"}, {"--dataset", "fashion-mnist"},
+        {"--fake_data"}, {"--cuda_graphs", "off"}}) {
+    std::vector<const char*> args = {"--world_size", "2", "--rendezvous", "h:1"};
+    args.insert(args.end(), changed.begin(), changed.end());
+    EXPECT_NE(rendezvous_configuration(parse(args), 1), reference) << changed[0];
+  }
+  // Where each process keeps its files is its own business.
+  EXPECT_EQ(rendezvous_configuration(
+                parse({"--world_size", "2", "--rendezvous", "h:1", "--log_dir", "/x", "--data_dir",
+                       "/y", "--checkpoint_dir", "/z"}),
+                1),
+            reference);
+}
+
+}  // namespace
+}  // namespace mnist
