@@ -82,6 +82,7 @@ void run(int argc, char** argv, RunRecord& record) {
     config.log_dir.clear();
     config.checkpoint_dir.clear();
     record.options->log_dir.clear();
+    record.options->result_file.clear();  // on a shared volume the ranks would overwrite it
   }
   // The training set's size is known before anything is fetched (the built-in datasets are pinned
   // by their checksums), so an impossible batch fails at once, --dry_run included.
@@ -120,6 +121,13 @@ void run(int argc, char** argv, RunRecord& record) {
   // The GPU is checked before any download, so a broken node fails in seconds.
   const BackendKind kind = resolve_backend(options.backend, std::cout);
   record.backend = kind;
+  // --backend auto fell back to the CPU: a run that asked for GPUs must not pass without them.
+  if (kind == BackendKind::kCpu && options.backend == BackendKind::kAuto &&
+      (options.world_size > 1 || options.gpus.kind != GpuSelection::Kind::kAll)) {
+    throw Error(ExitCode::kGpuUnusable, "--gpus " + options.gpus.text + " and --world_size " +
+                                            std::to_string(options.world_size) +
+                                            " train on GPUs, but CUDA sees none here");
+  }
   const bool gpu_present = kind != BackendKind::kCpu || (options.benchmark && gpu_visible());
   const GpuPlan plan = options.benchmark ? GpuPlan{} : plan_gpus(options, kind, std::cout);
   if (gpu_present || options.backend == BackendKind::kAuto)

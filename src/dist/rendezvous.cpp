@@ -521,9 +521,11 @@ class Server {
                  describe_difference(options_.configuration, configuration));
     }
     if (peers_[rank]) {
-      refuse(pending, ExitCode::kBadArguments,
+      // An Indexed Job runs one pod per index, except for a moment when a lost pod's connection
+      // outlives it and its replacement comes: a retry passes, so exit 3, not 2.
+      refuse(pending, ExitCode::kDataUnavailable,
              who + "rank " + std::to_string(rank) + " is held by " + peers_[rank]->from +
-                 " already (two pods with one JOB_COMPLETION_INDEX?)");
+                 " already (a lost pod's connection, or two pods with one JOB_COMPLETION_INDEX)");
     }
     peers_[rank] = Peer{std::move(pending.socket), pending.from};
     ++joined_;

@@ -21,11 +21,12 @@
 // existing ones already say what a Job should do.
 //   kBadArguments (2)     the Job is misconfigured, and a retry would meet the same: a
 //                         configuration or world size differing from rank 0's, a rank out of
-//                         range or claimed twice, another protocol version (another image), a bad
+//                         range, another protocol version (another image), a bad
 //                         JOB_COMPLETION_INDEX, address or option. The Job fails at once.
 //   kDataUnavailable (3)  a dependency did not answer in time, as with an unreachable mirror: a
 //                         peer that never came, rank 0 unreachable or silent, a connection lost or
-//                         garbled mid-way. Pods not yet scheduled, a node lost or a network
+//                         garbled mid-way, a rank claimed while a lost pod's connection still
+//                         holds it. Pods not yet scheduled, a node lost or a network
 //                         hiccup pass on a retry, so the Job counts it towards backoffLimit.
 //   kTerminated (143) / kInterrupted (130)  a stop request while waiting (src/stop.h).
 // A peer refused by rank 0 exits with the code rank 0 gives in kRefused (2 or 3; anything else

@@ -12,10 +12,19 @@
 //     targets one of its ports, a ReadWriteOnce claim that a Job writes is mounted read-only by
 //     anything else and shared with a Deployment only at 0 replicas (one node attaches it at a
 //     time: the Job's pod must get it), and TensorBoard's --logdir covers the training Job's --log_dir;
+//   - a Job over several pods (--world_size > 1, or completionMode Indexed): an Indexed Job whose
+//     completions and parallelism are --world_size, --backend cuda, all ranks succeeding and
+//     retried together (no backoffLimitPerIndex or successPolicy, podReplacementPolicy Failed, a
+//     backoffLimit of at least one failure per rank, the base's podFailurePolicy codes), a
+//     subdomain naming a headless Service (clusterIP None, publishNotReadyAddresses) that selects
+//     exactly this Job's pods (its job-name label) and exposes the rendezvous port, and a
+//     --rendezvous of <job>-0.<subdomain>:PORT with PORT a named containerPort; --gpus within
+//     the pod's nvidia.com/gpu, a deadline longer than --rendezvous_timeout;
 //   - --expect: what the overlay's name promises: aks (tolerates the sku=gpu:NoSchedule taint),
 //     gke (selects cloud.google.com/gke-accelerator), eks (selects amd64 nodes), persistent
 //     (the training Job's logs and checkpoints on a claim, TensorBoard serving it), benchmark (the
-//     benchmark JSON and the run's result.json on a claim), plain (no cloud-specific scheduling).
+//     benchmark JSON and the run's result.json on a claim), plain (no cloud-specific scheduling),
+//     multinode (a Job over several pods, as above).
 import fs from "node:fs";
 import yaml from "js-yaml";
 
@@ -35,10 +44,16 @@ const check = (ok, what) => {
 };
 const id = (d) => `${d.kind}/${d.metadata?.name}`;
 
+// The labels the Job controller puts on every pod of Job NAME, and on no other pod (its uid is
+// unknown before the Job exists).
+const jobNameLabels = ["batch.kubernetes.io/job-name", "job-name"];
+const jobLabels = (name) => Object.fromEntries(jobNameLabels.map((k) => [k, name]));
 function podSpecOf(d) {
   switch (d.kind) {
     case "Pod": return { spec: d.spec, labels: d.metadata?.labels ?? {} };
-    case "Job": case "Deployment": case "StatefulSet": case "DaemonSet": case "ReplicaSet":
+    // A Job's pods also carry the labels its controller adds (what a Service may select).
+    case "Job": return { spec: d.spec.template.spec, labels: { ...jobLabels(d.metadata.name), ...(d.spec.template.metadata?.labels ?? {}) } };
+    case "Deployment": case "StatefulSet": case "DaemonSet": case "ReplicaSet":
       return { spec: d.spec.template.spec, labels: d.spec.template.metadata?.labels ?? {} };
     case "CronJob": return { spec: d.spec.jobTemplate.spec.template.spec, labels: d.spec.jobTemplate.spec.template.metadata?.labels ?? {} };
     default: return null;
@@ -166,6 +181,72 @@ for (const svc of docs.filter((d) => d.kind === "Service")) {
   }
 }
 
+// ---- a Job over several pods (--world_size > 1, or an Indexed Job) ----
+// The pods of an Indexed Job get their rank from JOB_COMPLETION_INDEX and the hostname
+// <job>-<index>; with `subdomain` naming a headless Service, rank 0 is <job>-0.<service> inside the
+// namespace, where the others find its --rendezvous. Every rank must run at once and succeed
+// together: a rank's failure fails or retries the whole world.
+const dnsLabel = (s) => typeof s === "string" && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(s) && s.length <= 63;
+const multiNode = workloads.filter((w) => w.d.kind === "Job" &&
+  (w.d.spec.completionMode === "Indexed" || w.spec.containers.some((c) => flag(c.args, "world_size") !== undefined)));
+for (const { d, spec, labels } of multiNode) {
+  const w = id(d), name = d.metadata.name;
+  const c = spec.containers.find((k) => k.name === "mnist-train") ?? spec.containers[0];
+  const where = `${w} (multi-node)`;
+  const ws = Number(flag(c.args, "world_size") ?? "1");
+  const completions = d.spec.completions, parallelism = d.spec.parallelism ?? 1;
+  check(Number.isInteger(ws) && ws > 1, `${where}: --world_size ${flag(c.args, "world_size")} must be an integer above 1 (an Indexed Job of this trainer is a run over several pods)`);
+  check(d.spec.completionMode === "Indexed", `${where}: completionMode must be Indexed (each pod's rank is JOB_COMPLETION_INDEX, which only an Indexed Job sets)`);
+  check(completions === ws, `${where}: completions ${completions} must equal --world_size ${ws} (one pod per rank)`);
+  check(parallelism === completions, `${where}: parallelism ${parallelism} must equal completions ${completions} (every rank must run at once: rank 0 waits for all of them)`);
+  check(flag(c.args, "backend") === "cuda", `${where}: --backend must be cuda (the only data-parallel backend; cpu/cublas with --world_size > 1 exit 2)`);
+  // All or nothing.
+  check(d.spec.backoffLimitPerIndex === undefined && d.spec.maxFailedIndexes === undefined,
+    `${where}: backoffLimitPerIndex/maxFailedIndexes retry one rank while the others go on or give up on it; every rank must restart together`);
+  check(d.spec.successPolicy === undefined, `${where}: successPolicy would let the Job succeed before every rank did`);
+  check(d.spec.podReplacementPolicy === "Failed", `${where}: podReplacementPolicy must be Failed (a replacement only once the failed pod is gone, never two pods with one rank's hostname)`);
+  check((d.spec.backoffLimit ?? 6) >= ws, `${where}: backoffLimit ${d.spec.backoffLimit ?? 6} is below --world_size ${ws}: one failure of the world (every rank exits 3) would use it up`);
+  const rules = d.spec.podFailurePolicy?.rules ?? [];
+  const codesOf = (action) => new Set(rules.filter((r) => r.action === action && r.onExitCodes?.operator === "In").flatMap((r) => r.onExitCodes.values));
+  const failJob = codesOf("FailJob"), count = codesOf("Count");
+  check([2, 4, 5, 6, 7].every((x) => failJob.has(x)), `${where}: podFailurePolicy must fail the Job on exit 2, 4, 5, 6, 7 (a misconfigured world, a bad GPU: no retry can pass)`);
+  check([3, 130, 143].every((x) => !failJob.has(x) && count.has(x)), `${where}: podFailurePolicy must count 3, 130, 143 towards backoffLimit (a peer or rank 0 unreachable, a stop: a retry may pass)`);
+  check(rules.some((r) => r.action === "Ignore" && (r.onPodConditions ?? []).some((p) => p.type === "DisruptionTarget")),
+    `${where}: podFailurePolicy must ignore DisruptionTarget (a preempted rank is not the run's fault)`);
+  check(rules.every((r) => r.action !== "FailIndex"), `${where}: FailIndex gives up on one rank; the world needs every one`);
+  // Names and the rendezvous.
+  const sub = spec.subdomain;
+  check(dnsLabel(sub), `${where}: the pod template needs a subdomain (the headless Service's name) for <job>-0.<service> to resolve; is ${sub ?? "unset"}`);
+  check(dnsLabel(`${name}-${ws - 1}`), `${where}: the pods' hostnames (${name}-0 .. ${name}-${ws - 1}) must be DNS labels of at most 63 characters`);
+  check(spec.hostname === undefined, `${where}: spec.hostname would override the Indexed Job's <job>-<index> hostnames`);
+  const rdzv = flag(c.args, "rendezvous") ?? "";
+  const m = rdzv.match(/^([^:\[\]]+):(\d+)$/);
+  check(m, `${where}: --rendezvous ${rdzv || "(missing)"} must be HOST:PORT`);
+  const host = m?.[1], port = m ? Number(m[2]) : undefined;
+  check(host === `${name}-0.${sub}`, `${where}: --rendezvous host ${host} must be rank 0's name, ${name}-0.${sub} (<job name>-0.<subdomain>)`);
+  const cport = (c.ports ?? []).find((p) => p.containerPort === port);
+  check(cport && cport.name && (cport.protocol ?? "TCP") === "TCP", `${where}: --rendezvous port ${port} must be a named TCP containerPort of container ${c.name}`);
+  const timeout = Number(flag(c.args, "rendezvous_timeout") ?? "300");
+  check(!(d.spec.activeDeadlineSeconds <= timeout), `${where}: activeDeadlineSeconds ${d.spec.activeDeadlineSeconds} must exceed --rendezvous_timeout ${timeout} (else the deadline ends a waiting rank before it can report why)`);
+  // Every pod gets the same GPUs; --gpus must fit them.
+  const gpus = Number(c.resources?.limits?.["nvidia.com/gpu"] ?? 0), sel = flag(c.args, "gpus") ?? "all";
+  check(gpus >= 1, `${where}: each pod needs nvidia.com/gpu (is ${gpus})`);
+  const wanted = sel === "all" ? [] : sel.includes(",") ? sel.split(",").map(Number) : [...Array(Number(sel)).keys()];
+  check(wanted.every((o) => Number.isInteger(o) && o < gpus), `${where}: --gpus ${sel} asks for GPUs beyond the pod's nvidia.com/gpu ${gpus}`);
+  // The headless Service.
+  const svc = docs.find((s) => s.kind === "Service" && s.metadata.name === sub);
+  if (!check(svc, `${where}: no Service named ${sub} (the pod template's subdomain) in this kustomization`)) continue;
+  const sel2 = svc.spec.selector ?? {};
+  check(svc.spec.clusterIP === "None", `${id(svc)}: must be headless (clusterIP: None) for per-pod DNS names (is ${svc.spec.clusterIP ?? "unset: a virtual IP"})`);
+  check(svc.spec.publishNotReadyAddresses === true, `${id(svc)}: publishNotReadyAddresses must be true (the ranks look each other up while starting)`);
+  check(Object.keys(sel2).length > 0 && Object.entries(sel2).every(([k, v]) => labels[k] === v), `${id(svc)}: selector ${JSON.stringify(sel2)} must select ${w}'s pods`);
+  check(jobNameLabels.some((k) => sel2[k] === name), `${id(svc)}: selector ${JSON.stringify(sel2)} must select only ${w}'s pods: select its job-name label (batch.kubernetes.io/job-name: ${name})`);
+  const others = workloads.filter((o) => o.d !== d && Object.keys(sel2).length && Object.entries(sel2).every(([k, v]) => o.labels[k] === v));
+  check(others.length === 0, `${id(svc)}: also selects ${others.map((o) => id(o.d)).join(", ")}`);
+  check((svc.spec.ports ?? []).some((p) => p.port === port && (p.targetPort === undefined ? p.port === port : p.targetPort === port || p.targetPort === cport?.name)),
+    `${id(svc)}: must expose the rendezvous port ${port} (targeting the container's port)`);
+}
+
 // ---- what the overlay's name promises ----
 const jobs = workloads.filter((w) => w.d.kind === "Job");
 const tolerates = (spec, taint) => (spec.tolerations ?? []).some((t) =>
@@ -207,6 +288,10 @@ if (expects.includes("benchmark")) {
     check(onClaim(w, "benchmark_out"), `${id(w.d)}: benchmark: --benchmark_out on a claim`);
     check(onClaim(w, "result_file"), `${id(w.d)}: benchmark: --result_file (its verdict) on a claim`);
   }
+}
+
+if (expects.includes("multinode")) {
+  check(multiNode.length > 0, "multinode: an Indexed Job training over several pods (--world_size > 1)");
 }
 
 console.log(`${checks - failures}/${checks} policy checks passed on ${docs.length} object(s)${expects.length ? ` (expected: ${expects.join(", ")})` : ""}`);

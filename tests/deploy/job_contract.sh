@@ -16,7 +16,12 @@
 #   - with --benchmark_out: the JSON lands on its volume (the CPU benchmark takes a minute: when
 #     REFERENCE, another manifest or kustomization, has the same Job with the same args, this one
 #     is left to REFERENCE's contract);
-#   - every exit code its podFailurePolicy names is the code the program returns for that failure.
+#   - every exit code its podFailurePolicy names is the code the program returns for that failure;
+#   - an Indexed Job (the multi-node variant: one pod per rank, the rank in JOB_COMPLETION_INDEX,
+#     which its pods get and no other pod does): every pod 0..completions-1 is accepted as the rank
+#     of its index in a world of `completions`; a pod without JOB_COMPLETION_INDEX, or with
+#     completions as its index, is refused with 2; a rank other than 0 without a GPU fails with 4,
+#     its verdict in the termination message, and writes nothing to --log_dir (rank 0's).
 # The runs use --backend cpu --fake_data where the Job asks for a GPU and the network.
 set -uo pipefail
 trainer=$1 manifest=$2 reference=${3:-} reference_name=${3:-}
@@ -39,8 +44,9 @@ fi
 mapfile -t jobs < <(node "$here/job_spec.mjs" "$rendered" --list) || true
 ((${#jobs[@]})) || { echo "FAIL no Job in $manifest"; exit 1; }
 
-# spec JOB ROOT UID: job_spec.mjs's description of JOB with its volumes under ROOT, as a Job of uid UID.
-spec() { node "$here/job_spec.mjs" "$rendered" --job "$1" --trainer "$trainer" --root "$2" --uid "$3"; }
+# spec JOB ROOT UID [--index I]: job_spec.mjs's description of JOB with its volumes under ROOT, as a
+# Job of uid UID (and, for an Indexed Job, its pod I).
+spec() { node "$here/job_spec.mjs" "$rendered" --job "$1" --trainer "$trainer" --root "$2" --uid "$3" "${@:4}"; }
 field() { sed -n "s/^$1\t//p" <<<"$2"; }
 # path_of SPEC FLAG: where FLAG's output goes (mapped), empty when the Job has none.
 path_of() { awk -F'\t' -v f="$2" '$1 == "path" && $2 == f { print $3 }' <<<"$1"; }
@@ -60,9 +66,19 @@ set_flag() {
   done
   a+=("--$flag" "$3")
 }
-# cpu_args SPEC: the Job's args for this GPU-less machine: the CPU backend, synthetic data.
+# as_pod RANK CMD...: CMD in the environment the Job controller gives pod RANK: JOB_COMPLETION_INDEX
+# for an Indexed Job (the current Job's completions is set), none otherwise (not even this
+# machine's, should CI itself run in an Indexed Job).
+as_pod() {
+  local rank=$1
+  shift
+  if [[ -n ${completions:-} ]]; then env JOB_COMPLETION_INDEX="$rank" "$@"; else env -u JOB_COMPLETION_INDEX "$@"; fi
+}
+# cpu_args SPEC: the Job's args for this GPU-less machine: the CPU backend, synthetic data, one
+# process (the CPU backend trains alone).
 cpu_args() {
   mapfile -t cpu < <(field arg "$1")
+  grep -q $'^arg\t--world_size' <<<"$1" && set_flag cpu world_size 1
   set_flag cpu backend cpu
   set_flag cpu fake_data
   set_flag cpu termination_log "$work/termination-log"
@@ -209,16 +225,69 @@ benchmark_contract() {
   fi
 }
 
+# An Indexed Job of N pods: pod i is rank i of N, and only a pod of this Job can be one.
+multinode_contract() {
+  local job=$1 n=$2 i rc s1 logs line
+  echo "Indexed Job: $n pods (completions), JOB_COMPLETION_INDEX 0..$((n - 1))"
+  if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 2)); then
+    fail "$job: an Indexed Job of this trainer needs completions above 1 (is '${n}')"
+    return
+  fi
+  for ((i = 0; i < n; i++)); do
+    JOB_COMPLETION_INDEX=$i "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1
+    rc=$?
+    if [[ $rc == 0 ]] && grep -qF "world_size $n (this process: rank $i)" "$work/out"; then
+      echo "ok   pod $i: rank $i of $n: $(grep -o 'world_size.*' "$work/out")"
+    else
+      fail "$job: pod $i (JOB_COMPLETION_INDEX=$i) exited $rc, want 0 as rank $i of world_size $n: $(cat "$work/out")"
+    fi
+  done
+  for i in unset "$n"; do
+    if [[ $i == unset ]]; then env -u JOB_COMPLETION_INDEX "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1
+    else JOB_COMPLETION_INDEX=$i "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1; fi
+    rc=$?
+    line=$(grep 'error:' "$work/out" | tail -n1)
+    if [[ $rc == 2 && $line == *JOB_COMPLETION_INDEX* ]]; then
+      echo "ok   2   a pod with JOB_COMPLETION_INDEX $i: ${line#*error: }"
+    else
+      fail "$job: a pod with JOB_COMPLETION_INDEX $i exited $rc, want 2 naming JOB_COMPLETION_INDEX: $(tail -n2 "$work/out")"
+    fi
+  done
+  # The last rank on a node without a usable GPU: its own verdict, nothing in the log_dir.
+  s1=$(spec "$job" "$work/rank" job-uid-1 --index $((n - 1))) || { fail "$job: job_spec"; return; }
+  mapfile -t rank_args < <(field arg "$s1")
+  logs=$(path_of "$s1" log_dir)
+  : >"$work/termination-log"
+  env JOB_COMPLETION_INDEX=$((n - 1)) CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=GPU-0 "$trainer" "${rank_args[@]}" \
+    --fake_data --termination_log "$work/termination-log" >"$work/out" 2>&1
+  rc=$?
+  if [[ $rc == 4 ]]; then
+    echo "ok   4   rank $((n - 1)) without a usable GPU: $(tail -n1 "$work/out" | cut -c1-110)"
+    verdict "rank $((n - 1)), no GPU" 4 ""
+  else
+    fail "$job: rank $((n - 1)) without a GPU exited $rc, not 4: $(tail -n2 "$work/out")"
+  fi
+  if [[ -z $logs ]]; then
+    echo "ok   no --log_dir"
+  elif [[ $(files_in "$logs") == 0 ]]; then
+    echo "ok   rank $((n - 1)) wrote nothing to --log_dir (only rank 0 writes summaries, checkpoints, result.json)"
+  else
+    fail "$job: rank $((n - 1)) wrote to --log_dir, which is rank 0's: $(find "$logs" -type f | sed "s|$work/||" | head -n3)"
+  fi
+}
+
 for job in "${jobs[@]}"; do
   echo "== Job $job"
   s=$(spec "$job" "$work/pod" job-uid-1) || { fail "$job: job_spec.mjs failed"; continue; }
   mapfile -t job_args < <(field arg "$s")
   codes=$(field codes "$s") gpus=$(field gpus "$s")
+  completions=""  # an Indexed Job's pod count
+  if grep -q $'^indexed\t' <<<"$s"; then completions=$(field indexed "$s"); completions=${completions:-unset}; fi
   echo "args (volumes under ./): ${job_args[*]//"$work"\/pod\//./}; podFailurePolicy exit codes: $codes"
   while IFS= read -r p; do [[ -n $p ]] && fail "$job: $p"; done < <(field problem "$s")
 
-  "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1 && echo "ok   the Job's args are accepted: $(cat "$work/out")" \
-    || fail "$job: the Job's args are rejected: $(cat "$work/out")"
+  as_pod 0 "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1 && echo "ok   the Job's args are accepted: $(cat "$work/out")" \
+    || fail "$job: the Job's args are rejected${completions:+ (as pod 0)}: $(cat "$work/out")"
   IFS=$'\t' read -r written read_from policy < <(field termination "$s")
   if [[ -n $written && $written == "$read_from" && $policy == FallbackToLogsOnError ]]; then
     echo "ok   the verdict line goes to $written, where Kubernetes reads the termination message (policy $policy)"
@@ -227,7 +296,7 @@ for job in "${jobs[@]}"; do
   fi
   if ((gpus > 0)); then
     cpu_args "$s"  # only for the termination log it sets up
-    env CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=GPU-0 "$trainer" "${job_args[@]}" --fake_data \
+    as_pod 0 env CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=GPU-0 "$trainer" "${job_args[@]}" --fake_data \
       --termination_log "$work/termination-log" >"$work/out" 2>&1
     got=$?
     if [[ $got == 4 ]]; then
@@ -240,6 +309,7 @@ for job in "${jobs[@]}"; do
       fail "$job: the Job's args without a GPU exited $got, not 4: $(tail -n2 "$work/out")"
     fi
   fi
+  [[ -n $completions ]] && multinode_contract "$job" "$completions"
   [[ -n $(path_of "$s" checkpoint_dir) ]] && resume_contract "$job"
   [[ -n $(path_of "$s" benchmark_out) ]] && benchmark_contract "$job"
 

@@ -15,6 +15,8 @@
 //                                line, where Kubernetes reads the termination message, and the policy
 //         problem <TAB> TEXT     something the pod would get wrong (e.g. an output on the read-only
 //                                root filesystem, a downward-API label the Job controller never sets)
+//         indexed <TAB> N        (Indexed Jobs) its completions: pods 0..N-1, each started with
+//                                JOB_COMPLETION_INDEX set to its index (--index, default 0, here)
 //   UID stands for the Job's uid (each Job object gets a new one; its retried pods share it).
 import fs from "node:fs";
 import path from "node:path";
@@ -34,7 +36,7 @@ if (argv.includes("--list")) {
   process.exit(jobs.length ? 0 : 1);
 }
 
-const name = opt("job"), trainer = opt("trainer"), root = opt("root"), uid = opt("uid");
+const name = opt("job"), trainer = opt("trainer"), root = opt("root"), uid = opt("uid"), index = opt("index") ?? "0";
 if (!name || !trainer || !root || !uid) {
   console.error("usage: job_spec.mjs MANIFEST --job NAME --trainer PATH --root DIR --uid UID");
   process.exit(2);
@@ -55,6 +57,8 @@ const podLabels = {
   "batch.kubernetes.io/job-name": name, "job-name": name,
   ...(job.spec.template.metadata?.labels ?? {}),
 };
+const indexed = job.spec.completionMode === "Indexed";
+if (indexed) podLabels["batch.kubernetes.io/job-completion-index"] = index;
 // Kubernetes' dependent environment variables: $(VAR) is replaced by an earlier variable's value,
 // $$ escapes, anything else stays as written.
 const env = {};
@@ -73,6 +77,10 @@ for (const e of container.env ?? []) {
     else problem(`env ${e.name}: fieldRef ${f} is not modelled by this test`);
   } else problem(`env ${e.name}: only values and fieldRefs are modelled by this test`);
 }
+
+// The Job controller appends JOB_COMPLETION_INDEX to an Indexed Job's containers' env (after
+// theirs, so only args can refer to it).
+if (indexed) env.JOB_COMPLETION_INDEX = index;
 
 // Volumes as the container sees them.
 const volumes = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
@@ -137,4 +145,5 @@ console.log([
   ...out,
   `codes\t${[...codes].sort((a, b) => a - b).join(" ")}`,
   `gpus\t${container.resources?.limits?.["nvidia.com/gpu"] ?? 0}`,
+  ...(indexed ? [`indexed\t${job.spec.completions ?? ""}`] : []),
 ].join("\n"));

@@ -25,9 +25,14 @@ add_test(NAME deploy_benchmark_contract COMMAND bash ${MNIST_DEPLOY_DIR}/job_con
 set_tests_properties(deploy_k8s_manifests deploy_dockerfile deploy_tensorboard_image deploy_readme_paths
   deploy_check_prereqs deploy_job_contract deploy_benchmark_contract PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
 
-# Every kustomization (k8s/, k8s/base, k8s/benchmark, k8s/overlays/CLOUD[/persistent|/benchmark]):
+# Every kustomization (k8s/, k8s/base, k8s/benchmark, k8s/multinode,
+# k8s/overlays/CLOUD[/persistent|/benchmark|/multinode]):
 #   deploy_render_NAME    rendered, schema, Pod Security, agreement, and what its path promises
-#   deploy_contract_NAME  (overlays) each rendered Job's contract with the binary
+#                         (multinode: an Indexed Job whose completions, --world_size, subdomain,
+#                         headless Service and --rendezvous agree; check_policy.mjs)
+#   deploy_contract_NAME  (overlays) each rendered Job's contract with the binary (an Indexed Job:
+#                         each pod's JOB_COMPLETION_INDEX accepted as its rank, none and
+#                         `completions` refused; job_contract.sh)
 file(GLOB_RECURSE MNIST_KUSTOMIZATIONS CONFIGURE_DEPENDS ${MNIST_K8S_DIR}/kustomization.yaml)
 list(FILTER MNIST_KUSTOMIZATIONS EXCLUDE REGEX "/components/")
 foreach(kustomization IN LISTS MNIST_KUSTOMIZATIONS)
@@ -39,6 +44,9 @@ foreach(kustomization IN LISTS MNIST_KUSTOMIZATIONS)
   else()
     string(REGEX REPLACE "^overlays/" "" name ${rel})
     string(REPLACE "/" "_" name ${name})
+  endif()
+  if(rel STREQUAL "multinode")
+    set(expect multinode)
   endif()
   if(rel MATCHES "^overlays/([^/]+)(/([^/]+))?$")
     set(expect ${CMAKE_MATCH_1})
@@ -63,3 +71,10 @@ foreach(kustomization IN LISTS MNIST_KUSTOMIZATIONS)
   set_tests_properties(deploy_render_${name} PROPERTIES
     LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
 endforeach()
+
+# The multi-node checks can fail: broken copies of k8s/multinode (a subdomain that is not the
+# Service's name, completions other than --world_size, ...) must each be rejected.
+add_test(NAME deploy_multinode_mutants COMMAND bash ${MNIST_DEPLOY_DIR}/multinode_mutants.sh
+         $<TARGET_FILE:mnist-train> ${MNIST_K8S_DIR}/multinode)
+set_tests_properties(deploy_multinode_mutants PROPERTIES
+  LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
