@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks what scripts/install-deps.sh cannot install from the distribution's packages: NVIDIA's
-# CUDA 13 toolkit and cuDNN 9 (from NVIDIA's own repositories), which CMake needs to configure the
+# CUDA 13 toolkit, cuDNN 9 and NCCL 2 (from NVIDIA's own repositories), which CMake needs to configure the
 # build even on a machine without a GPU. Each missing piece is one line naming what to install;
 # exit 1 if any is missing. Looks where CMake looks: nvcc from CUDACXX, PATH or /usr/local/cuda/bin;
 # cudnn.h and libcudnn.so in that toolkit, the system's include and library folders, and
@@ -73,5 +73,21 @@ else
   else
     found "cuDNN ${major:-9 (version header not found)}: $header, $library"
   fi
+fi
+
+# NCCL 2 (data-parallel training over several GPUs): header and the unversioned link, like cuDNN.
+nccl_header= nccl_library=
+for p in "${prefixes[@]}"; do
+  for d in "$p/include" "$p/include/$multiarch"; do
+    [[ -z $nccl_header && -f $d/nccl.h ]] && nccl_header=$d/nccl.h
+  done
+  for d in "$p/lib64" "$p/lib" "$p/lib/$multiarch"; do
+    [[ -z $nccl_library && -e $d/libnccl.so ]] && nccl_library=$d/libnccl.so
+  done
+done
+if [[ -z $nccl_header || -z $nccl_library ]]; then
+  need "NCCL 2: no nccl.h and libnccl.so in ${cuda_root:-the CUDA toolkit}, /usr/local or /usr; install NVIDIA's packages libnccl2 and libnccl-dev (https://developer.nvidia.com/nccl/nccl-download)"
+else
+  found "NCCL: $nccl_header, $nccl_library"
 fi
 exit $missing

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check_prereqs.sh REPO: scripts/check-prereqs.sh against fake CUDA installations: a missing or old
-# toolkit and a missing, partial or old cuDNN are each one line naming the package to install, and
-# exit 1; a complete one (and this machine's, which builds the project) passes.
+# toolkit, a missing, partial or old cuDNN and a missing NCCL are each one line naming the package
+# to install, and exit 1; a complete one (also behind a wrapper nvcc, and this machine's, which
+# builds the project) passes.
 set -uo pipefail
 script=$1/scripts/check-prereqs.sh
 work=$(mktemp -d)
@@ -12,18 +13,27 @@ case_() {
   local name=$1 want=$2 text=$3 out rc
   out=$(env CUDACXX="$work/cuda/bin/nvcc" CMAKE_PREFIX_PATH= "$script" 2>&1)
   rc=$?
-  if [[ $rc == "$want" && $out == *"$text"* && $(wc -l <<<"$out") -le 2 ]]; then
+  if [[ $rc == "$want" && $out == *"$text"* && $(wc -l <<<"$out") -le 3 ]]; then
     echo "ok   $name: exit $rc${out:+: $out}"
   else
     echo "FAIL $name: exit $rc (want $want), output: ${out:-(none)} (want: $text)"
     failures=$((failures + 1))
   fi
 }
-nvcc() { mkdir -p "$work/cuda/bin"; printf '#!/bin/sh\necho "Cuda compilation tools, release %s, V%s.1"\n' "$1" "$1" >"$work/cuda/bin/nvcc"; chmod +x "$work/cuda/bin/nvcc"; }
+# A fake nvcc: its version, and (like the real one) its toolkit's root as TOP under --dryrun.
+nvcc() {
+  mkdir -p "$work/cuda/bin"
+  printf '#!/bin/sh\ncase "$*" in *--dryrun*) echo "#\044 TOP=%s/cuda/bin/.." >&2 ;; *) echo "Cuda compilation tools, release %s, V%s.1" ;; esac\n' \
+    "$work" "$1" "$1" >"$work/cuda/bin/nvcc"
+  chmod +x "$work/cuda/bin/nvcc"
+}
 # Only /usr/local and /usr stay outside the fake toolkit: skip the cuDNN cases if this machine has
 # cuDNN there (then a fake toolkit without it would still find it).
-system_cudnn=0
-for d in /usr/include /usr/include/*-linux-gnu /usr/local/include; do [[ -f $d/cudnn.h ]] && system_cudnn=1; done
+system_cudnn=0 system_nccl=0
+for d in /usr/include /usr/include/*-linux-gnu /usr/local/include; do
+  [[ -f $d/cudnn.h ]] && system_cudnn=1
+  [[ -f $d/nccl.h ]] && system_nccl=1
+done
 
 nvcc 12.4
 case_ "CUDA 12 toolkit" 1 "cuda-toolkit-13-0"
@@ -39,7 +49,24 @@ if ((system_cudnn == 0)); then
   echo '#define CUDNN_MAJOR 8' >"$work/cuda/include/cudnn_version.h"
   case_ "cuDNN 8" 1 "is cuDNN 8"
   echo '#define CUDNN_MAJOR 9' >"$work/cuda/include/cudnn_version.h"
-  case_ "CUDA 13 and cuDNN 9" 0 ""
+  if ((system_nccl == 0)); then
+    case_ "CUDA 13 and cuDNN 9 without NCCL" 1 "libnccl-dev"
+    : >"$work/cuda/include/nccl.h"
+    : >"$work/cuda/lib64/libnccl.so"
+  fi
+  case_ "CUDA 13, cuDNN 9 and NCCL" 0 ""
+  # nvcc on PATH as a wrapper script elsewhere (as /usr/local/bin/nvcc on some machines): the
+  # toolkit is where nvcc says it is (TOP), not the wrapper's folder.
+  mkdir -p "$work/wrapper"
+  printf '#!/bin/sh\nexec %s "$@"\n' "$work/cuda/bin/nvcc" >"$work/wrapper/nvcc"
+  chmod +x "$work/wrapper/nvcc"
+  out=$(env -u CUDACXX CMAKE_PREFIX_PATH= PATH="$work/wrapper:/usr/bin:/bin" "$script" 2>&1)
+  if [[ $? == 0 ]]; then
+    echo "ok   nvcc through a wrapper script"
+  else
+    echo "FAIL nvcc through a wrapper script: $out"
+    failures=$((failures + 1))
+  fi
 else
   echo "note: cuDNN is installed under /usr here: the missing-cuDNN cases cannot be faked"
 fi
