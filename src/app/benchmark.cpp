@@ -485,6 +485,12 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
     for (int per_gpu : {1024, 8192}) {
       double one = 0.0;
       for (int n = 1; n <= gpus; n = n * 2 > gpus && n != gpus ? gpus : n * 2) {
+        if (per_gpu * n > data.train.count) {  // a global batch beyond the training set
+          std::snprintf(line, sizeof line, "%4d %10d %7d   skipped: more rows than the %d training images\n",
+                        n, per_gpu, per_gpu * n, data.train.count);
+          out << line;
+          continue;
+        }
         const json r = data_parallel_scaling(options, n, per_gpu, data, one);
         std::snprintf(line, sizeof line, "%4d %10d %7d %9.1f %13.0f %10.1f%% %14.1f %9.1f\n", n,
                       per_gpu, r["global_batch"].get<int>(), r["median_step_us"].get<double>(),

@@ -23,8 +23,11 @@ std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
   return floats;
 }
 
-// A replica's own TrainConfig: its batch is its shard.
+// A replica's own TrainConfig: its batch is its shard (checked before anything is sized by it).
 TrainConfig shard_config(TrainConfig config, const Shard& shard) {
+  if (shard.rows < 1 || shard.row_offset < 0 || shard.global_batch != config.batch_size ||
+      shard.row_offset + shard.rows > shard.global_batch)
+    throw std::invalid_argument("CudaBackend: shard outside the global batch");
   config.batch_size = shard.rows;
   return config;
 }
@@ -39,8 +42,6 @@ Shard shard_of(int global_batch, int rank, int ranks) {
 CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
                          std::vector<float> initial_params, const Shard& shard)
     : CudaBackend(shard_config(config, shard), data, std::move(initial_params)) {
-  if (shard.rows < 1 || shard.row_offset < 0 || shard.row_offset + shard.rows > shard.global_batch)
-    throw std::invalid_argument("CudaBackend: shard outside the global batch");
   replica_ = true;
   global_batch_ = shard.global_batch;
   row_offset_ = shard.row_offset;

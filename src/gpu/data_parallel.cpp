@@ -48,10 +48,6 @@ class ReplicaStopwatch final : public Stopwatch {
   EventStopwatch inner_;
 };
 
-void enqueued(NcclGroup& nccl, ncclResult_t rc, const char* what) {
-  if (rc != ncclInProgress) nccl.check(rc, what);
-}
-
 }  // namespace
 
 DataParallelBackend::DataParallelBackend(const TrainConfig& config, const MnistData& data,
@@ -76,7 +72,13 @@ DataParallelBackend::DataParallelBackend(const TrainConfig& config, const MnistD
 }
 
 DataParallelBackend::~DataParallelBackend() {
-  nccl_.reset();  // the communicators first: they may still reference the replicas' buffers
+  // Let the steps in flight finish (bounded, watched), so no peer is left inside a collective;
+  // then the communicators, which may still reference the replicas' buffers.
+  try {
+    if (nccl_) nccl_->wait(streams(), "finishing the last steps", std::chrono::seconds(10));
+  } catch (...) {  // a failed or stuck peer, or a stop: the communicators are aborted by now
+  }
+  nccl_.reset();
   for (std::size_t i = 0; i < replicas_.size(); ++i) {
     if (cudaSetDevice(devices_[i]) == cudaSuccess) replicas_[i].reset();
   }
@@ -104,15 +106,25 @@ void DataParallelBackend::all_reduce_gradients() {
     for (std::size_t i = 0; i < replicas_.size(); ++i) {
       on_device(static_cast<int>(i));
       float* g = replicas_[i]->gradient();
-      enqueued(*nccl_,
-               ncclAllReduce(g, g, parameters_, ncclFloat, ncclSum, nccl_->comm(static_cast<int>(i)),
-                             replicas_[i]->stream()),
-               "all-reducing the gradients");
+      nccl_->note(ncclAllReduce(g, g, parameters_, ncclFloat, ncclSum, nccl_->comm(static_cast<int>(i)),
+                             replicas_[i]->stream()));
     }
   });
 }
 
+// A replica about to read back its device buffers waits with a plain stream synchronisation,
+// which a collective stuck on a peer would hold forever; and the host must not run arbitrarily far
+// ahead of the GPUs. So every kMaxStepsInFlight steps, and before such a read-back, all replicas are
+// drained through the watched wait.
+void DataParallelBackend::before_enqueue() {
+  bool full = steps_in_flight_ >= kMaxStepsInFlight;
+  for (const auto& replica : replicas_) full = full || replica->holds_full_buffers();
+  if (full) synchronize();
+}
+
 void DataParallelBackend::train_step() {
+  before_enqueue();
+  ++steps_in_flight_;
   for (std::size_t i = 0; i < replicas_.size(); ++i) {
     on_device(static_cast<int>(i));
     replicas_[i]->enqueue_gradients();
@@ -127,6 +139,8 @@ void DataParallelBackend::train_step() {
 // Replica 0's halves op by op between its device events, the all-reduce as one op of its trace;
 // the other replicas replay their graphs as usual.
 void DataParallelBackend::traced_train_step() {
+  before_enqueue();
+  ++steps_in_flight_;
   on_device(0);
   replicas_[0]->begin_traced_step();
   try {
@@ -153,15 +167,18 @@ void DataParallelBackend::traced_train_step() {
       }
     }
   } catch (...) {
-    on_device(0);
-    replicas_[0]->end_traced_step();
+    kernels::launch_observer() = nullptr;
+    replicas_[0]->abandon_traced_step();
     throw;
   }
   on_device(0);
   replicas_[0]->end_traced_step();
 }
 
-void DataParallelBackend::synchronize() { nccl_->wait(streams(), "waiting for the training steps"); }
+void DataParallelBackend::synchronize() {
+  nccl_->wait(streams(), "waiting for the training steps");
+  steps_in_flight_ = 0;
+}
 
 float DataParallelBackend::last_loss() {
   synchronize();
@@ -191,6 +208,7 @@ void DataParallelBackend::record_statistics() {
   // Its forward pass is GPU 0's shard; the summaries' dropout mask is indexed from row 0.
   if (shards_[0].row_offset != 0)
     throw std::logic_error("statistics are recorded by the process holding rank 0");
+  before_enqueue();
   on_device(0);
   replicas_[0]->record_statistics();
 }
@@ -270,14 +288,10 @@ ResumePoint DataParallelBackend::agree_on_start(const ResumePoint& resume) {
       on_device(static_cast<int>(i));
       const cudaStream_t s = replicas_[i]->stream();
       const ncclComm_t comm = nccl_->comm(static_cast<int>(i));
-      enqueued(*nccl_,
-               ncclBroadcast(payloads[i].get(), payloads[i].get(), payload.size(), ncclFloat, 0,
-                             comm, s),
-               "broadcasting the parameters");
-      enqueued(*nccl_,
-               ncclBroadcast(headers[i].get(), headers[i].get(), header.size(), ncclInt64, 0, comm,
-                             s),
-               "broadcasting the resume point");
+      nccl_->note(ncclBroadcast(payloads[i].get(), payloads[i].get(), payload.size(), ncclFloat, 0,
+                             comm, s));
+      nccl_->note(ncclBroadcast(headers[i].get(), headers[i].get(), header.size(), ncclInt64, 0, comm,
+                             s));
     }
   });
   synchronize();
@@ -326,8 +340,11 @@ AllReduceFigure DataParallelBackend::measure_all_reduce(int iterations) {
   if (us.empty()) return f;
   std::sort(us.begin(), us.end());
   f.latency_us = us[us.size() / 2];
-  f.algorithm_gbps = double(f.bytes) / (f.latency_us * 1e-6) / 1e9;
-  f.bus_gbps = f.algorithm_gbps * 2.0 * (f.ranks - 1) / f.ranks;
+  // One rank moves nothing (NCCL skips an in-place all-reduce): no bandwidth to speak of.
+  if (f.latency_us > 0 && f.ranks > 1) {
+    f.algorithm_gbps = double(f.bytes) / (f.latency_us * 1e-6) / 1e9;
+    f.bus_gbps = f.algorithm_gbps * 2.0 * (f.ranks - 1) / f.ranks;
+  }
   return f;
 }
 
@@ -364,10 +381,8 @@ void DataParallelBackend::check_replicas_agree(const std::vector<DeviceInfo>& in
   nccl_->group("comparing the parameters of every rank", [&] {
     for (std::size_t i = 0; i < replicas_.size(); ++i) {
       on_device(static_cast<int>(i));
-      enqueued(*nccl_,
-               ncclAllGather(sends[i].get(), receives[i].get(), n, ncclUint8,
-                             nccl_->comm(static_cast<int>(i)), replicas_[i]->stream()),
-               "gathering the parameter digests");
+      nccl_->note(ncclAllGather(sends[i].get(), receives[i].get(), n, ncclUint8,
+                             nccl_->comm(static_cast<int>(i)), replicas_[i]->stream()));
     }
   });
   synchronize();

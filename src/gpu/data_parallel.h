@@ -85,6 +85,7 @@ class DataParallelBackend final : public Backend {
 
  private:
   void all_reduce_gradients();
+  void before_enqueue();  // drains the replicas when they must read back or run too far ahead
   std::vector<cudaStream_t> streams() const;
   void on_device(int i) const;
 
@@ -93,6 +94,8 @@ class DataParallelBackend final : public Backend {
   std::vector<std::unique_ptr<CudaBackend>> replicas_;
   std::size_t parameters_ = 0;
   std::unique_ptr<NcclGroup> nccl_;
+  static constexpr int kMaxStepsInFlight = 128;
+  int steps_in_flight_ = 0;  // enqueued since the last watched wait
 };
 
 }  // namespace mnist

@@ -166,6 +166,16 @@ void GpuBackendBase::begin_traced_step() {
   k::launch_observer() = tracer_.get();
 }
 
+void GpuBackendBase::abandon_traced_step() {
+  k::launch_observer() = nullptr;
+  tracer_.reset();
+}
+
+bool GpuBackendBase::holds_full_buffers() const {
+  return (metrics_enabled_ && host_step_ - metrics_from_ >= kMetricsCapacity) ||
+         stats_steps_.size() == kStatsCapacity;
+}
+
 void GpuBackendBase::end_traced_step() {
   k::launch_observer() = nullptr;
   if (tracer_) pending_traces_.emplace_back(traced_step_, std::move(tracer_));

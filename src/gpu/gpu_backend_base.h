@@ -51,6 +51,11 @@ class GpuBackendBase : public Backend {
     op(name, stream_.get(), enqueue);
   }
   void end_traced_step();
+  // A traced step that failed half-way: its tracer (with events never recorded) is dropped.
+  void abandon_traced_step();
+  // Whether the next step or statistics pass reads its device buffers back first (a plain stream
+  // synchronisation: DataParallelBackend drains the replicas through its watched wait before).
+  bool holds_full_buffers() const;
 
  protected:
   GpuBackendBase(const TrainConfig& config, const MnistData& data,

@@ -74,39 +74,40 @@ NcclGroup::NcclGroup(const std::string& id, const std::vector<int>& devices, int
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;  // every wait below is ours, with a deadline
   const std::string what = "joining the NCCL world of " + std::to_string(ranks) + " GPUs";
-  group(what.c_str(), [&] {
+  group(what, [&] {
     for (std::size_t i = 0; i < devices_.size(); ++i) {
       MNIST_CUDA_CHECK(cudaSetDevice(devices_[i]));
-      const ncclResult_t rc = ncclCommInitRankConfig(&comms_[i], ranks, unique,
-                                                     first_rank + static_cast<int>(i), &config);
-      if (rc != ncclSuccess && rc != ncclInProgress) check(rc, what);
+      note(ncclCommInitRankConfig(&comms_[i], ranks, unique, first_rank + static_cast<int>(i),
+                                  &config));
     }
   });
 }
 
 NcclGroup::~NcclGroup() {
   if (aborted_) return;
-  // Finalize (flushes what is in flight), bounded; abort whatever did not finish.
-  bool clean = true;
-  for (ncclComm_t comm : comms_) {
-    if (comm && ncclCommFinalize(comm) != ncclSuccess) clean = false;
+  // Finalize (on a non-blocking communicator it answers ncclInProgress and finishes in the
+  // background), poll it, bounded; destroy what finished cleanly, abort the rest.
+  std::vector<bool> clean(comms_.size(), true);
+  for (std::size_t i = 0; i < comms_.size(); ++i) {
+    const ncclResult_t rc = comms_[i] ? ncclCommFinalize(comms_[i]) : ncclSuccess;
+    if (rc != ncclSuccess && rc != ncclInProgress) clean[i] = false;
   }
   const auto deadline = Clock::now() + kFinalizeLimit;
   Poller poller;
-  for (ncclComm_t comm : comms_) {
-    if (!comm) continue;
+  for (std::size_t i = 0; i < comms_.size(); ++i) {
+    if (!comms_[i] || !clean[i]) continue;
     ncclResult_t state = ncclInProgress;
-    while (clean && ncclCommGetAsyncError(comm, &state) == ncclSuccess && state == ncclInProgress &&
+    while (ncclCommGetAsyncError(comms_[i], &state) == ncclSuccess && state == ncclInProgress &&
            Clock::now() < deadline)
       poller.pause();
-    if (state != ncclSuccess) clean = false;
+    clean[i] = state == ncclSuccess;
   }
-  for (ncclComm_t comm : comms_) {
-    if (!comm) continue;
-    if (clean)
-      ncclCommDestroy(comm);
+  for (std::size_t i = 0; i < comms_.size(); ++i) {
+    if (!comms_[i]) continue;
+    if (clean[i])
+      ncclCommDestroy(comms_[i]);
     else
-      ncclCommAbort(comm);
+      ncclCommAbort(comms_[i]);
   }
 }
 
@@ -161,6 +162,7 @@ void NcclGroup::poll_async_errors(const std::string& what) {
 void NcclGroup::settle(ncclResult_t rc, const std::string& what) {
   if (rc != ncclSuccess && rc != ncclInProgress) fail(rc, what);
   const auto start = Clock::now();
+  std::optional<Clock::time_point> stop_seen;
   Poller poller;
   for (ncclComm_t comm : comms_) {
     for (;;) {
@@ -174,16 +176,22 @@ void NcclGroup::settle(ncclResult_t rc, const std::string& what) {
                                                     seconds_of(timeout_) +
                                                     " (a peer never came, or is stuck)");
       }
-      if (stop_requested()) {
-        abort();
-        throw_stopped(what);
+      if (stop_requested()) {  // the same grace as wait(): a checkpoint may still follow
+        const auto now = Clock::now();
+        if (!stop_seen) stop_seen = now;
+        if (now - *stop_seen > kStopGrace) {
+          abort();
+          throw_stopped(what);
+        }
       }
       poller.pause();
     }
   }
 }
 
-void NcclGroup::wait(const std::vector<cudaStream_t>& streams, const std::string& what) {
+void NcclGroup::wait(const std::vector<cudaStream_t>& streams, const std::string& what,
+                     std::chrono::milliseconds limit) {
+  const auto timeout = limit > std::chrono::milliseconds::zero() ? limit : timeout_;
   const auto start = Clock::now();
   std::optional<Clock::time_point> stop_seen;
   Poller poller;
@@ -205,10 +213,10 @@ void NcclGroup::wait(const std::vector<cudaStream_t>& streams, const std::string
     if (all) return;
     poll_async_errors(what);
     const auto now = Clock::now();
-    if (now - start > timeout_) {
+    if (now - start > timeout) {
       abort();
       throw Error(ExitCode::kDataUnavailable,
-                  "NCCL: " + what + " did not finish within " + seconds_of(timeout_) +
+                  "NCCL: " + what + " did not finish within " + seconds_of(timeout) +
                       ": a peer process is stuck or gone, or the network between them is");
     }
     if (stop_requested()) {

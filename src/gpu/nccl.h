@@ -15,6 +15,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -42,23 +43,39 @@ class NcclGroup {
   int device(int i) const { return devices_[i]; }
   ncclComm_t comm(int i) const { return comms_[i]; }
 
-  // Runs `enqueue` (one NCCL call per communicator, with the current device set by the caller)
-  // between ncclGroupStart and ncclGroupEnd, then waits until NCCL has taken the calls.
+  // Runs `enqueue` (one NCCL call per communicator, with the current device set by the caller,
+  // each call's result handed to note()) between ncclGroupStart and ncclGroupEnd, then waits until
+  // NCCL has taken the calls. A failure inside is acted on only after the group is closed (an
+  // abort inside an open group would be queued into it and lost).
   template <class Enqueue>
-  void group(const char* what, Enqueue&& enqueue) {
+  void group(const std::string& what, Enqueue&& enqueue) {
     check(ncclGroupStart(), what);
+    group_result_ = ncclSuccess;
+    std::exception_ptr error;
     try {
       enqueue();
     } catch (...) {
-      ncclGroupEnd();
-      throw;
+      error = std::current_exception();
     }
-    settle(ncclGroupEnd(), what);
+    const ncclResult_t end = ncclGroupEnd();
+    if (error) {
+      abort();
+      std::rethrow_exception(error);
+    }
+    if (group_result_ != ncclSuccess) fail(group_result_, what);
+    settle(end, what);
+  }
+  // The result of an NCCL call made inside group(): the first failure is kept for after the group.
+  void note(ncclResult_t rc) {
+    if (rc != ncclSuccess && rc != ncclInProgress && group_result_ == ncclSuccess)
+      group_result_ = rc;
   }
 
   // Waits until every stream has finished its work, watching the communicators meanwhile (a
-  // stream of this process's GPUs may wait on a collective that a peer never joins).
-  void wait(const std::vector<cudaStream_t>& streams, const std::string& what);
+  // stream of this process's GPUs may wait on a collective that a peer never joins); at most
+  // `limit`, or the group's timeout when it is zero.
+  void wait(const std::vector<cudaStream_t>& streams, const std::string& what,
+            std::chrono::milliseconds limit = std::chrono::milliseconds::zero());
 
   // Throws the Error for an NCCL result (not ncclSuccess) while doing `what`; the communicators are
   // aborted first when the failure leaves them unusable.
@@ -76,6 +93,7 @@ class NcclGroup {
   int first_rank_ = 0, ranks_ = 0;
   std::chrono::milliseconds timeout_;
   bool aborted_ = false;
+  ncclResult_t group_result_ = ncclSuccess;
 };
 
 }  // namespace mnist

@@ -29,6 +29,15 @@ const MnistData& fake() {
   return data;
 }
 
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += double(a[i] - b[i]) * (a[i] - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
 double relative_drift(const std::vector<float>& a, const std::vector<float>& b,
                       const std::vector<float>& start) {
   double num = 0, den = 0;
@@ -77,6 +86,9 @@ void expect_matches_one_gpu(int batch, int steps) {
   const TrainState p = parallel.state();
   EXPECT_EQ(p.step, steps);
   EXPECT_LT(relative_drift(p.params, s.params, start), 2e-3);
+  // The moments show a wrongly scaled gradient, which Adam's parameters hardly do.
+  EXPECT_LT(relative_error(p.adam_m, s.adam_m), 2e-3);
+  EXPECT_LT(relative_error(p.adam_v, s.adam_v), 2e-3);
   EXPECT_NEAR(parallel.evaluate_test(), single->evaluate_test(), 5);
   std::vector<DeviceInfo> infos;
   for (int d : every_gpu()) infos.push_back(device_info(d));
