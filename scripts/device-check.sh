@@ -4,7 +4,9 @@
 # verify releases. STAGES picks a subset (default: all, in this order). Two more stages, not in the
 # default: `compare` times this build against an earlier binary ($BEFORE) in one run, benchmarks
 # interleaved, and diffs their seed-job logs for both GPU backends; `configure` configures and
-# builds the tests with this machine's own CMake and runs the gpu label from that build.
+# builds the tests with this machine's own CMake and runs the gpu label from that build;
+# `multigpu` (on a machine with two or more GPUs) runs the multigpu label and the benchmark's
+# data-parallel scaling.
 set -uo pipefail
 root=$(pwd)
 build=${BUILD:-build/device}  # made elsewhere by: cmake --preset device && cmake --build --preset device
@@ -86,6 +88,16 @@ if want compare; then
       echo "== seed job, $backend: OUTPUT DIFFERS"; diff "$out/seed_${backend}_before.log" "$out/seed_${backend}_after.log" | head
     fi
   done
+fi
+if want multigpu; then
+  echo "== ctest -L multigpu ($(nvidia-smi -L | wc -l) GPUs; NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE-unset})"
+  ctest --test-dir $build -L multigpu --output-on-failure 2>&1 | tee "$out/ctest_multigpu.log" |
+    grep -E "tests passed|Skipped|Failed|FAILED|Total Test|all-reduce|PASS|largest accuracy"
+  echo "== benchmark: data-parallel scaling"
+  $build/mnist-train --benchmark --backend cuda --benchmark_backends cuda --benchmark_batches 100 \
+    --benchmark_steps 100 --mirror "$mirror" --data_dir /tmp/seed-data \
+    --benchmark_out "$out/benchmark_multigpu.json" 2>&1 | tee "$out/benchmark_multigpu.log" |
+    sed -n '/data-parallel scaling/,/^$/p'
 fi
 if want configure; then
   echo "== configure and build here with $(cmake --version | head -1), then ctest -L gpu"

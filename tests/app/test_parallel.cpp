@@ -6,6 +6,7 @@
 #include "app/cli.h"
 #include "app/parallel.h"
 #include "error.h"
+#include "gpu/cuda_backend.h"
 #include "gpu/gpu_check.h"
 
 namespace mnist {
@@ -99,6 +100,18 @@ TEST(ResolveGpus, NamesWhatIsMissing) {
   first.first = 8;
   EXPECT_TRUE(contains(error_of(first, 7), "asks for 8 GPUs"));
   EXPECT_TRUE(contains(error_of(all, 0), "CUDA sees 0 GPUs"));
+}
+
+TEST(Shards, TheGlobalBatchSplitInOrderAsEvenlyAsItGoes) {
+  int next = 0;
+  for (int r = 0; r < 8; ++r) {
+    const Shard s = shard_of(100, r, 8);
+    EXPECT_EQ(s.row_offset, next);
+    EXPECT_EQ(s.rows, r < 4 ? 13 : 12);
+    EXPECT_EQ(s.global_batch, 100);
+    next += s.rows;
+  }
+  EXPECT_EQ(next, 100);
 }
 
 TEST(RendezvousConfiguration, DiffersWhenTheTrainingWouldDiffer) {

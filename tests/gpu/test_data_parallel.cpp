@@ -144,18 +144,6 @@ TEST(DataParallelShards, SoftmaxShardsMatch) {
   expect_shards_match_whole_batch(ModelKind::kSoftmax, 120, 1.0f, 3, 6);
 }
 
-TEST(DataParallelShards, ShardOfSplitsTheBatchInOrder) {
-  int next = 0;
-  for (int r = 0; r < 8; ++r) {
-    const Shard s = shard_of(100, r, 8);
-    EXPECT_EQ(s.row_offset, next);
-    EXPECT_EQ(s.rows, r < 4 ? 13 : 12);
-    EXPECT_EQ(s.global_batch, 100);
-    next += s.rows;
-  }
-  EXPECT_EQ(next, 100);
-}
-
 // The whole NCCL path with a world of one rank (one GPU): the halves around a real all-reduce,
 // the start agreement, the end check, a traced step and the summaries, against the one-GPU
 // backend.
