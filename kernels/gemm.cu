@@ -38,8 +38,8 @@ struct DenseA {  // A[i, p] = a[i * lda + p]
 __device__ __forceinline__ int image_of(const ByteRows& x, int row) {
   if (x.indices) return x.indices[row];
   if (!x.orders) return row;
-  return x.orders[order_slot(stream_position(*x.step, x.batch, x.row_offset + row, x.count),
-                             x.count)];
+  return x
+      .orders[order_slot(stream_position(*x.step, x.batch, x.row_offset + row, x.count), x.count)];
 }
 
 struct BytesA {  // A[i, p] = pixel p of batch row i, / 255

@@ -150,12 +150,9 @@ __global__ void __launch_bounds__(kThreads)
     float* h_row = h + std::size_t(r) * hidden;
     float z[kClasses] = {};
     if (split.partials) {
-      const FinishHidden finish{split,
-                                split.partials + std::size_t(r) * hidden,
-                                std::size_t(rows) * hidden,
-                                drop_step,
-                                std::size_t(split.act.row_offset + r) * hidden,
-                                h_row};
+      const FinishHidden finish{
+          split,     split.partials + std::size_t(r) * hidden,       std::size_t(rows) * hidden,
+          drop_step, std::size_t(split.act.row_offset + r) * hidden, h_row};
       partial_logits(staged, hidden, finish, z);
     } else {
       partial_logits(staged, hidden, ReadHidden{h_row}, z);

@@ -486,8 +486,9 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
       double one = 0.0;
       for (int n = 1; n <= gpus; n = n * 2 > gpus && n != gpus ? gpus : n * 2) {
         if (per_gpu * n > data.train.count) {  // a global batch beyond the training set
-          std::snprintf(line, sizeof line, "%4d %10d %7d   skipped: more rows than the %d training images\n",
-                        n, per_gpu, per_gpu * n, data.train.count);
+          std::snprintf(line, sizeof line,
+                        "%4d %10d %7d   skipped: more rows than the %d training images\n", n,
+                        per_gpu, per_gpu * n, data.train.count);
           out << line;
           continue;
         }

@@ -41,7 +41,7 @@ struct Options {
   std::string checkpoint_dir;                            // empty: no checkpoints
   // Periodic checkpoints: "N" training steps, "Ns" seconds or "Nm" minutes; "0" never.
   std::string checkpoint_every = "60s";
-  bool cuda_graphs = true;     // --cuda_graphs on|off
+  bool cuda_graphs = true;  // --cuda_graphs on|off
   // Data-parallel training (cuda backend): the GPUs of this process, and the processes of the run
   // (pods of an Indexed Job: the rank is JOB_COMPLETION_INDEX), which meet at rank 0's rendezvous.
   GpuSelection gpus;

@@ -15,9 +15,9 @@
 #include "app/cli.h"
 #include "app/parallel.h"
 #include "app/report.h"
-#include "dist/rendezvous.h"
 #include "data/dataset.h"
 #include "data/fileio.h"
+#include "dist/rendezvous.h"
 #include "error.h"
 #include "kernels/cuda_error.h"
 #include "progress.h"
@@ -96,8 +96,7 @@ void run(int argc, char** argv, RunRecord& record) {
               << ", gpus " << options.gpus.text;
     if (options.world_size > 1) {
       std::cout << ", world_size " << options.world_size << " (this process: rank " << rank
-                << "), rendezvous "
-                << options.rendezvous;
+                << "), rendezvous " << options.rendezvous;
     }
     std::cout << std::endl;
     check_stdout();
@@ -166,8 +165,8 @@ void run(int argc, char** argv, RunRecord& record) {
   if (parallel) {
     parallel->check_replicas_agree(plan.devices);
     record.data_parallel->parameters_agree = true;
-    std::cout << "Parameters identical on all " << parallel->ranks()
-              << " GPUs after the last step" << std::endl;
+    std::cout << "Parameters identical on all " << parallel->ranks() << " GPUs after the last step"
+              << std::endl;
   }
   clear_status();
   std::cout << "Final test accuracy: " << format_accuracy(result.final_accuracy) << " after "

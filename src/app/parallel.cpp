@@ -49,8 +49,8 @@ GpuPlan plan_gpus(const Options& options, BackendKind kind, std::ostream& log) {
 std::string rendezvous_configuration(const Options& o, int local_gpus) {
   const RunConfig run = run_config(o);
   char numbers[160];
-  std::snprintf(numbers, sizeof numbers, "learning_rate=%a keep=%a", double(run.train.learning_rate),
-                double(run.train.keep_prob));
+  std::snprintf(numbers, sizeof numbers, "learning_rate=%a keep=%a",
+                double(run.train.learning_rate), double(run.train.keep_prob));
   return std::string("mnist-train ") + program_version() + "; model=" + model_name(o.model) +
          " hidden_units=" + std::to_string(o.hidden_units) +
          " batch_size=" + std::to_string(o.batch_size) + " " + numbers +
@@ -66,8 +66,8 @@ std::unique_ptr<DataParallelBackend> make_data_parallel(const Options& options,
                                                         const MnistData& data, const GpuPlan& plan,
                                                         RunRecord& record, std::ostream& log) {
   const int local = static_cast<int>(plan.ordinals.size());
-  const auto timeout = std::chrono::milliseconds(
-      static_cast<std::int64_t>(options.rendezvous_timeout_s * 1000.0));
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(options.rendezvous_timeout_s * 1000.0));
   NcclWorld world;
   world.first_rank = plan.rank * local;
   world.ranks = options.world_size * local;

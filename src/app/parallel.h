@@ -17,8 +17,8 @@ namespace mnist {
 
 struct GpuPlan {
   std::vector<int> ordinals = {0};  // this process's GPUs (CUDA ordinals)
-  bool data_parallel = false;  // several GPUs here, or several processes
-  int rank = 0;                // this process's rank (JOB_COMPLETION_INDEX), 0 alone
+  bool data_parallel = false;       // several GPUs here, or several processes
+  int rank = 0;                     // this process's rank (JOB_COMPLETION_INDEX), 0 alone
   std::vector<DeviceInfo> devices;  // the checked GPUs (data-parallel runs)
 };
 

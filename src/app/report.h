@@ -55,7 +55,7 @@ struct RunRecord {
   std::optional<TrainResult> training;
   // A data-parallel run (--gpus over several GPUs, or --world_size > 1).
   struct DataParallel {
-    int rank = 0, world_size = 1;  // this process among the processes of the run
+    int rank = 0, world_size = 1;   // this process among the processes of the run
     int first_rank = 0, ranks = 1;  // its GPUs' global ranks, and the GPUs of the world
     std::string nccl;               // "NCCL 2.28.9"
     // The all-reduce of the gradient's size measured at start (nccl-tests' definitions).

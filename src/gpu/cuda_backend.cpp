@@ -89,7 +89,7 @@ void CudaBackend::record_step(cudaStream_t s) {
 void CudaBackend::forward(cudaStream_t s) {
   const Layer& first = layout_.layers.front();
   const float* p = params_.get();
-  const k::ByteRows batch_rows{train_images_.get(), nullptr,        orders_.get(), train_count_,
+  const k::ByteRows batch_rows{train_images_.get(), nullptr,       orders_.get(), train_count_,
                                step_.get(),         global_batch_, row_offset_};
   const k::GatherRecord record{train_labels_.get(), batch_labels_.get(), batch_images_.get(),
                                batch_step_.get()};

@@ -67,8 +67,8 @@ DataParallelBackend::DataParallelBackend(const TrainConfig& config, const MnistD
     replicas_.push_back(
         std::make_unique<CudaBackend>(config, data, initial_params, shards_.back()));
   }
-  nccl_ = std::make_unique<NcclGroup>(world.id, devices, world.first_rank, world.ranks,
-                                      world.timeout);
+  nccl_ =
+      std::make_unique<NcclGroup>(world.id, devices, world.first_rank, world.ranks, world.timeout);
 }
 
 DataParallelBackend::~DataParallelBackend() {
@@ -106,16 +106,16 @@ void DataParallelBackend::all_reduce_gradients() {
     for (std::size_t i = 0; i < replicas_.size(); ++i) {
       on_device(static_cast<int>(i));
       float* g = replicas_[i]->gradient();
-      nccl_->note(ncclAllReduce(g, g, parameters_, ncclFloat, ncclSum, nccl_->comm(static_cast<int>(i)),
-                             replicas_[i]->stream()));
+      nccl_->note(ncclAllReduce(g, g, parameters_, ncclFloat, ncclSum,
+                                nccl_->comm(static_cast<int>(i)), replicas_[i]->stream()));
     }
   });
 }
 
 // A replica about to read back its device buffers waits with a plain stream synchronisation,
 // which a collective stuck on a peer would hold forever; and the host must not run arbitrarily far
-// ahead of the GPUs. So every kMaxStepsInFlight steps, and before such a read-back, all replicas are
-// drained through the watched wait.
+// ahead of the GPUs. So every kMaxStepsInFlight steps, and before such a read-back, all replicas
+// are drained through the watched wait.
 void DataParallelBackend::before_enqueue() {
   bool full = steps_in_flight_ >= kMaxStepsInFlight;
   for (const auto& replica : replicas_) full = full || replica->holds_full_buffers();
@@ -289,9 +289,9 @@ ResumePoint DataParallelBackend::agree_on_start(const ResumePoint& resume) {
       const cudaStream_t s = replicas_[i]->stream();
       const ncclComm_t comm = nccl_->comm(static_cast<int>(i));
       nccl_->note(ncclBroadcast(payloads[i].get(), payloads[i].get(), payload.size(), ncclFloat, 0,
-                             comm, s));
-      nccl_->note(ncclBroadcast(headers[i].get(), headers[i].get(), header.size(), ncclInt64, 0, comm,
-                             s));
+                                comm, s));
+      nccl_->note(
+          ncclBroadcast(headers[i].get(), headers[i].get(), header.size(), ncclInt64, 0, comm, s));
     }
   });
   synchronize();
@@ -359,10 +359,10 @@ void DataParallelBackend::check_replicas_agree(const std::vector<DeviceInfo>& in
     on_device(static_cast<int>(i));
     const std::vector<float> params = replicas_[i]->state().params;
     if (std::memcmp(params.data(), reference.data(), reference.size() * sizeof(float)) != 0) {
-      throw Error(ExitCode::kGpuUnusable, named(i) + " ended the run with parameters that differ "
-                                                     "from those of " +
-                                              named(0) +
-                                              " after identical updates: a faulty GPU?");
+      throw Error(ExitCode::kGpuUnusable, named(i) +
+                                              " ended the run with parameters that differ "
+                                              "from those of " +
+                                              named(0) + " after identical updates: a faulty GPU?");
     }
   }
   if (nccl_->ranks() == nccl_->local_size()) return;
@@ -382,7 +382,7 @@ void DataParallelBackend::check_replicas_agree(const std::vector<DeviceInfo>& in
     for (std::size_t i = 0; i < replicas_.size(); ++i) {
       on_device(static_cast<int>(i));
       nccl_->note(ncclAllGather(sends[i].get(), receives[i].get(), n, ncclUint8,
-                             nccl_->comm(static_cast<int>(i)), replicas_[i]->stream()));
+                                nccl_->comm(static_cast<int>(i)), replicas_[i]->stream()));
     }
   });
   synchronize();

@@ -22,16 +22,16 @@
 #include <string>
 #include <vector>
 
-#include "gpu/nccl.h"
 #include "gpu/cuda_backend.h"
 #include "gpu/device.h"
+#include "gpu/nccl.h"
 #include "train/checkpoint.h"
 
 namespace mnist {
 
 // Where this process stands in the world of GPUs.
 struct NcclWorld {
-  std::string id;    // ncclUniqueId bytes (new_nccl_id on rank 0, handed out by the rendezvous)
+  std::string id;      // ncclUniqueId bytes (new_nccl_id on rank 0, handed out by the rendezvous)
   int first_rank = 0;  // the global rank of this process's first GPU
   int ranks = 1;       // GPUs in the world
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // joining, and every wait
@@ -42,7 +42,7 @@ struct NcclWorld {
 struct AllReduceFigure {
   int ranks = 0;
   std::size_t bytes = 0;
-  double latency_us = 0.0;  // median of the timed all-reduces
+  double latency_us = 0.0;                      // median of the timed all-reduces
   double algorithm_gbps = 0.0, bus_gbps = 0.0;  // 1e9 bytes per second
 };
 

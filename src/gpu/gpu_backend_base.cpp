@@ -154,7 +154,8 @@ void GpuBackendBase::enqueue_apply() {
   if (tracer_) {
     record_apply(stream_.get());
   } else {
-    apply_graph_.run(stream_.get(), config_.cuda_graphs, [this](cudaStream_t s) { record_apply(s); });
+    apply_graph_.run(stream_.get(), config_.cuda_graphs,
+                     [this](cudaStream_t s) { record_apply(s); });
   }
   host_step_ += 1;
 }
@@ -308,7 +309,7 @@ void GpuBackendBase::enqueue_statistics(cudaStream_t s, double* slots) {
   // counter has not advanced yet), its parameters, its dropout mask.
   const int batch = config_.batch_size;
   const Layer& first = layout_.layers.front();
-  const k::ByteRows rows{train_images_.get(), nullptr,     orders_.get(), train_count_,
+  const k::ByteRows rows{train_images_.get(), nullptr,       orders_.get(), train_count_,
                          step_.get(),         global_batch_, row_offset_};
   const std::size_t first_values = std::size_t(batch) * first.out;
   if (layout_.layers.size() == 1) {

@@ -42,7 +42,8 @@ Product make_product() {
     for (int c = 0; c < kCols; ++c) {
       double sum = p.b[c], magnitude = std::fabs(p.b[c]);
       for (int k = 0; k < kDepth; ++k) {
-        const double term = double(p.x[std::size_t(r) * kDepth + k]) * p.w[std::size_t(k) * kCols + c];
+        const double term =
+            double(p.x[std::size_t(r) * kDepth + k]) * p.w[std::size_t(k) * kCols + c];
         sum += term;
         magnitude += std::fabs(term);
       }
@@ -67,10 +68,9 @@ std::vector<float> run_product(const Product& p) {
 }  // namespace
 
 std::vector<int> resolve_gpus(const GpuSelection& selection, int visible) {
-  const std::string seen = "CUDA sees " + std::to_string(visible) + " GPU" +
-                           (visible == 1 ? "" : "s") +
-                           (visible > 0 ? " (ordinals 0 to " + std::to_string(visible - 1) + ")"
-                                        : "");
+  const std::string seen =
+      "CUDA sees " + std::to_string(visible) + " GPU" + (visible == 1 ? "" : "s") +
+      (visible > 0 ? " (ordinals 0 to " + std::to_string(visible - 1) + ")" : "");
   std::vector<int> ordinals;
   switch (selection.kind) {
     case GpuSelection::Kind::kAll:

@@ -119,20 +119,25 @@ TEST(RendezvousConfiguration, DiffersWhenTheTrainingWouldDiffer) {
   const std::string reference = rendezvous_configuration(base, 1);
   EXPECT_EQ(rendezvous_configuration(base, 1), reference);
   EXPECT_NE(rendezvous_configuration(base, 2), reference);  // GPUs per pod
-  for (std::vector<const char*> changed :
-       {std::vector<const char*>{"--batch_size", "101"}, {"--learning_rate", "0.0011"},
-        {"--dropout", "0.8"}, {"--seed", "2"}, {"--max_steps", "999"}, {"--eval_every", "5"},
-        {"--hidden_units", "499"}, {"--model", "softmax"}, {"--dataset", "fashion-mnist"},
-        {"--fake_data"}, {"--cuda_graphs", "off"}}) {
+  for (std::vector<const char*> changed : {std::vector<const char*>{"--batch_size", "101"},
+                                           {"--learning_rate", "0.0011"},
+                                           {"--dropout", "0.8"},
+                                           {"--seed", "2"},
+                                           {"--max_steps", "999"},
+                                           {"--eval_every", "5"},
+                                           {"--hidden_units", "499"},
+                                           {"--model", "softmax"},
+                                           {"--dataset", "fashion-mnist"},
+                                           {"--fake_data"},
+                                           {"--cuda_graphs", "off"}}) {
     std::vector<const char*> args = {"--world_size", "2", "--rendezvous", "h:1"};
     args.insert(args.end(), changed.begin(), changed.end());
     EXPECT_NE(rendezvous_configuration(parse(args), 1), reference) << changed[0];
   }
   // Where each process keeps its files is its own business.
-  EXPECT_EQ(rendezvous_configuration(
-                parse({"--world_size", "2", "--rendezvous", "h:1", "--log_dir", "/x", "--data_dir",
-                       "/y", "--checkpoint_dir", "/z"}),
-                1),
+  EXPECT_EQ(rendezvous_configuration(parse({"--world_size", "2", "--rendezvous", "h:1", "--log_dir",
+                                            "/x", "--data_dir", "/y", "--checkpoint_dir", "/z"}),
+                                     1),
             reference);
 }
 

@@ -20,8 +20,8 @@ int visible() {
   return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
 }
 
-#define REQUIRE_GPUS(n)                                                                   \
-  if (visible() < (n))                                                                    \
+#define REQUIRE_GPUS(n) \
+  if (visible() < (n))  \
   GTEST_SKIP() << "needs " << (n) << " CUDA devices, " << visible() << " visible"
 
 const MnistData& fake() {
@@ -69,8 +69,8 @@ void expect_matches_one_gpu(int batch, int steps) {
   parallel.agree_on_start(ResumePoint{});
   const AllReduceFigure f = parallel.measure_all_reduce(10);
   EXPECT_GT(f.bus_gbps, 1.0) << "an all-reduce between GPUs of one host below 1 GB/s";
-  std::cout << "all-reduce of " << f.bytes << " bytes over " << f.ranks << " GPUs: "
-            << f.latency_us << " us, bus bandwidth " << f.bus_gbps << " GB/s" << std::endl;
+  std::cout << "all-reduce of " << f.bytes << " bytes over " << f.ranks << " GPUs: " << f.latency_us
+            << " us, bus bandwidth " << f.bus_gbps << " GB/s" << std::endl;
   MNIST_CUDA_CHECK(cudaSetDevice(0));
   EpochFeeder a(*single, c.seed, batch, fake().train.count);
   EpochFeeder b(parallel, c.seed, batch, fake().train.count);
