@@ -1,6 +1,9 @@
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 
 #include "adam_rule.cuh"
 #include "common/philox.h"
@@ -193,9 +196,8 @@ struct StoreScaled {
 // ---- The tiled kernel. A block computes a BM x BN tile of C over its slice of the reduction
 // (blockIdx.z; one slice unless split), BK deep at a time through double-buffered shared memory:
 // the next slice's global loads are in flight in registers while the current one is multiplied,
-// and one barrier per slice suffices. Each thread holds a TM x TN register tile made of 4 x 4
-// blocks spread BM / (TM / 4) rows and BN / (TN / 4) columns apart, so it reads its operands as
-// 16-byte shared-memory vectors without bank conflicts. Out-of-range elements load as zero; the
+// and one barrier per slice suffices. The multiplication itself is a math policy (below): fp32 on
+// the CUDA cores, or TF32/BF16 on the tensor cores. Out-of-range elements load as zero; the
 // epilogue sees only in-range ones. ----
 template <int BM, int BN, int BK, int TM, int TN>
 struct TileShape {
@@ -208,20 +210,198 @@ struct TileShape {
                 "tile loads must divide evenly");
 };
 
+// ---- Math policies: a thread's accumulators, the product of one staged BK-deep slice (op(A) as
+// a[p][row], B as b[p][col]) added to them, and the finished values handed to the epilogue. ----
+
+// fp32 on the CUDA cores. Each thread holds a TM x TN register tile made of 4 x 4 blocks spread
+// BM / (TM / 4) rows and BN / (TN / 4) columns apart, so it reads its operands as 16-byte
+// shared-memory vectors without bank conflicts.
+template <class T>
+struct FmaMath {
+  static constexpr int kPadA = 4, kPadB = 0;  // A's +4 spreads its rows over the banks
+  static constexpr int TM = T::kBM / T::kThreadsY, TN = T::kBN / T::kThreadsX;
+  float acc[TM][TN] = {};
+
+  __device__ void slice(const float (*a)[T::kBM + kPadA], const float (*b)[T::kBN + kPadB],
+                        int tid) {
+    const int tx = tid % T::kThreadsX, ty = tid / T::kThreadsX;
+#pragma unroll
+    for (int p = 0; p < T::kBK; ++p) {
+      float ar[TM], br[TN];
+#pragma unroll
+      for (int g = 0; g < TM / 4; ++g) {
+        const float4 t = *reinterpret_cast<const float4*>(&a[p][g * T::kRowStride + ty * 4]);
+        ar[4 * g] = t.x, ar[4 * g + 1] = t.y, ar[4 * g + 2] = t.z, ar[4 * g + 3] = t.w;
+      }
+#pragma unroll
+      for (int g = 0; g < TN / 4; ++g) {
+        const float4 t = *reinterpret_cast<const float4*>(&b[p][g * T::kColStride + tx * 4]);
+        br[4 * g] = t.x, br[4 * g + 1] = t.y, br[4 * g + 2] = t.z, br[4 * g + 3] = t.w;
+      }
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
+    }
+  }
+
+  template <class Epilogue>
+  __device__ void finish(Epilogue& epilogue, int m0, int n0, int m, int n, int tid) {
+    const int tx = tid % T::kThreadsX, ty = tid / T::kThreadsX;
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+      const int gi = m0 + (i / 4) * T::kRowStride + ty * 4 + i % 4;
+      if (gi >= m) continue;
+#pragma unroll
+      for (int g = 0; g < TN / 4; ++g) {
+        const int gj = n0 + g * T::kColStride + tx * 4;
+        if (gj >= n) continue;
+        Vec4 v = {acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]};
+        epilogue(gi, gj, n, v, n - gj);
+      }
+    }
+  }
+};
+
+// The tensor cores (compute capability 8.0 and newer): warp-wide mma.sync m16n8k8 with fp32
+// accumulators, the operands rounded to TF32 (cvt.rna) or BF16 (round to nearest even) as each
+// fragment is read from the fp32 tiles in shared memory. The block's warps tile it kWarpsM x
+// kWarpsN, each warp a WM x WN sub-tile of 16 x 8 products. Fragment layouts (PTX ISA, "Matrix
+// fragments for mma.m16n8k8"; g = lane / 4, t = lane % 4):
+//   tf32  A: (g, t) (g + 8, t) (g, t + 4) (g + 8, t + 4)       B: (t, g) (t + 4, g)
+//   bf16  A: (g, 2t..2t+1) (g + 8, 2t..2t+1), pairs packed     B: (2t..2t+1, g), packed
+//   both  C: (g, 2t) (g, 2t + 1) (g + 8, 2t) (g + 8, 2t + 1)
+// Shared-memory rows are padded by 8 floats so a fragment's 32 reads hit 32 banks (tf32).
+__device__ __forceinline__ std::uint32_t to_tf32(float x) {
+  std::uint32_t r = 0;
+#if __CUDA_ARCH__ >= 800
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+#else
+  r = __float_as_uint(x);
+#endif
+  return r;
+}
+
+// Two floats as BF16, `lo` in the low half (the fragment's lower index).
+__device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+template <Precision P>
+__device__ __forceinline__ void mma_m16n8k8(float (&d)[4], const std::uint32_t* a,
+                                            const std::uint32_t* b) {
+#if __CUDA_ARCH__ >= 800
+  if constexpr (P == Precision::kTf32) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(b[0]));
+  }
+#else
+  __trap();  // the host never plans tensor-core products below compute capability 8.0
+#endif
+}
+
+template <class T, Precision P>
+struct MmaMath {
+  static constexpr int kPadA = 8, kPadB = 8;
+  static constexpr int kWarps = T::kThreads / 32;
+  static constexpr int kWarpsM = (T::kBM >= 64 && kWarps >= 2) ? 2 : 1;
+  static constexpr int kWarpsN = kWarps / kWarpsM;
+  static constexpr int WM = T::kBM / kWarpsM, WN = T::kBN / kWarpsN;
+  static constexpr int MT = WM / 16, NT = WN / 8;  // 16 x 8 products per warp
+  static_assert(T::kThreads % 32 == 0 && kWarpsM * kWarpsN == kWarps, "whole warps tile the block");
+  static_assert(WM % 16 == 0 && WN % 8 == 0 && T::kBK % 8 == 0, "the tile holds whole products");
+  float acc[MT][NT][4] = {};
+
+  __device__ void slice(const float (*a)[T::kBM + kPadA], const float (*b)[T::kBN + kPadB],
+                        int tid) {
+    const int lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
+    const int wm0 = (warp / kWarpsN) * WM, wn0 = (warp % kWarpsN) * WN;
+#pragma unroll
+    for (int kk = 0; kk < T::kBK; kk += 8) {
+      constexpr int kARegs = P == Precision::kTf32 ? 4 : 2, kBRegs = P == Precision::kTf32 ? 2 : 1;
+      std::uint32_t af[MT][kARegs], bf[NT][kBRegs];
+#pragma unroll
+      for (int i = 0; i < MT; ++i) {
+        const int r = wm0 + i * 16 + g;
+        if constexpr (P == Precision::kTf32) {
+          af[i][0] = to_tf32(a[kk + t][r]);
+          af[i][1] = to_tf32(a[kk + t][r + 8]);
+          af[i][2] = to_tf32(a[kk + t + 4][r]);
+          af[i][3] = to_tf32(a[kk + t + 4][r + 8]);
+        } else {
+          af[i][0] = pack_bf16(a[kk + 2 * t][r], a[kk + 2 * t + 1][r]);
+          af[i][1] = pack_bf16(a[kk + 2 * t][r + 8], a[kk + 2 * t + 1][r + 8]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const int c = wn0 + j * 8 + g;
+        if constexpr (P == Precision::kTf32) {
+          bf[j][0] = to_tf32(b[kk + t][c]);
+          bf[j][1] = to_tf32(b[kk + t + 4][c]);
+        } else {
+          bf[j][0] = pack_bf16(b[kk + 2 * t][c], b[kk + 2 * t + 1][c]);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) mma_m16n8k8<P>(acc[i][j], af[i], bf[j]);
+    }
+  }
+
+  // Each thread holds pairs of neighbouring columns: runs of two for the epilogue.
+  template <class Epilogue>
+  __device__ void finish(Epilogue& epilogue, int m0, int n0, int m, int n, int tid) {
+    const int lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
+    const int wm0 = (warp / kWarpsN) * WM, wn0 = (warp % kWarpsN) * WN;
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const int col = n0 + wn0 + j * 8 + 2 * t;
+        if (col >= n) continue;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = m0 + wm0 + i * 16 + g + 8 * h;
+          if (row >= m) continue;
+          Vec4 v = {acc[i][j][2 * h], acc[i][j][2 * h + 1], 0.0f, 0.0f};
+          epilogue(row, col, n, v, min(2, n - col));
+        }
+      }
+    }
+  }
+};
+template <class T>
+using Tf32Math = MmaMath<T, Precision::kTf32>;
+template <class T>
+using Bf16Math = MmaMath<T, Precision::kBf16>;
+
 // Registers are capped at 128 per thread (16 warps per SM can be resident).
-template <int BM, int BN, int BK, int TM, int TN, class LoadA, class LoadB, class Epilogue>
+template <int BM, int BN, int BK, int TM, int TN, template <class> class MathOf, class LoadA,
+          class LoadB, class Epilogue>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN / TN)))
     gemm_kernel(LoadA load_a, LoadB load_b, Epilogue epilogue, int m, int n, int k_total,
                 int k_chunk) {
   using T = TileShape<BM, BN, BK, TM, TN>;
-  __shared__ __align__(16) float as[2][BK][BM + 4];  // op(A), reduction-major; +4 spreads banks
-  __shared__ __align__(16) float bs[2][BK][BN];
+  using Math = MathOf<T>;
+  __shared__ __align__(16) float as[2][BK][BM + Math::kPadA];  // op(A), reduction-major
+  __shared__ __align__(16) float bs[2][BK][BN + Math::kPadB];
   __shared__ int row_keys[LoadA::kAlongRows ? 1 : BM];
-  const int tid = threadIdx.x, tx = tid % T::kThreadsX, ty = tid / T::kThreadsX;
+  const int tid = threadIdx.x;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int k_begin = blockIdx.z * k_chunk, k = min(k_total, k_begin + k_chunk);
   await_previous_kernel();
-
   // Where this thread's l-th vector of the A tile lives: row r and reduction index p of its first
   // element (transposed A: four rows at one p; row-major A: four p along one row).
   auto a_coords = [&](int l, int& r, int& p) {
@@ -285,7 +465,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
     }
   };
 
-  float acc[TM][TN] = {};
+  Math math;
   int buf = 0;
   // B first: its loads need no row keys, so they are in flight while the keys resolve.
   if (k_begin < k) fetch_b(k_begin);
@@ -305,42 +485,14 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 512 / ((BM / TM) * (BN 
       fetch_a(k0 + BK);
       fetch_b(k0 + BK);
     }
-#pragma unroll
-    for (int p = 0; p < BK; ++p) {
-      float a[TM], b[TN];
-#pragma unroll
-      for (int g = 0; g < TM / 4; ++g) {
-        const float4 t = *reinterpret_cast<const float4*>(&as[buf][p][g * T::kRowStride + ty * 4]);
-        a[4 * g] = t.x, a[4 * g + 1] = t.y, a[4 * g + 2] = t.z, a[4 * g + 3] = t.w;
-      }
-#pragma unroll
-      for (int g = 0; g < TN / 4; ++g) {
-        const float4 t = *reinterpret_cast<const float4*>(&bs[buf][p][g * T::kColStride + tx * 4]);
-        b[4 * g] = t.x, b[4 * g + 1] = t.y, b[4 * g + 2] = t.z, b[4 * g + 3] = t.w;
-      }
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-    }
+    math.slice(as[buf], bs[buf], tid);
     if (more) stash(buf ^ 1);
     __syncthreads();
     buf ^= 1;
   }
 
   epilogue.load_state();
-#pragma unroll
-  for (int i = 0; i < TM; ++i) {
-    const int gi = m0 + (i / 4) * T::kRowStride + ty * 4 + i % 4;
-    if (gi >= m) continue;
-#pragma unroll
-    for (int g = 0; g < TN / 4; ++g) {
-      const int gj = n0 + g * T::kColStride + tx * 4;
-      if (gj >= n) continue;
-      Vec4 v = {acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]};
-      epilogue(gi, gj, n, v, n - gj);
-    }
-  }
+  math.finish(epilogue, m0, n0, m, n, tid);
 }
 
 // ---- Tile shapes and the split of the reduction, chosen per problem on the host. ----
@@ -359,6 +511,7 @@ constexpr int kTargetWarpsPerSm = 16;  // what the 128-register cap allows resid
 struct Plan {
   Shape shape;
   int splits, k_chunk;  // blocks along z, each reducing over k_chunk (a multiple of BK)
+  Precision precision = Precision::kFp32;
 };
 
 // How far a product may be split: at most max_splits slices of at least min_depth.
@@ -388,7 +541,7 @@ Plan make_plan(Shape shape, int m, int n, int k, SplitPolicy policy) {
 // its partial sums too); wide outputs (a full wave of big tiles) the big one; long reductions that
 // may be split the long one; the rest the middle one, or the small one where the middle one
 // leaves SMs idle.
-Plan plan_for(int m, int n, int k, SplitPolicy policy) {
+Plan plan_shape(int m, int n, int k, SplitPolicy policy) {
   if (n <= 16) {
     const SplitPolicy narrow{policy.max_splits > 1 ? kMaxNarrowSplits : 1, Narrow::kBK};
     return make_plan<Narrow>(Shape::kNarrow, m, n, k, narrow);
@@ -404,14 +557,37 @@ Plan plan_for(int m, int n, int k, SplitPolicy policy) {
   return make_plan<Small>(Shape::kSmall, m, n, k, policy);
 }
 
-template <class T, class LoadA, class LoadB, class Epilogue>
-void launch_shape(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& plan,
-                  cudaStream_t stream) {
+// The shape's plan, at the given precision (tensor cores from compute capability 8.0 on).
+Plan plan_for(int m, int n, int k, SplitPolicy policy, Precision precision = Precision::kFp32) {
+  Plan plan = plan_shape(m, n, k, policy);
+  plan.precision = precision;
+  if (precision != Precision::kFp32 && device_facts().major < 8)
+    throw std::invalid_argument("gemm: tensor-core precisions need compute capability 8.0");
+  return plan;
+}
+
+template <class T, template <class> class MathOf, class LoadA, class LoadB, class Epilogue>
+void launch_math(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& plan,
+                 cudaStream_t stream) {
   constexpr int TM = T::kBM / T::kThreadsY, TN = T::kBN / T::kThreadsX;
   const dim3 grid((n + T::kBN - 1) / T::kBN, (m + T::kBM - 1) / T::kBM, plan.splits);
   launch(MNIST_HERE, "gemm_kernel",
-         gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN, LoadA, LoadB, Epilogue>, grid, T::kThreads, 0,
-         stream, a, b, e, m, n, k, plan.k_chunk);
+         gemm_kernel<T::kBM, T::kBN, T::kBK, TM, TN, MathOf, LoadA, LoadB, Epilogue>, grid,
+         T::kThreads, 0, stream, a, b, e, m, n, k, plan.k_chunk);
+}
+
+// The narrow tile (the output layer's 10 columns) stays on the CUDA cores at every precision: its
+// product is tiny, and ten columns would leave most of a tensor-core product idle.
+template <class T, class LoadA, class LoadB, class Epilogue>
+void launch_shape(LoadA a, LoadB b, Epilogue e, int m, int n, int k, const Plan& plan,
+                  cudaStream_t stream) {
+  if constexpr (!std::is_same_v<T, TileShape<32, 16, 32, 4, 4>>) {
+    if (plan.precision == Precision::kTf32)
+      return launch_math<T, Tf32Math>(a, b, e, m, n, k, plan, stream);
+    if (plan.precision == Precision::kBf16)
+      return launch_math<T, Bf16Math>(a, b, e, m, n, k, plan, stream);
+  }
+  launch_math<T, FmaMath>(a, b, e, m, n, k, plan, stream);
 }
 
 template <class LoadA, class LoadB, class Epilogue>
@@ -468,8 +644,8 @@ unsigned elementwise_blocks(std::size_t n) {
 // partial gradients added in a fixed order.
 template <class LoadA>
 void weight_grad_only(LoadA a, int m, const float* dz, int batch, int n, float scale, float* grad,
-                      float* split_scratch, cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, batch, split_scratch ? kWeightGradSplit : kNoSplit);
+                      float* split_scratch, cudaStream_t stream, Precision precision) {
+  const Plan plan = plan_for(m, n, batch, split_scratch ? kWeightGradSplit : kNoSplit, precision);
   if (plan.splits == 1)
     return run_gemm(a, DenseB{dz, n}, StoreScaled{grad, scale}, m, n, batch, plan, stream);
   const std::size_t slice = std::size_t(m) * n;
@@ -482,8 +658,9 @@ void weight_grad_only(LoadA a, int m, const float* dz, int batch, int n, float s
 // gradients that adam_from_partials adds in a fixed order.
 template <class LoadA>
 void weight_grad_then_adam(LoadA a, int m, const float* dz, int batch, int n,
-                           const AdamUpdate& adam, cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, batch, adam.split_scratch ? kWeightGradSplit : kNoSplit);
+                           const AdamUpdate& adam, cudaStream_t stream, Precision precision) {
+  const Plan plan =
+      plan_for(m, n, batch, adam.split_scratch ? kWeightGradSplit : kNoSplit, precision);
   if (plan.splits == 1)
     return run_gemm(a, DenseB{dz, n}, ApplyAdam{adam}, m, n, batch, plan, stream);
   const std::size_t slice = std::size_t(m) * n;
@@ -500,53 +677,57 @@ int weight_grad_splits(int in, int n, int batch) {
 int forward_splits(int m, int n, int k) { return plan_for(m, n, k, kForwardSplit).splits; }
 
 void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partials, int m, int n,
-                                const GatherRecord& record, cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, kImagePixels, kForwardSplit);
+                                const GatherRecord& record, cudaStream_t stream,
+                                Precision precision) {
+  const Plan plan = plan_for(m, n, kImagePixels, kForwardSplit, precision);
   const StorePartial store{partials, std::size_t(m) * n, RecordBatch{x, record}};
   run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixels, plan, stream);
 }
 
 void linear_forward_split(const float* x, const float* w, float* partials, int m, int k, int n,
-                          cudaStream_t stream) {
-  const Plan plan = plan_for(m, n, k, kForwardSplit);
+                          cudaStream_t stream, Precision precision) {
+  const Plan plan = plan_for(m, n, k, kForwardSplit, precision);
   run_gemm(DenseA{x, k}, DenseB{w, n}, StorePartial{partials, std::size_t(m) * n}, m, n, k, plan,
            stream);
 }
 
 void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,
                           int n, const ReluDropout& epilogue, const GatherRecord& record,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, Precision precision) {
   const StoreBiasActivation store{y, bias, epilogue, RecordBatch{x, record}};
   run_gemm(BytesA{x}, DenseB{w, n}, store, m, n, kImagePixels,
-           plan_for(m, n, kImagePixels, kNoSplit), stream);
+           plan_for(m, n, kImagePixels, kNoSplit, precision), stream);
 }
 
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
-                    int n, const ReluDropout& epilogue, cudaStream_t stream) {
+                    int n, const ReluDropout& epilogue, cudaStream_t stream, Precision precision) {
   run_gemm(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k,
-           plan_for(m, n, k, kNoSplit), stream);
+           plan_for(m, n, k, kNoSplit, precision), stream);
 }
 
 void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
-                            const AdamUpdate& adam, cudaStream_t stream) {
-  weight_grad_then_adam(BytesTransposedWithOnes{x}, kImagePixels + 1, dz, batch, n, adam, stream);
+                            const AdamUpdate& adam, cudaStream_t stream, Precision precision) {
+  weight_grad_then_adam(BytesTransposedWithOnes{x}, kImagePixels + 1, dz, batch, n, adam, stream,
+                        precision);
 }
 
 void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
-                      const AdamUpdate& adam, cudaStream_t stream) {
-  weight_grad_then_adam(DenseTransposedWithOnes{h, k}, k + 1, dz, batch, n, adam, stream);
+                      const AdamUpdate& adam, cudaStream_t stream, Precision precision) {
+  weight_grad_then_adam(DenseTransposedWithOnes{h, k}, k + 1, dz, batch, n, adam, stream,
+                        precision);
 }
 
 void weight_grad_bytes(const ByteRows& x, const float* dz, int batch, int n, float scale,
-                       float* grad, float* split_scratch, cudaStream_t stream) {
+                       float* grad, float* split_scratch, cudaStream_t stream,
+                       Precision precision) {
   weight_grad_only(BytesTransposedWithOnes{x}, kImagePixels + 1, dz, batch, n, scale, grad,
-                   split_scratch, stream);
+                   split_scratch, stream, precision);
 }
 
 void weight_grad(const float* h, int k, const float* dz, int batch, int n, float scale, float* grad,
-                 float* split_scratch, cudaStream_t stream) {
+                 float* split_scratch, cudaStream_t stream, Precision precision) {
   weight_grad_only(DenseTransposedWithOnes{h, k}, k + 1, dz, batch, n, scale, grad, split_scratch,
-                   stream);
+                   stream, precision);
 }
 
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,

@@ -1,11 +1,14 @@
-// The model's matrix products as tiled fp32 kernels with fused prologues and epilogues:
+// The model's matrix products as tiled kernels with fused prologues and epilogues, in fp32 on the
+// CUDA cores or (precision, common/precision.h) TF32/BF16 on the tensor cores:
 //   forward:  Y = X*W + b, X gathered from the GPU-resident bytes and scaled to [0,1] while it is
 //             loaded (never stored as floats), then ReLU + inverted dropout in the epilogue;
 //   backward: [dW; db] = [X^T; 1^T] * dZ, i.e. the weight gradient with the bias gradient as one
 //             extra row, and Adam applied in the epilogue, so gradients are never stored.
 // Shapes too small to fill the GPU split the reduction (split-K): each slice stores a partial
 // product and the next kernel adds the slices in a fixed order (results stay reproducible).
-// Row-major throughout; all stream-ordered and graph-capturable; every launch is checked.
+// Row-major throughout; all stream-ordered and graph-capturable; every launch is checked. A
+// tensor-core precision on a GPU older than compute capability 8.0 throws std::invalid_argument
+// (the backends refuse it earlier, with exit 2).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -13,6 +16,7 @@
 #include <cstdint>
 
 #include "common/mnist_shape.h"
+#include "common/precision.h"
 
 namespace mnist::kernels {
 
@@ -84,28 +88,32 @@ int forward_splits(int m, int n, int k = kImagePixels);
 // as in linear_forward_bytes (and the batch recorded). No bias and no activation: the consumer
 // adds the slices in order, then applies them (output_layer_train's SplitHidden).
 void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partials, int m, int n,
-                                const GatherRecord& record, cudaStream_t stream);
+                                const GatherRecord& record, cudaStream_t stream,
+                                Precision precision = Precision::kFp32);
 
 // The same for a float X[m, k] (the GEMM comparison of --benchmark).
 void linear_forward_split(const float* x, const float* w, float* partials, int m, int k, int n,
-                          cudaStream_t stream);
+                          cudaStream_t stream, Precision precision = Precision::kFp32);
 
 // Y[m, n] = X[m, :] * W[784, n] + bias[n], then the epilogue.
 void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, float* y, int m,
                           int n, const ReluDropout& epilogue, const GatherRecord& record,
-                          cudaStream_t stream);
+                          cudaStream_t stream, Precision precision = Precision::kFp32);
 
 // Y[m, n] = X[m, k] * W[k, n] + bias[n] for a float X (the GEMM comparison of --benchmark).
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
-                    int n, const ReluDropout& epilogue, cudaStream_t stream);
+                    int n, const ReluDropout& epilogue, cudaStream_t stream,
+                    Precision precision = Precision::kFp32);
 
 // G = [X^T; 1^T] * dZ  ((784 + 1) x n, reduction over the batch), then Adam on that region.
 void weight_grad_adam_bytes(const ByteRows& x, const float* dz, int batch, int n,
-                            const AdamUpdate& adam, cudaStream_t stream);
+                            const AdamUpdate& adam, cudaStream_t stream,
+                            Precision precision = Precision::kFp32);
 
 // G = [H^T; 1^T] * dZ  ((k + 1) x n, H is batch x k), then Adam on that region.
 void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
-                      const AdamUpdate& adam, cudaStream_t stream);
+                      const AdamUpdate& adam, cudaStream_t stream,
+                      Precision precision = Precision::kFp32);
 
 // Data-parallel training stores the gradient instead, to be all-reduced before Adam:
 //   grad = scale * [X^T; 1^T] * dZ  ((784 + 1) x n, X the gathered batch)      (weight_grad_bytes)
@@ -113,9 +121,10 @@ void weight_grad_adam(const float* h, int k, const float* dz, int batch, int n,
 // With a split_scratch of weight_grad_splits(...) regions, long reductions are split and the
 // slices added in a fixed order (reproducible).
 void weight_grad_bytes(const ByteRows& x, const float* dz, int batch, int n, float scale,
-                       float* grad, float* split_scratch, cudaStream_t stream);
+                       float* grad, float* split_scratch, cudaStream_t stream,
+                       Precision precision = Precision::kFp32);
 void weight_grad(const float* h, int k, const float* dz, int batch, int n, float scale, float* grad,
-                 float* split_scratch, cudaStream_t stream);
+                 float* split_scratch, cudaStream_t stream, Precision precision = Precision::kFp32);
 
 // Adds `splits` partial gradients (each n values, in order) and applies Adam to the region.
 void adam_from_partials(const float* partials, int splits, std::size_t n, const AdamUpdate& adam,

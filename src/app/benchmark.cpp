@@ -50,11 +50,15 @@ std::unique_ptr<Backend> fresh_backend(const Options& o, BackendKind kind, int b
   return make_backend(kind, config, data);
 }
 
-json time_steps(const Options& o, BackendKind kind, int batch, const MnistData& data) {
+json time_steps(const Options& o, BackendKind kind, int batch, Precision precision,
+                const MnistData& data) {
   const bool cpu = kind == BackendKind::kCpu;
   const int warmup = cpu ? 2 : 20;
   const int steps = cpu ? std::min(o.benchmark_steps, 20) : o.benchmark_steps;
-  auto backend = fresh_backend(o, kind, batch, data);
+  TrainConfig config = run_config(o).train;
+  config.batch_size = batch;
+  config.precision = precision;
+  auto backend = make_backend(kind, config, data);
   EpochFeeder feed(*backend, o.seed, batch, data.train.count);
   for (int i = 0; i < warmup; ++i) {
     feed.before_step();
@@ -75,6 +79,7 @@ json time_steps(const Options& o, BackendKind kind, int batch, const MnistData& 
   const Summary s = summarise(per_step);
   return {{"backend", backend_name(kind)},
           {"device", cpu ? "CPU" : "GPU"},
+          {"precision", precision_name(precision)},
           {"batch", batch},
           {"steps", steps},
           {"median_us", s.median},
@@ -363,29 +368,44 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
   report["model"] = model_name(options.model);
   report["steps"] = json::array();
 
+  // Precisions of the GPU rows: the flag's, else every one this GPU runs (CPU rows: fp32).
+  std::vector<Precision> precisions = options.benchmark_precisions;
+  if (precisions.empty()) {
+    precisions = {Precision::kFp32};
+    int device = 0, major = 0;
+    if (gpu_present && cudaGetDevice(&device) == cudaSuccess &&
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+        major >= 8)
+      precisions = {Precision::kFp32, Precision::kTf32, Precision::kBf16};
+  }
   out << "\n== training step (" << model_name(options.model)
-      << ", fp32, Adam, data resident; median of timed steps)\n";
-  std::snprintf(line, sizeof line, "%-8s %-4s %7s %12s %12s %14s %10s\n", "backend", "on", "batch",
-                "median_us", "p90_us", "images/s", "vs cublas");
+      << ", Adam, data resident; median of timed steps; precision of the wide products)\n";
+  std::snprintf(line, sizeof line, "%-8s %-4s %-5s %7s %12s %12s %14s %10s\n", "backend", "on",
+                "prec", "batch", "median_us", "p90_us", "images/s", "vs cublas");
   out << line;
-  std::map<int, double> cublas_median;
+  std::map<std::pair<int, std::string>, double> cublas_median;  // (batch, precision)
   std::vector<json> rows;
   for (const BackendKind kind : backends) {
-    for (int batch : options.benchmark_batches) {
-      if (batch > data.train.count) continue;
-      rows.push_back(time_steps(options, kind, batch, data));
-      if (kind == BackendKind::kCublas) cublas_median[batch] = rows.back()["median_us"];
+    for (const Precision precision : precisions) {
+      if (kind == BackendKind::kCpu && precision != Precision::kFp32) continue;
+      for (int batch : options.benchmark_batches) {
+        if (batch > data.train.count) continue;
+        rows.push_back(time_steps(options, kind, batch, precision, data));
+        if (kind == BackendKind::kCublas)
+          cublas_median[{batch, precision_name(precision)}] = rows.back()["median_us"];
+      }
     }
   }
   for (json& r : rows) {
     const int batch = r["batch"];
+    const std::pair<int, std::string> key{batch, r["precision"].get<std::string>()};
     const double ratio =
-        cublas_median.count(batch) ? cublas_median[batch] / r["median_us"].get<double>() : 0.0;
+        cublas_median.count(key) ? cublas_median[key] / r["median_us"].get<double>() : 0.0;
     if (ratio > 0) r["speedup_vs_cublas"] = ratio;
-    std::snprintf(line, sizeof line, "%-8s %-4s %7d %12.1f %12.1f %14.0f %10s\n",
+    std::snprintf(line, sizeof line, "%-8s %-4s %-5s %7d %12.1f %12.1f %14.0f %10s\n",
                   r["backend"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
-                  batch, r["median_us"].get<double>(), r["p90_us"].get<double>(),
-                  r["images_per_s"].get<double>(),
+                  r["precision"].get<std::string>().c_str(), batch, r["median_us"].get<double>(),
+                  r["p90_us"].get<double>(), r["images_per_s"].get<double>(),
                   ratio > 0 ? (std::to_string(ratio).substr(0, 4) + "x").c_str() : "-");
     out << line;
     report["steps"].push_back(r);

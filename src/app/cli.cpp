@@ -285,8 +285,8 @@ struct FlagTexts {
   std::string max_steps, learning_rate, dropout, hidden_units, batch_size, eval_every, seed;
   std::string summary_every, gpus = "all", world_size = "1", rendezvous_timeout = "300";
   std::string download_timeout, download_attempts, benchmark_steps;
-  std::string backend = "auto", model = "mlp", cuda_graphs = "on";
-  std::vector<std::string> benchmark_batches, benchmark_backends;
+  std::string backend = "auto", model = "mlp", cuda_graphs = "on", precision = "fp32";
+  std::vector<std::string> benchmark_batches, benchmark_backends, benchmark_precisions;
 };
 
 FlagTexts defaults_of(const Options& o) {
@@ -402,6 +402,11 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
                  "GPU backends replay each step and evaluation as a captured CUDA graph (on), or "
                  "launch each kernel eagerly (off: slower; for profilers and comparisons)")
       ->capture_default_str();
+  app.add_option("--precision", t.precision,
+                 "GPU backends: the arithmetic of the wide matrix products: fp32 (CUDA cores; the "
+                 "reference), tf32 or bf16 (tensor cores, fp32 accumulation; compute capability "
+                 "8.0 or newer). Parameters and Adam stay fp32")
+      ->capture_default_str();
   app.add_option("--gpus", t.gpus,
                  "cuda backend: the GPUs to train on, data-parallel over NCCL: all (every visible "
                  "GPU), N (the first N) or a list of CUDA ordinals like 0,2; --batch_size is the "
@@ -439,6 +444,11 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
       ->capture_default_str();
   app.add_option("--benchmark_backends", t.benchmark_backends,
                  "Backends to time, comma-separated (default: cuda,cublas with a GPU, else cpu)")
+      ->type_name("NAME,...")
+      ->allow_extra_args(false);
+  app.add_option("--benchmark_precisions", t.benchmark_precisions,
+                 "Precisions of the GPU step table, comma-separated (default: fp32,tf32,bf16 on "
+                 "GPUs with tensor cores, else fp32)")
       ->type_name("NAME,...")
       ->allow_extra_args(false);
   app.add_option(
@@ -485,11 +495,19 @@ void convert(const FlagTexts& t, Options& o) {
   o.backend = *value_in(kBackendNames, one_of("--backend", t.backend, names_in(kBackendNames)));
   o.model = *value_in(kModelNames, one_of("--model", t.model, names_in(kModelNames)));
   o.cuda_graphs = one_of("--cuda_graphs", t.cuda_graphs, {"on", "off"}) == "on";
+  o.precision =
+      *value_in(kPrecisionNames, one_of("--precision", t.precision, names_in(kPrecisionNames)));
+  if (o.backend == BackendKind::kCpu && o.precision != Precision::kFp32)
+    refuse("--precision " + t.precision + " with --backend cpu: the CPU reference is fp32 only");
   one_of("--dataset", o.dataset, {"mnist", "fashion-mnist"});
 
   o.benchmark_batches.clear();
   for (const std::string& item : comma_items("--benchmark_batches", t.benchmark_batches))
     o.benchmark_batches.push_back(whole_number("--benchmark_batches", item, 1, kMaxBatch));
+  for (const std::string& item : comma_items("--benchmark_precisions", t.benchmark_precisions)) {
+    const std::string name = one_of("--benchmark_precisions", item, names_in(kPrecisionNames));
+    o.benchmark_precisions.push_back(*value_in(kPrecisionNames, name));
+  }
   for (const std::string& item : comma_items("--benchmark_backends", t.benchmark_backends)) {
     const std::string name = one_of("--benchmark_backends", item, concrete_backend_names());
     o.benchmark_backends.push_back(*value_in(kBackendNames, name));
@@ -567,6 +585,7 @@ std::string flags_markdown(const Options& o) {
       {"checkpoint_dir", o.checkpoint_dir},
       {"checkpoint_every", o.checkpoint_every},
       {"cuda_graphs", o.cuda_graphs ? "on" : "off"},
+      {"precision", precision_name(o.precision)},
       {"gpus", o.gpus.text},
       {"world_size", std::to_string(o.world_size)}};
   std::string text = "| flag | value |\n|---|---|\n";
@@ -588,6 +607,7 @@ RunConfig run_config(const Options& o) {
   run.train.keep_prob = o.model == ModelKind::kMlp ? o.dropout_keep : 1.0f;
   run.train.seed = o.seed;
   run.train.cuda_graphs = o.cuda_graphs;
+  run.train.precision = o.precision;
   run.max_steps = o.max_steps;
   run.eval_every = o.eval_every;
   run.log_dir = o.log_dir;

@@ -41,7 +41,8 @@ struct Options {
   std::string checkpoint_dir;                            // empty: no checkpoints
   // Periodic checkpoints: "N" training steps, "Ns" seconds or "Nm" minutes; "0" never.
   std::string checkpoint_every = "60s";
-  bool cuda_graphs = true;  // --cuda_graphs on|off
+  bool cuda_graphs = true;                 // --cuda_graphs on|off
+  Precision precision = Precision::kFp32;  // --precision fp32|tf32|bf16
   // Data-parallel training (cuda backend): the GPUs of this process, and the processes of the run
   // (pods of an Indexed Job: the rank is JOB_COMPLETION_INDEX), which meet at rank 0's rendezvous.
   GpuSelection gpus;
@@ -55,6 +56,9 @@ struct Options {
   bool benchmark = false;
   std::vector<int> benchmark_batches = {100, 1024, 8192};
   std::vector<BackendKind> benchmark_backends;  // empty: cuda,cublas with a GPU, else cpu
+  // The step table's precisions for GPU backends; empty: fp32,tf32,bf16 where the GPU has tensor
+  // cores (compute capability 8.0+), else fp32. CPU rows are fp32.
+  std::vector<Precision> benchmark_precisions;
   int benchmark_steps = 200;
   std::string benchmark_out;
 };

@@ -156,7 +156,11 @@ void run(int argc, char** argv, RunRecord& record) {
             << make_layout(config.train.model, config.train.hidden_units).total
             << " parameters) on " << data.train.count << " images, testing on " << data.test.count
             << ", backend " << trainer.name() << ", batch " << config.train.batch_size << ", seed "
-            << config.train.seed << std::endl;
+            << config.train.seed
+            << (config.train.precision == Precision::kFp32
+                    ? std::string()
+                    : std::string(", precision ") + precision_name(config.train.precision))
+            << std::endl;
 
   ResumePoint resume = load_checkpoint_if_present(config, trainer, std::cout);
   if (parallel) resume = parallel->agree_on_start(resume);  // rank 0's checkpoint, everywhere

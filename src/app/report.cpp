@@ -210,6 +210,8 @@ std::string benchmark_in_a_few_words(const RunRecord& r) {
     text += std::string(seed.empty() ? ": " : "; ") + "fastest step " +
             fastest->value("backend", "?") + " " + si((*fastest)["images_per_s"].get<double>()) +
             " images/s at batch " + std::to_string(fastest->value("batch", 0));
+    const std::string precision = fastest->value("precision", "fp32");
+    if (precision != "fp32") text += " (" + precision + ")";
   }
   return text;
 }
@@ -387,6 +389,7 @@ json verdict_json(const RunRecord& r, const Outcome& outcome, SystemClock::time_
   v["model"] = model_name(o.model);
   if (o.model == ModelKind::kMlp) v["hidden_units"] = o.hidden_units;
   v["batch_size"] = o.batch_size;
+  v["precision"] = precision_name(o.precision);
   v["seed"] = o.seed;
   v["max_steps"] = o.max_steps;
   v["learning_rate"] = as_written(o.learning_rate);

@@ -14,21 +14,28 @@ namespace mnist {
 namespace k = kernels;
 
 void sgemm_row_major(cublasHandle_t h, bool transpose_a, bool transpose_b, int m, int n, int k,
-                     const float* a, const float* b, float* c, float beta) {
+                     const float* a, const float* b, float* c, float beta, Precision precision) {
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, and a row-major matrix read
   // column-major is its transpose: so pass B first, with the same transpose flags.
   const float alpha = 1.0f;
   const int lda = transpose_a ? m : k;  // row-major leading dimensions of the stored matrices
   const int ldb = transpose_b ? k : n;
-  MNIST_CUBLAS_CHECK(cublasSgemm(h, transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb,
-                                 a, lda, &beta, c, n));
+  const cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (precision == Precision::kFp32) {
+    MNIST_CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, n));
+    return;
+  }
+  const cublasComputeType_t compute =
+      precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_FAST_16BF;
+  MNIST_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F,
+                                  lda, &beta, c, CUDA_R_32F, n, compute, CUBLAS_GEMM_DEFAULT));
 }
 
 CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
                              std::vector<float> initial_params)
     : GpuBackendBase(config, data, initial_params),
-      cublas_(stream_.get()),
+      cublas_(stream_.get(), config.precision),
       cudnn_(stream_.get()),
       batch_hidden_(1, 1, config.batch_size, std::max(layout_.hidden(), 1)),
       batch_classes_(config.batch_size, kClasses),
@@ -100,7 +107,8 @@ void CublasBackend::record_step(cudaStream_t s) {
   if (mlp) {
     const Layer& l1 = layout_.layers[0];
     op("cublasSgemm x*W1", s, [&] {
-      sgemm_row_major(blas, false, false, batch, l1.out, l1.in, x_.get(), p + l1.w, z_.get());
+      sgemm_row_major(blas, false, false, batch, l1.out, l1.in, x_.get(), p + l1.w, z_.get(), 0.0f,
+                      config_.precision);
     });
     op("cublasSgemm +b1", s, [&] { bias_add(batch, l1.out, p + l1.b, z_.get()); });
     op("cudnnActivationForward relu", s, [&] {
@@ -156,7 +164,8 @@ void CublasBackend::record_step(cudaStream_t s) {
           batch_hidden_.get(), z_.get(), &zero, batch_hidden_.get(), dz_.get()));
     });
     op("cublasSgemm dW1", s, [&] {
-      sgemm_row_major(blas, true, false, l1.in, l1.out, batch, x_.get(), dz_.get(), g + l1.w);
+      sgemm_row_major(blas, true, false, l1.in, l1.out, batch, x_.get(), dz_.get(), g + l1.w, 0.0f,
+                      config_.precision);
     });
     op("cublasSgemm db1", s, [&] { bias_grad(batch, l1.out, dz_.get(), g + l1.b); });
   }
@@ -178,7 +187,7 @@ void CublasBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss
   if (layout_.layers.size() == 2) {
     const Layer& l1 = layout_.layers[0];
     sgemm_row_major(cublas_.get(), false, false, count, l1.out, l1.in, input, p + l1.w,
-                    eval_hidden_.get());
+                    eval_hidden_.get(), 0.0f, config_.precision);
     bias_add(count, l1.out, p + l1.b, eval_hidden_.get());
     MNIST_CUDNN_CHECK(cudnnActivationForward(cudnn_.get(), relu_.get(), &one, hidden_desc.get(),
                                              eval_hidden_.get(), &zero, hidden_desc.get(),

@@ -96,15 +96,16 @@ void CudaBackend::forward(cudaStream_t s) {
   op("forward", s, [&] {
     if (layout_.layers.size() == 1) {
       k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, logits_.get(),
-                              config_.batch_size, first.out, {}, record, s);
+                              config_.batch_size, first.out, {}, record, s, config_.precision);
     } else if (forward_splits_ > 1) {
       k::linear_forward_bytes_split(batch_rows, p + first.w, forward_partials_.get(),
-                                    config_.batch_size, first.out, record, s);
+                                    config_.batch_size, first.out, record, s, config_.precision);
     } else {
       const k::ReluDropout relu_dropout{true, config_.keep_prob, config_.seed, step_.get(),
                                         row_offset_};
       k::linear_forward_bytes(batch_rows, p + first.w, p + first.b, hidden_.get(),
-                              config_.batch_size, first.out, relu_dropout, record, s);
+                              config_.batch_size, first.out, relu_dropout, record, s,
+                              config_.precision);
     }
   });
 }
@@ -153,7 +154,8 @@ void CudaBackend::update(cudaStream_t s) {
   const k::AdamUpdate adam_first = adam_for(first, scratch);
   if (layout_.layers.size() == 1) {
     op("update layer1", s, [&] {
-      k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_first, s);
+      k::weight_grad_adam_bytes(gathered, dlogits_.get(), batch, first.out, adam_first, s,
+                                config_.precision);
     });
     record_step_metrics(s);
     return;
@@ -164,12 +166,15 @@ void CudaBackend::update(cudaStream_t s) {
   MNIST_CUDA_CHECK(cudaEventRecord(fork_.get(), s));
   MNIST_CUDA_CHECK(cudaStreamWaitEvent(side, fork_.get(), 0));
   op("update layer2", side, [&] {
-    k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_out, side);
+    k::weight_grad_adam(hidden_.get(), first.out, dlogits_.get(), batch, out.out, adam_out, side,
+                        config_.precision);
   });
   record_step_metrics(side);  // beside the first layer's (longer) update
   MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side));
-  op("update layer1", s,
-     [&] { k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s); });
+  op("update layer1", s, [&] {
+    k::weight_grad_adam_bytes(gathered, dhidden_.get(), batch, first.out, adam_first, s,
+                              config_.precision);
+  });
   MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
 }
 
@@ -194,7 +199,7 @@ void CudaBackend::replica_gradients(cudaStream_t s) {
   if (layout_.layers.size() == 1) {
     op("gradient layer1", s, [&] {
       k::weight_grad_bytes(gathered, dlogits_.get(), rows, first.out, scale,
-                           gradient_.get() + first.w, first_scratch, s);
+                           gradient_.get() + first.w, first_scratch, s, config_.precision);
     });
     record_step_metrics(s);
     return;
@@ -206,13 +211,13 @@ void CudaBackend::replica_gradients(cudaStream_t s) {
   MNIST_CUDA_CHECK(cudaStreamWaitEvent(side, fork_.get(), 0));
   op("gradient layer2", side, [&] {
     k::weight_grad(hidden_.get(), first.out, dlogits_.get(), rows, out.out, scale,
-                   gradient_.get() + out.w, out_scratch, side);
+                   gradient_.get() + out.w, out_scratch, side, config_.precision);
   });
   record_step_metrics(side);
   MNIST_CUDA_CHECK(cudaEventRecord(join_.get(), side));
   op("gradient layer1", s, [&] {
     k::weight_grad_bytes(gathered, dhidden_.get(), rows, first.out, scale,
-                         gradient_.get() + first.w, first_scratch, s);
+                         gradient_.get() + first.w, first_scratch, s, config_.precision);
   });
   MNIST_CUDA_CHECK(cudaStreamWaitEvent(s, join_.get(), 0));
 }
@@ -243,12 +248,12 @@ void CudaBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss) 
     const Layer& out = layout_.layers[1];
     const k::ReluDropout relu_only{true, 1.0f, 0, nullptr};
     k::linear_forward_bytes(rows, p + first.w, p + first.b, eval_out_.get(), count, first.out,
-                            relu_only, {}, s);
+                            relu_only, {}, s, config_.precision);
     k::output_layer_count_correct(eval_out_.get(), count, first.out, p + out.w, p + out.b, labels,
                                   correct_.get(), row_loss, s);
   } else {
     k::linear_forward_bytes(rows, p + first.w, p + first.b, eval_out_.get(), count, first.out, {},
-                            {}, s);
+                            {}, s, config_.precision);
     k::count_correct(eval_out_.get(), labels, count, first.out, correct_.get(), row_loss, s);
   }
 }

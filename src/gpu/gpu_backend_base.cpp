@@ -102,6 +102,13 @@ GpuBackendBase::GpuBackendBase(const TrainConfig& config, const MnistData& data,
       eval_row_loss_(std::size_t(std::max({test_count_, validation_count_, 1}))) {
   if (initial_params.size() != layout_.total)
     throw std::invalid_argument("GPU backend: parameter count");
+  const k::DeviceFacts& facts = k::device_facts();
+  if (config.precision != Precision::kFp32 && facts.major < 8) {
+    throw Error(ExitCode::kBadArguments,
+                std::string("--precision ") + precision_name(config.precision) +
+                    " runs on tensor cores of compute capability 8.0 or newer; this GPU's is " +
+                    std::to_string(facts.major) + ".x (use --precision fp32)");
+  }
 }
 
 GpuBackendBase::~GpuBackendBase() = default;
@@ -314,20 +321,20 @@ void GpuBackendBase::enqueue_statistics(cudaStream_t s, double* slots) {
   const std::size_t first_values = std::size_t(batch) * first.out;
   if (layout_.layers.size() == 1) {
     k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch, first.out,
-                            {}, {}, s);
+                            {}, {}, s, config_.precision);
     stats(summary_pre_.get(), first_values, k::StatsOf::kValues);
   } else {
     // Split-K like the step's own forward at small batches (much faster than unsplit there); the
     // finishing kernel adds the slices and the bias, and applies ReLU and the step's dropout mask.
     if (summary_partials_.size()) {
       k::linear_forward_bytes_split(rows, p + first.w, summary_partials_.get(), batch, first.out,
-                                    {}, s);
+                                    {}, s, config_.precision);
       k::finish_summary_hidden(summary_partials_.get(), k::forward_splits(batch, first.out),
                                p + first.b, summary_pre_.get(), summary_hidden_.get(), batch,
                                first.out, config_.keep_prob, config_.seed, step_.get(), s);
     } else {
       k::linear_forward_bytes(rows, p + first.w, p + first.b, summary_pre_.get(), batch, first.out,
-                              {}, {}, s);
+                              {}, {}, s, config_.precision);
       k::finish_summary_hidden(summary_pre_.get(), 1, nullptr, summary_pre_.get(),
                                summary_hidden_.get(), batch, first.out, config_.keep_prob,
                                config_.seed, step_.get(), s);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/precision.h"
+
 namespace mnist {
 
 enum class BackendKind { kAuto, kCuda, kCublas, kCpu };
@@ -27,6 +29,8 @@ inline constexpr NamedValue<BackendKind> kBackendNames[] = {{BackendKind::kAuto,
                                                             {BackendKind::kCpu, "cpu"}};
 inline constexpr NamedValue<ModelKind> kModelNames[] = {{ModelKind::kMlp, "mlp"},
                                                         {ModelKind::kSoftmax, "softmax"}};
+inline constexpr NamedValue<Precision> kPrecisionNames[] = {
+    {Precision::kFp32, "fp32"}, {Precision::kTf32, "tf32"}, {Precision::kBf16, "bf16"}};
 
 template <class Enum, std::size_t N>
 const char* name_in(const NamedValue<Enum> (&table)[N], Enum value) {
@@ -49,6 +53,7 @@ std::vector<std::string> names_in(const NamedValue<Enum> (&table)[N]) {
 
 inline const char* backend_name(BackendKind kind) { return name_in(kBackendNames, kind); }
 inline const char* model_name(ModelKind kind) { return name_in(kModelNames, kind); }
+inline const char* precision_name(Precision p) { return name_in(kPrecisionNames, p); }
 
 // Which GPUs a run trains on (--gpus): every visible one, the first N, or a list of CUDA ordinals.
 // Resolved against the devices a process sees by resolve_gpus (gpu/gpu_check.h).
@@ -69,6 +74,9 @@ struct TrainConfig {
   float keep_prob = 0.9f;   // 1 for the softmax model (no hidden layer to drop)
   std::uint64_t seed = 1;   // initialisation, shuffling and dropout
   bool cuda_graphs = true;  // GPU backends: replay a captured graph per step (off: launch eagerly)
+  // The arithmetic of the wide products (GPU backends; common/precision.h). The CPU reference is
+  // fp32 only.
+  Precision precision = Precision::kFp32;
 };
 
 // The hidden layer's keep probability for `model`: --dropout for the mlp; the softmax model has no

@@ -290,5 +290,18 @@ TEST(Options, HelpReturnsNothingToRun) {
   }
 }
 
+TEST(Options, PrecisionOfTheWideProducts) {
+  EXPECT_EQ(parse({})->precision, Precision::kFp32);
+  EXPECT_EQ(parse({"--precision", "tf32"})->precision, Precision::kTf32);
+  EXPECT_EQ(parse({"--precision=bf16", "--backend", "cublas"})->precision, Precision::kBf16);
+  EXPECT_EQ(run_config(*parse({"--precision", "bf16"})).train.precision, Precision::kBf16);
+  EXPECT_TRUE(contains(refusal({"--precision", "fp16"}), "must be one of fp32, tf32, bf16"));
+  EXPECT_TRUE(contains(refusal({"--precision", "tf32", "--backend", "cpu"}), "fp32 only"));
+  EXPECT_NO_THROW(parse({"--precision", "fp32", "--backend", "cpu"}));
+  const Options b = *parse({"--benchmark_precisions", "bf16,fp32"});
+  EXPECT_EQ(b.benchmark_precisions, (std::vector<Precision>{Precision::kBf16, Precision::kFp32}));
+  EXPECT_TRUE(contains(refusal({"--benchmark_precisions", "fp64"}), "must be one of"));
+}
+
 }  // namespace
 }  // namespace mnist
