@@ -15,8 +15,8 @@ TMPDIR="$work/tmp" "$trainer" --benchmark --fake_data --backend cpu --benchmark_
   --benchmark_out "$work/bench.json" --result_file "$work/verdict.json" \
   --termination_log "$work/termination" | tee "$work/out"
 grep -q "^== mnist-train $version on the CPU (no GPU visible)\$" "$work/out" || fail "no header naming the version"
-grep -Eq '^cpu +CPU +50 ' "$work/out" || fail "no CPU row for batch 50"
-grep -Eq '^cpu +CPU +120 ' "$work/out" || fail "no CPU row for batch 120"
+grep -Eq '^cpu +CPU +fp32 +50 ' "$work/out" || fail "no CPU row for batch 50"
+grep -Eq '^cpu +CPU +fp32 +120 ' "$work/out" || fail "no CPU row for batch 120"
 grep -q '== seed job' "$work/out" || fail "no seed job"
 grep -Eq '^cpu +[0-9.]+ ms   final accuracy ' "$work/out" || fail "no seed job row"
 grep -q '== seed job with summaries' "$work/out" || fail "no seed job with summaries"
