@@ -129,7 +129,7 @@ struct StoreBiasActivation {
     const bool drop = act.enabled && act.keep_prob < 1.0f;
     const auto first = static_cast<std::uint32_t>(std::size_t(act.row_offset + i) * n + j);
     Vec4 u = {1.0f, 1.0f, 1.0f, 1.0f};  // dropout draws; a whole aligned group costs one Philox
-    if (drop && valid == 4 && first % 4 == 0) {
+    if (drop && valid >= 4 && first % 4 == 0) {
       dropout_uniform4(act.seed, static_cast<std::uint64_t>(step), first / 4, u);
     } else if (drop) {
 #pragma unroll
@@ -271,7 +271,6 @@ struct FmaMath {
 //   tf32  A: (g, t) (g + 8, t) (g, t + 4) (g + 8, t + 4)       B: (t, g) (t + 4, g)
 //   bf16  A: (g, 2t..2t+1) (g + 8, 2t..2t+1), pairs packed     B: (2t..2t+1, g), packed
 //   both  C: (g, 2t) (g, 2t + 1) (g + 8, 2t) (g + 8, 2t + 1)
-// Shared-memory rows are padded by 8 floats so a fragment's 32 reads hit 32 banks (tf32).
 __device__ __forceinline__ std::uint32_t to_tf32(float x) {
   std::uint32_t r = 0;
 #if __CUDA_ARCH__ >= 800
@@ -312,7 +311,9 @@ __device__ __forceinline__ void mma_m16n8k8(float (&d)[4], const std::uint32_t* 
 
 template <class T, Precision P>
 struct MmaMath {
-  static constexpr int kPadA = 8, kPadB = 8;
+  // Rows padded so a fragment's 32 reads hit 32 banks: 8 floats for TF32 (rows t..), 4 for BF16
+  // (rows 2t..), which also keeps the stash's stores as spread as fp32's.
+  static constexpr int kPadA = P == Precision::kBf16 ? 4 : 8, kPadB = kPadA;
   static constexpr int kWarps = T::kThreads / 32;
   static constexpr int kWarpsM = (T::kBM >= 64 && kWarps >= 2) ? 2 : 1;
   static constexpr int kWarpsN = kWarps / kWarpsM;
@@ -360,24 +361,27 @@ struct MmaMath {
     }
   }
 
-  // Each thread holds pairs of neighbouring columns: runs of two for the epilogue.
+  // Lanes t and t^1 hold columns 4(t/2)..+1 and +2..+3 of rows g and g + 8: one exchange gives
+  // the even lane row g's four columns and the odd lane row g + 8's, runs of four like FmaMath's
+  // (so the epilogues' vector loads and stores and their one-Philox-per-four dropout apply).
+  // Every lane takes part in both shuffles before any is skipped.
   template <class Epilogue>
   __device__ void finish(Epilogue& epilogue, int m0, int n0, int m, int n, int tid) {
     const int lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
     const int wm0 = (warp / kWarpsN) * WM, wn0 = (warp % kWarpsN) * WN;
+    const bool odd = t & 1;
 #pragma unroll
     for (int i = 0; i < MT; ++i) {
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
-        const int col = n0 + wn0 + j * 8 + 2 * t;
-        if (col >= n) continue;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int row = m0 + wm0 + i * 16 + g + 8 * h;
-          if (row >= m) continue;
-          Vec4 v = {acc[i][j][2 * h], acc[i][j][2 * h + 1], 0.0f, 0.0f};
-          epilogue(row, col, n, v, min(2, n - col));
-        }
+        const float s0 = __shfl_xor_sync(0xffffffffu, odd ? acc[i][j][0] : acc[i][j][2], 1);
+        const float s1 = __shfl_xor_sync(0xffffffffu, odd ? acc[i][j][1] : acc[i][j][3], 1);
+        const int row = m0 + wm0 + i * 16 + g + (odd ? 8 : 0);
+        const int col = n0 + wn0 + j * 8 + 4 * (t / 2);
+        if (row >= m || col >= n) continue;
+        Vec4 v = {odd ? s0 : acc[i][j][0], odd ? s1 : acc[i][j][1], odd ? acc[i][j][2] : s0,
+                  odd ? acc[i][j][3] : s1};
+        epilogue(row, col, n, v, n - col);
       }
     }
   }

@@ -35,7 +35,7 @@ void sgemm_row_major(cublasHandle_t h, bool transpose_a, bool transpose_b, int m
 CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
                              std::vector<float> initial_params)
     : GpuBackendBase(config, data, initial_params),
-      cublas_(stream_.get(), config.precision),
+      cublas_(stream_.get()),
       cudnn_(stream_.get()),
       batch_hidden_(1, 1, config.batch_size, std::max(layout_.hidden(), 1)),
       batch_classes_(config.batch_size, kClasses),

@@ -31,13 +31,13 @@ inline void cudnn_check(cudnnStatus_t rc, const char* what, const char* file, in
 
 class CublasHandle {
  public:
-  // fp32: pedantic math, true fp32 with no TF32 shortcuts. The tensor-core precisions: default
-  // math, so that the compute type each product asks for (sgemm_row_major) is what cuBLAS uses.
-  explicit CublasHandle(cudaStream_t stream, Precision precision = Precision::kFp32) {
+  // Pedantic math: true fp32, no TF32 shortcuts, for every call whose compute type is implied
+  // (cublasSgemm). An explicit compute type (sgemm_row_major's tensor-core precisions) is not
+  // overridden by it (cublas_api.h).
+  explicit CublasHandle(cudaStream_t stream) {
     MNIST_CUBLAS_CHECK(cublasCreate(&h_));
     MNIST_CUBLAS_CHECK(cublasSetStream(h_, stream));
-    MNIST_CUBLAS_CHECK(cublasSetMathMode(
-        h_, precision == Precision::kFp32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH));
+    MNIST_CUBLAS_CHECK(cublasSetMathMode(h_, CUBLAS_PEDANTIC_MATH));
   }
   ~CublasHandle() { cublasDestroy(h_); }
   CublasHandle(const CublasHandle&) = delete;
@@ -101,7 +101,8 @@ class ReluDesc {
 // transpose_a: A is stored k x m and used transposed (false: stored m x k); likewise transpose_b
 // for B (stored n x k when set). fp32 operands and result; `precision` picks the arithmetic:
 // cublasSgemm for fp32, cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32 or _FAST_16BF (tensor cores,
-// inputs rounded inside cuBLAS, fp32 accumulation) for tf32 and bf16.
+// inputs rounded inside cuBLAS, fp32 accumulation) for tf32 and bf16. cuBLAS documents _FAST_16BF
+// as "may down-convert to BF16 or TF32": its bf16 may run as TF32.
 void sgemm_row_major(cublasHandle_t h, bool transpose_a, bool transpose_b, int m, int n, int k,
                      const float* a, const float* b, float* c, float beta = 0.0f,
                      Precision precision = Precision::kFp32);

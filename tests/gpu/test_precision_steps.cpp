@@ -68,7 +68,7 @@ void expect_close_to_fp32_cpu(const Case& c, int batch, int steps) {
 TEST_P(PrecisionSteps, StepsFollowTheFp32CpuReference) {
   REQUIRE_GPU();
   if (!tensor_cores_present()) GTEST_SKIP() << "TF32/BF16 need compute capability 8.0 or newer";
-  expect_close_to_fp32_cpu(GetParam(), 100, 20);
+  expect_close_to_fp32_cpu(GetParam(), 100, 8);
 }
 
 TEST_P(PrecisionSteps, LargeBatchStepsFollowTheFp32CpuReference) {

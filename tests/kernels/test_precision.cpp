@@ -1,11 +1,14 @@
 // The tensor-core precisions (--precision tf32|bf16) of the GEMM kernel, element by element
 // against a float64 reference, within a bound derived from the formats:
 //   each operand is rounded once to the format (unit roundoff u: TF32 2^-11, BF16 2^-8), so each
-//   product a*b carries a relative error of at most 2u + u^2; the fp32 accumulation over K terms
-//   adds at most K * 2^-24 of their magnitude. So |y - y_exact| <= (2u + u^2 + K 2^-24) sum|a*b|
-//   (plus the fp32 bias and epilogue, far below). An error in a fragment's layout is O(1) of
-//   sum|a*b|, never inside the bound; and the result must differ from fp32's somewhere by more than
-//   a hundredth of u (the tensor cores really ran, at that precision).
+//   product a*b carries a relative error of at most 2u + u^2 (the product itself is exact in the
+//   tensor core); the accumulation adds at most 8 K 2^-24 of the terms' magnitude: tensor cores
+//   do not round like a sequence of fp32 additions (they align to the largest exponent and may
+//   truncate, about 5 K 2^-24 at worst: Fasi et al., "Numerical behavior of NVIDIA tensor cores",
+//   PeerJ CS 2021). So |y - y_exact| <= (2u + u^2 + 8 K 2^-24) sum|a*b|. An error in a fragment's
+//   layout is O(1) of sum|a*b|, never inside the bound; and the result must differ from fp32's
+//   somewhere by more than a hundredth of u (the tensor cores really ran). Which rounding ran is
+//   pinned down exactly by RoundsItsOperandsLikeTheFormat.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -61,7 +64,7 @@ Reference forward_reference(const std::vector<float>& x, const std::vector<float
 void expect_within_bound(const std::vector<float>& got, const std::vector<float>& fp32,
                          const Reference& ref, int k, Precision p, bool tensor_cores) {
   const double u = tensor_cores ? unit_roundoff(p) : 0.0;
-  const double factor = 2 * u + u * u + (k + 1) * std::ldexp(1.0, -24);
+  const double factor = 2 * u + u * u + 8 * (k + 1) * std::ldexp(1.0, -24);
   std::size_t outside = 0, first = 0;
   double departure = 0.0;
   for (std::size_t i = 0; i < got.size(); ++i) {
@@ -107,8 +110,8 @@ TEST_P(TensorCorePrecision, ForwardProductWithinTheFormatsBound) {
                             GetParam());
     kernels::linear_forward(dx.get(), dw.get(), db.get(), dy32.get(), c.m, c.k, c.n, {}, nullptr);
     const bool narrow = c.n <= 16;  // planned on the CUDA cores at every precision
-    expect_within_bound(dy.download(), dy32.download(), forward_reference(x, w, b, c.m, c.k, c.n),
-                        c.k, GetParam(), !narrow);
+    const Reference ref = forward_reference(x, w, b, c.m, c.k, c.n);
+    expect_within_bound(dy.download(), dy32.download(), ref, c.k, GetParam(), !narrow);
     // The split-K slices, added in order, obey the same bound.
     const int splits = kernels::forward_splits(c.m, c.n, c.k);
     if (splits > 1) {
@@ -122,8 +125,7 @@ TEST_P(TensorCorePrecision, ForwardProductWithinTheFormatsBound) {
         for (int z = 0; z < splits; ++z) s += all[z * sum.size() + i];
         sum[i] = s;
       }
-      expect_within_bound(sum, dy32.download(), forward_reference(x, w, b, c.m, c.k, c.n), c.k,
-                          GetParam(), !narrow);
+      expect_within_bound(sum, dy32.download(), ref, c.k, GetParam(), !narrow);
     }
   }
 }
@@ -155,6 +157,47 @@ TEST_P(TensorCorePrecision, WeightGradientWithinTheFormatsBound) {
     for (auto& v : ref.exact) v *= 0.5;
     for (auto& v : ref.magnitude) v *= 0.5;
     expect_within_bound(grad.download(), grad32.download(), ref, batch, GetParam(), true);
+  }
+}
+
+// One nonzero term per output, times 1: the result is the operand as the format rounds it, exactly.
+// The values tell the formats and their rounding apart: 1 + 2^-12 (fp32 keeps it; TF32 and BF16
+// give 1), 1 + 2^-11 (TF32's tie: cvt.rna rounds away, to 1 + 2^-10; truncation would give 1),
+// 1 + 2^-9 (TF32 keeps it, BF16 gives 1), 1 + 2^-8 (BF16's tie to even: 1) and 1 + 3 2^-8 (BF16's
+// tie to even: 1 + 2^-6; truncation would give 1 + 2^-7); negated too.
+TEST(TensorCoreRounding, RoundsItsOperandsLikeTheFormat) {
+  REQUIRE_TENSOR_CORES();
+  const double p = std::ldexp(1.0, -12), q = std::ldexp(1.0, -11), r = std::ldexp(1.0, -9),
+               s = std::ldexp(1.0, -8), s3 = 3 * s;
+  struct Value {
+    double operand, fp32, tf32, bf16;
+  };
+  const Value values[] = {{1 + p, 1 + p, 1, 1},
+                          {1 + q, 1 + q, 1 + 2 * q, 1},
+                          {1 + r, 1 + r, 1 + r, 1},
+                          {1 + s, 1 + s, 1 + s, 1},
+                          {1 + s3, 1 + s3, 1 + s3, 1 + std::ldexp(1.0, -6)}};
+  const int m = 128, k = 8, n = 64;  // n > 16: a tensor-core tile
+  std::vector<float> x(std::size_t(m) * k, 0.0f), w(std::size_t(k) * n, 0.0f), b(n, 0.0f);
+  for (int i = 0; i < m; ++i) {
+    const Value& v = values[i % 5];
+    x[std::size_t(i) * k + (i % k)] = static_cast<float>(i % 2 ? -v.operand : v.operand);
+  }
+  for (int p2 = 0; p2 < k; ++p2) w[std::size_t(p2) * n + (p2 * 5) % n] = 1.0f;
+  for (const Precision precision : {Precision::kFp32, Precision::kTf32, Precision::kBf16}) {
+    DeviceBuffer<float> dx(x), dw(w), db(b), dy(std::size_t(m) * n);
+    kernels::linear_forward(dx.get(), dw.get(), db.get(), dy.get(), m, k, n, {}, nullptr,
+                            precision);
+    const std::vector<float> y = dy.download();
+    for (int i = 0; i < m; ++i) {
+      const Value& v = values[i % 5];
+      const double want = (i % 2 ? -1 : 1) * (precision == Precision::kFp32   ? v.fp32
+                                              : precision == Precision::kTf32 ? v.tf32
+                                                                              : v.bf16);
+      const int col = ((i % k) * 5) % n;
+      EXPECT_EQ(double(y[std::size_t(i) * n + col]), want)
+          << "row " << i << ", operand " << v.operand << ", precision " << int(precision);
+    }
   }
 }
 
