@@ -42,7 +42,9 @@ common=(--backend cuda --max_steps 500 --mirror "http://127.0.0.1:$(cat "$work/p
 grep -q '^Data-parallel over 2 GPUs' "$work/pod" || fail "no data-parallel line: $(cat "$work/pod")"
 grep -q '^Parameters identical on all 2 GPUs' "$work/pod" || fail "no parameter check (pod)"
 
-port=$((20000 + RANDOM % 20000))
+# Three free loopback ports (asked of the kernel, then released: a tiny window for a collision).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port) port_alone=$(free_port) port_mismatch=$(free_port)
 world=(--world_size 2 --rendezvous "127.0.0.1:$port" --rendezvous_timeout 60 --gpus 1)
 for rank in 0 1; do
   CUDA_VISIBLE_DEVICES=$rank JOB_COMPLETION_INDEX=$rank "$trainer" "${common[@]}" "${world[@]}" \
@@ -74,7 +76,7 @@ grep 'all-reduce' "$work/pod" "$work/rank0"
 # A peer that never comes: rank 1 alone gives up after its timeout with exit 3.
 set +e
 CUDA_VISIBLE_DEVICES=1 JOB_COMPLETION_INDEX=1 "$trainer" "${common[@]}" --world_size 2 \
-  --rendezvous "127.0.0.1:$((port + 1))" --rendezvous_timeout 3 --gpus 1 >"$work/alone" 2>&1
+  --rendezvous "127.0.0.1:$port_alone" --rendezvous_timeout 3 --gpus 1 >"$work/alone" 2>&1
 code=$?
 set -e
 (( code == 3 )) || fail "a rank whose peer never comes exited $code, not 3: $(tail -2 "$work/alone")"
@@ -82,7 +84,7 @@ set -e
 # Mismatched configuration (another batch size): refused, exit 2 on both.
 for rank in 0 1; do
   CUDA_VISIBLE_DEVICES=$rank JOB_COMPLETION_INDEX=$rank "$trainer" "${common[@]}" --world_size 2 \
-    --rendezvous "127.0.0.1:$((port + 2))" --rendezvous_timeout 30 --gpus 1 \
+    --rendezvous "127.0.0.1:$port_mismatch" --rendezvous_timeout 30 --gpus 1 \
     --batch_size $((100 + rank)) >"$work/mismatch$rank" 2>&1 &
   pids+=($!)
 done
