@@ -386,8 +386,8 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
   std::map<std::pair<int, std::string>, double> cublas_median;  // (batch, precision)
   std::vector<json> rows;
   for (const BackendKind kind : backends) {
-    for (const Precision precision : precisions) {
-      if (kind == BackendKind::kCpu && precision != Precision::kFp32) continue;
+    const std::vector<Precision> fp32_only = {Precision::kFp32};
+    for (const Precision precision : kind == BackendKind::kCpu ? fp32_only : precisions) {
       for (int batch : options.benchmark_batches) {
         if (batch > data.train.count) continue;
         rows.push_back(time_steps(options, kind, batch, precision, data));

@@ -169,11 +169,17 @@ GpuSelection gpu_selection(const std::string& text) {
     if (!is_whole_number(text))
       refuse(flag, text, "expected all, a count N or a list of GPU ordinals like 0,2,3");
     selection.kind = GpuSelection::Kind::kFirst;
+    if (text == "0") {
+      refuse(flag, text,
+             "a bare number is how many GPUs (1 or more); one particular GPU: "
+             "CUDA_VISIBLE_DEVICES=N");
+    }
     selection.first = whole_number(flag, text, 1, kMaxGpuOrdinal + 1);
     return selection;
   }
   selection.kind = GpuSelection::Kind::kList;
   for (const std::string& item : comma_items(flag, {text})) {
+    if (item[0] == '-') refuse(flag, text, "GPU ordinals are 0 or more");
     const int ordinal = whole_number(flag, item, 0, kMaxGpuOrdinal);
     if (std::find(selection.list.begin(), selection.list.end(), ordinal) != selection.list.end())
       refuse(flag, text, "GPU " + item + " is listed twice");
@@ -405,13 +411,14 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
   app.add_option("--precision", t.precision,
                  "GPU backends: the arithmetic of the wide matrix products: fp32 (CUDA cores; the "
                  "reference), tf32 or bf16 (tensor cores, fp32 accumulation; compute capability "
-                 "8.0 or newer). Parameters and Adam stay fp32")
+                 "8.0 or newer, else exit 2). Parameters and Adam stay fp32. The cpu backend is "
+                 "fp32 only; with tf32/bf16, auto means cuda")
       ->capture_default_str();
   app.add_option("--gpus", t.gpus,
                  "cuda backend: the GPUs to train on, data-parallel over NCCL: all (every visible "
                  "GPU), N (the first N) or a list of CUDA ordinals like 0,2; --batch_size is the "
                  "global batch, split over them. Every one is checked first (exit 4 naming a "
-                 "missing or faulty GPU)")
+                 "missing or faulty GPU). cublas trains on the first of them")
       ->type_name("all|N|LIST")
       ->capture_default_str();
   app.add_option("--world_size", t.world_size,
@@ -425,7 +432,8 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
                  "(e.g. mnist-train-0.mnist-train:29400)")
       ->type_name("HOST:PORT");
   app.add_option("--rendezvous_timeout", t.rendezvous_timeout,
-                 "Seconds every process waits for all of them to meet (exit 3 after)" +
+                 "Seconds every process waits for all of them to meet, and for any collective to "
+                 "finish (exit 3 after)" +
                      in(kMinRendezvousTimeout, kMaxRendezvousTimeout))
       ->type_name("SECONDS")
       ->capture_default_str();
@@ -448,7 +456,7 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
       ->allow_extra_args(false);
   app.add_option("--benchmark_precisions", t.benchmark_precisions,
                  "Precisions of the GPU step table, comma-separated (default: fp32,tf32,bf16 on "
-                 "GPUs with tensor cores, else fp32)")
+                 "GPUs of compute capability 8.0 or newer, else fp32); CPU rows are fp32")
       ->type_name("NAME,...")
       ->allow_extra_args(false);
   app.add_option(
@@ -506,7 +514,11 @@ void convert(const FlagTexts& t, Options& o) {
     o.benchmark_batches.push_back(whole_number("--benchmark_batches", item, 1, kMaxBatch));
   for (const std::string& item : comma_items("--benchmark_precisions", t.benchmark_precisions)) {
     const std::string name = one_of("--benchmark_precisions", item, names_in(kPrecisionNames));
-    o.benchmark_precisions.push_back(*value_in(kPrecisionNames, name));
+    const Precision p = *value_in(kPrecisionNames, name);
+    if (std::find(o.benchmark_precisions.begin(), o.benchmark_precisions.end(), p) !=
+        o.benchmark_precisions.end())
+      refuse("--benchmark_precisions", item, "listed twice");
+    o.benchmark_precisions.push_back(p);
   }
   for (const std::string& item : comma_items("--benchmark_backends", t.benchmark_backends)) {
     const std::string name = one_of("--benchmark_backends", item, concrete_backend_names());
@@ -520,14 +532,38 @@ void convert(const FlagTexts& t, Options& o) {
   if (o.world_size > 1) {
     if (o.rendezvous.empty())
       refuse("--world_size " + std::to_string(o.world_size) + " needs --rendezvous HOST:PORT");
-    parse_endpoint(o.rendezvous);  // Error(kBadArguments) naming the text
     if (o.backend == BackendKind::kCpu || o.backend == BackendKind::kCublas)
       refuse("--world_size > 1 trains data-parallel with --backend cuda (or auto)");
-  } else if (!o.rendezvous.empty()) {
-    parse_endpoint(o.rendezvous);
+    if (o.benchmark) refuse("--world_size > 1 with --benchmark: the benchmark runs in one process");
+  }
+  if (!o.rendezvous.empty()) {
+    for (const char c : o.rendezvous) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        refuse("--rendezvous holds a control character (a HOST:PORT has none)");
+    }
+    try {
+      parse_endpoint(o.rendezvous);
+    } catch (const Error& e) {
+      refuse("--rendezvous", o.rendezvous, e.what());
+    }
   }
   if (o.backend == BackendKind::kCpu && o.gpus.kind != GpuSelection::Kind::kAll)
     refuse("--gpus " + shown(o.gpus.text) + " with --backend cpu: the CPU backend uses no GPU");
+  if (o.benchmark && o.gpus.kind != GpuSelection::Kind::kAll) {
+    refuse("--gpus " + shown(o.gpus.text) +
+           " with --benchmark: it times one GPU, and scales over every visible one (choose them "
+           "with CUDA_VISIBLE_DEVICES)");
+  }
+  // Every GPU of the world needs a row of the global batch.
+  const long long gpus_here = o.gpus.kind == GpuSelection::Kind::kFirst ? o.gpus.first
+                              : o.gpus.kind == GpuSelection::Kind::kList
+                                  ? static_cast<long long>(o.gpus.list.size())
+                                  : 1;
+  if (o.backend != BackendKind::kCpu && gpus_here * o.world_size > o.batch_size) {
+    refuse("--batch_size " + std::to_string(o.batch_size) + " cannot be split over " +
+           std::to_string(gpus_here * o.world_size) + " GPUs (--gpus " + o.gpus.text +
+           ", --world_size " + std::to_string(o.world_size) + "): each needs at least one row");
+  }
 
   if (o.data_dir.empty()) refuse("--data_dir must not be empty");
   for (const std::string& mirror : o.mirrors) {

@@ -88,12 +88,14 @@ void run(int argc, char** argv, RunRecord& record) {
   // by their checksums), so an impossible batch fails at once, --dry_run included.
   require_batch_fits(config.train.batch_size, options.fake_data ? kFakeTrainImages : kTrainImages);
   if (options.dry_run) {
-    const int rank = rank_from_environment(options.world_size);  // checked before anything prints
+    // Checked before anything prints; JOB_COMPLETION_INDEX is the rank only in a run of several.
+    const int rank = options.world_size > 1 ? rank_from_environment(options.world_size) : 0;
     std::cout << "flags OK: backend " << backend_name(options.backend) << ", model "
               << model_name(config.train.model) << ", max_steps " << config.max_steps << ", batch "
               << config.train.batch_size << ", data "
               << (options.fake_data ? "synthetic" : options.dataset + " in " + options.data_dir)
-              << ", gpus " << options.gpus.text;
+              << ", precision " << precision_name(options.precision) << ", gpus "
+              << options.gpus.text;
     if (options.world_size > 1) {
       std::cout << ", world_size " << options.world_size << " (this process: rank " << rank
                 << "), rendezvous " << options.rendezvous;
@@ -118,15 +120,15 @@ void run(int argc, char** argv, RunRecord& record) {
   }
 
   // The GPU is checked before any download, so a broken node fails in seconds.
-  const BackendKind kind = resolve_backend(options.backend, std::cout);
+  // --backend auto with flags that only GPUs honour (GPUs named, several processes, a tensor-core
+  // precision) is --backend cuda: it must not fall back to the CPU and pass.
+  const bool wants_gpu = options.world_size > 1 || options.gpus.kind != GpuSelection::Kind::kAll ||
+                         options.precision != Precision::kFp32;
+  const BackendKind requested =
+      options.backend == BackendKind::kAuto && wants_gpu && !options.benchmark ? BackendKind::kCuda
+                                                                               : options.backend;
+  const BackendKind kind = resolve_backend(requested, std::cout);
   record.backend = kind;
-  // --backend auto fell back to the CPU: a run that asked for GPUs must not pass without them.
-  if (kind == BackendKind::kCpu && options.backend == BackendKind::kAuto &&
-      (options.world_size > 1 || options.gpus.kind != GpuSelection::Kind::kAll)) {
-    throw Error(ExitCode::kGpuUnusable, "--gpus " + options.gpus.text + " and --world_size " +
-                                            std::to_string(options.world_size) +
-                                            " train on GPUs, but CUDA sees none here");
-  }
   const bool gpu_present = kind != BackendKind::kCpu || (options.benchmark && gpu_visible());
   const GpuPlan plan = options.benchmark ? GpuPlan{} : plan_gpus(options, kind, std::cout);
   if (gpu_present || options.backend == BackendKind::kAuto)
