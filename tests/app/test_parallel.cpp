@@ -44,11 +44,12 @@ TEST(GpusFlag, AllFirstNOrAList) {
 }
 
 TEST(GpusFlag, RefusesWhatIsNotASelection) {
-  EXPECT_TRUE(contains(refusal({"--gpus", "0"}), "out of range"));  // "0 GPUs" is no run
+  EXPECT_TRUE(contains(refusal({"--gpus", "0"}), "how many GPUs"));  // "0 GPUs" is no run
+  EXPECT_TRUE(contains(refusal({"--gpus", "1,-0"}), "0 or more"));
   EXPECT_TRUE(contains(refusal({"--gpus", "two"}), "expected all, a count N or a list"));
   EXPECT_TRUE(contains(refusal({"--gpus", "1,1"}), "listed twice"));
   EXPECT_TRUE(contains(refusal({"--gpus", "1,,2"}), "empty item"));
-  EXPECT_TRUE(contains(refusal({"--gpus", "0,-1"}), "out of range"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "0,-1"}), "0 or more"));
   EXPECT_TRUE(contains(refusal({"--gpus", "0,99999"}), "out of range"));
   EXPECT_TRUE(contains(refusal({"--gpus", "ALL"}), "expected all"));
   EXPECT_TRUE(contains(refusal({"--gpus", "2", "--backend", "cpu"}), "uses no GPU"));
@@ -71,6 +72,21 @@ TEST(WorldFlags, SeveralProcessesNeedARendezvousAndTheCudaBackend) {
                        "--backend cuda"));
   EXPECT_TRUE(contains(refusal({"--rendezvous_timeout", "0"}), "out of range"));
   EXPECT_TRUE(contains(refusal({"--rendezvous", "no-port"}), "no-port"));  // checked even alone
+  EXPECT_TRUE(contains(refusal({"--rendezvous", "a\nb:80"}), "control character"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:1", "--benchmark"}),
+                       "one process"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "2", "--benchmark"}), "CUDA_VISIBLE_DEVICES"));
+}
+
+TEST(WorldFlags, EveryGpuOfTheWorldNeedsARowOfTheBatch) {
+  EXPECT_TRUE(contains(
+      refusal({"--world_size", "101", "--rendezvous", "h:1", "--batch_size", "100"}),
+      "cannot be split over 101 GPUs"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "8", "--world_size", "16", "--rendezvous", "h:1"}),
+                       "cannot be split over 128 GPUs"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "0,1,2", "--batch_size", "2"}), "over 3 GPUs"));
+  EXPECT_NO_THROW(parse({"--gpus", "4", "--world_size", "25", "--rendezvous", "h:1"}));  // 100
+  EXPECT_NO_THROW(parse({"--backend", "cpu", "--batch_size", "1"}));
 }
 
 TEST(ResolveGpus, NamesWhatIsMissing) {
