@@ -1,15 +1,15 @@
 #include <gtest/gtest.h>
 
 #include "app/cli.h"
+#include "app/cli_test_util.h"
 #include "error.h"
 
 namespace mnist {
 namespace {
 
-std::optional<Options> parse(std::vector<const char*> args) {
-  args.insert(args.begin(), "mnist-train");
-  return parse_command_line(static_cast<int>(args.size()), args.data());
-}
+using cli_test::contains;
+using cli_test::parse;
+using cli_test::refusal;
 
 ExitCode parse_error(std::vector<const char*> args) {
   try {
@@ -18,22 +18,6 @@ ExitCode parse_error(std::vector<const char*> args) {
     return e.code();
   }
   return ExitCode::kOk;
-}
-
-// The message of the refusal (exit 2) of `args`; fails the test when they are accepted.
-std::string refusal(std::vector<const char*> args) {
-  try {
-    parse(std::move(args));
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kBadArguments) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted";
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 TEST(Options, DefaultsAreTheTensorFlowSample) {

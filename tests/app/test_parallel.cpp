@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "app/cli.h"
+#include "app/cli_test_util.h"
 #include "app/parallel.h"
 #include "error.h"
 #include "gpu/cuda_backend.h"
@@ -12,25 +13,10 @@
 namespace mnist {
 namespace {
 
-Options parse(std::vector<const char*> args) {
-  args.insert(args.begin(), "mnist-train");
-  return *parse_command_line(static_cast<int>(args.size()), args.data());
-}
+using cli_test::contains;
+using cli_test::refusal;
 
-std::string refusal(std::vector<const char*> args) {
-  try {
-    parse(std::move(args));
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kBadArguments) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "accepted";
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+Options parse(std::vector<const char*> args) { return *cli_test::parse(std::move(args)); }
 
 TEST(GpusFlag, AllFirstNOrAList) {
   EXPECT_EQ(parse({}).gpus.kind, GpuSelection::Kind::kAll);
@@ -79,9 +65,9 @@ TEST(WorldFlags, SeveralProcessesNeedARendezvousAndTheCudaBackend) {
 }
 
 TEST(WorldFlags, EveryGpuOfTheWorldNeedsARowOfTheBatch) {
-  EXPECT_TRUE(contains(
-      refusal({"--world_size", "101", "--rendezvous", "h:1", "--batch_size", "100"}),
-      "cannot be split over 101 GPUs"));
+  EXPECT_TRUE(
+      contains(refusal({"--world_size", "101", "--rendezvous", "h:1", "--batch_size", "100"}),
+               "cannot be split over 101 GPUs"));
   EXPECT_TRUE(contains(refusal({"--gpus", "8", "--world_size", "16", "--rendezvous", "h:1"}),
                        "cannot be split over 128 GPUs"));
   EXPECT_TRUE(contains(refusal({"--gpus", "0,1,2", "--batch_size", "2"}), "over 3 GPUs"));

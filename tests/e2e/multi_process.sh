@@ -12,6 +12,7 @@
 # agree on every GPU ("Parameters identical"); only rank 0 writes the log folder; a rank whose peer
 # never comes exits 3 after its --rendezvous_timeout; a mismatched configuration exits 2.
 set -euo pipefail
+source "$(dirname "$0")/serve_mnist.sh"
 trainer=$1 server=$2 idx_dir=$3
 
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
@@ -28,12 +29,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-mkdir -p "$work/mirror"
-for f in "$idx_dir"/*-ubyte; do gzip -1 -c "$f" >"$work/mirror/$(basename "$f").gz"; done
-"$server" "$work/mirror" "$work/port" >/dev/null &
-server_pid=$!
-for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
-common=(--backend cuda --max_steps 500 --mirror "http://127.0.0.1:$(cat "$work/port")/"
+serve_mnist "$server" "$idx_dir" "$work"
+common=(--backend cuda --max_steps 500 --mirror "$mirror"
         --data_dir "$work/cache" --download_attempts 1)
 "$trainer" "${common[@]}" --download_only >/dev/null  # one download, before the runs share it
 

@@ -4,6 +4,7 @@
 # accuracy at CHECK_STEP of tf32 and bf16 must be within 0.3 % (absolute) of fp32's (the issue's
 # target). Skips (77) without a GPU of compute capability 8.0 or newer.
 set -euo pipefail
+source "$(dirname "$0")/serve_mnist.sh"
 trainer=$1 server=$2 idx_dir=$3 backend=$4 max_steps=$5 check_step=$6
 
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 || true)
@@ -14,12 +15,8 @@ server_pid=
 cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-mkdir -p "$work/mirror"
-for f in "$idx_dir"/*-ubyte; do gzip -1 -c "$f" >"$work/mirror/$(basename "$f").gz"; done
-"$server" "$work/mirror" "$work/port" >/dev/null &
-server_pid=$!
-for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
-common=(--backend "$backend" --max_steps "$max_steps" --mirror "http://127.0.0.1:$(cat "$work/port")/"
+serve_mnist "$server" "$idx_dir" "$work"
+common=(--backend "$backend" --max_steps "$max_steps" --mirror "$mirror"
         --data_dir "$work/cache" --download_attempts 1 --log_dir "")
 for p in fp32 tf32 bf16; do
   "$trainer" "${common[@]}" --precision $p >"$work/$p" || fail "--precision $p: exit $?"

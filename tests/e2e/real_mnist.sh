@@ -3,6 +3,7 @@
 # Gzips the real MNIST idx files, serves them on loopback, trains with the given backend and
 # checks the accuracy lines; then runs again to check that the cached files are reused.
 set -euo pipefail
+source "$(dirname "$0")/serve_mnist.sh"
 trainer=$1 server=$2 idx_dir=$3 backend=$4 max_steps=$5 check_step=$6 min_accuracy=$7
 
 if [[ $backend != cpu ]] && ! "$trainer" --backend cuda --fake_data --max_steps 0 --log_dir "" >/dev/null 2>&1; then
@@ -16,12 +17,7 @@ work=$(mktemp -d)
 server_pid=
 cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-mkdir -p "$work/mirror"
-for f in "$idx_dir"/*-ubyte; do gzip -1 -c "$f" >"$work/mirror/$(basename "$f").gz"; done
-"$server" "$work/mirror" "$work/port" >/dev/null &
-server_pid=$!
-for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
-mirror="http://127.0.0.1:$(cat "$work/port")/"
+serve_mnist "$server" "$idx_dir" "$work"
 
 run() {
   "$trainer" --backend "$backend" --max_steps "$max_steps" --mirror "$mirror" --data_dir "$work/cache" \

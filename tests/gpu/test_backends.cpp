@@ -17,6 +17,8 @@
 namespace mnist {
 namespace {
 
+using gpu_test::relative_drift;
+
 const MnistData& fake() {
   static const MnistData data = make_fake_data(3);
   return data;
@@ -63,17 +65,6 @@ INSTANTIATE_TEST_SUITE_P(Backends, GpuBackend,
                          [](const ::testing::TestParamInfo<BackendKind>& p) {
                            return std::string(backend_name(p.param));
                          });
-
-// ||gpu - cpu|| relative to how far training moved the parameters from `start`.
-double relative_drift(const std::vector<float>& gpu, const std::vector<float>& cpu,
-                      const std::vector<float>& start) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < cpu.size(); ++i) {
-    num += double(gpu[i] - cpu[i]) * (gpu[i] - cpu[i]);
-    den += double(cpu[i] - start[i]) * (cpu[i] - start[i]);
-  }
-  return std::sqrt(num / den);
-}
 
 // Trains both backends from identical parameters for `steps` steps, starting at `first_step`.
 void expect_same_training(BackendKind kind, ModelKind model, int batch, float keep, int steps,

@@ -17,6 +17,9 @@
 namespace mnist {
 namespace {
 
+using gpu_test::relative_drift;
+using gpu_test::relative_error;
+
 const MnistData& fake() {
   static const MnistData data = make_fake_data(5);
   return data;
@@ -33,29 +36,6 @@ TrainConfig config(ModelKind model, int batch, float keep) {
 
 std::vector<float> initial(const TrainConfig& c) {
   return initial_parameters(make_layout(c.model, c.hidden_units), 6);
-}
-
-// ||a - b|| / ||b||: for Adam's moments, which start at zero. Adam's update hardly changes when
-// every gradient is scaled (m / sqrt(v)), so the parameters alone cannot show a wrongly scaled
-// gradient; its first moment is (1 - beta1) * g after one step, and shows it at once.
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += double(a[i] - b[i]) * (a[i] - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
-
-// ||a - b|| relative to how far training moved b from `start`.
-double relative_drift(const std::vector<float>& a, const std::vector<float>& b,
-                      const std::vector<float>& start) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += double(a[i] - b[i]) * (a[i] - b[i]);
-    den += double(b[i] - start[i]) * (b[i] - start[i]);
-  }
-  return std::sqrt(num / den);
 }
 
 std::vector<float> download(const float* device, std::size_t n) {

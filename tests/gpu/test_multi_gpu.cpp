@@ -15,6 +15,9 @@
 namespace mnist {
 namespace {
 
+using gpu_test::relative_drift;
+using gpu_test::relative_error;
+
 int visible() {
   int count = 0;
   return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
@@ -27,25 +30,6 @@ int visible() {
 const MnistData& fake() {
   static const MnistData data = make_fake_data(8);
   return data;
-}
-
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += double(a[i] - b[i]) * (a[i] - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
-
-double relative_drift(const std::vector<float>& a, const std::vector<float>& b,
-                      const std::vector<float>& start) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += double(a[i] - b[i]) * (a[i] - b[i]);
-    den += double(b[i] - start[i]) * (b[i] - start[i]);
-  }
-  return std::sqrt(num / den);
 }
 
 std::vector<int> every_gpu() {

@@ -45,6 +45,31 @@ inline double normalised_error(const std::vector<float>& out, const std::vector<
   return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
 }
 
+// Two trainings from the same start, compared: ||a - b|| relative to how far training moved b from
+// `start` (fp32 sums in another order differ in the last bits, and Adam's normalised update can
+// turn a near-zero gradient's rounding into a different update, so absolute bounds would not do).
+inline double relative_drift(const std::vector<float>& a, const std::vector<float>& b,
+                             const std::vector<float>& start) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += double(a[i] - b[i]) * (a[i] - b[i]);
+    den += double(b[i] - start[i]) * (b[i] - start[i]);
+  }
+  return std::sqrt(num / den);
+}
+
+// ||a - b|| / ||b||: for Adam's moments, which start at zero. Adam's update hardly changes when
+// every gradient is scaled (m / sqrt(v)), so parameters alone cannot show a wrongly scaled
+// gradient; its first moment is (1 - beta1) g after one step, and shows it at once.
+inline double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += double(a[i] - b[i]) * (a[i] - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
 inline ::testing::AssertionResult close(const std::vector<float>& out,
                                         const std::vector<double>& ref, double bound) {
   if (out.size() != ref.size())
