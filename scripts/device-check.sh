@@ -26,7 +26,7 @@ mirror="file://$PWD/.devdata/mnist/"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 if want test; then
   echo "== ctest -L gpu"
-  ctest --test-dir $build -L gpu --output-on-failure 2>&1 | tee "$out/ctest_gpu.log" |
+  ctest --test-dir $build -L "^gpu$" --output-on-failure 2>&1 | tee "$out/ctest_gpu.log" |
     grep -E "tests passed|Skipped|Failed|FAILED|Total Test"
 fi
 if want sanitize; then
@@ -105,6 +105,6 @@ if want configure; then
   cmake -S . -B $fresh -DCMAKE_BUILD_TYPE=Release -DMNIST_WERROR=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     >"$out/configure.log" 2>&1 && cmake --build $fresh -j "$(nproc)" --target gpu_tests mnist-train \
     mnist_test_server >>"$out/configure.log" 2>&1 || { echo "configure/build FAILED"; tail -20 "$out/configure.log"; }
-  ctest --test-dir $fresh -L gpu 2>&1 | tee "$out/ctest_configured_here.log" |
+  ctest --test-dir $fresh -L "^gpu$" 2>&1 | tee "$out/ctest_configured_here.log" |
     grep -E "tests passed|Skipped|Failed|FAILED|Total Test|Error"
 fi

@@ -9,7 +9,7 @@
 #            CPU tests
 #   fuzz     the libFuzzer targets (tests/fuzz/run.sh): past findings replayed, then FUZZ_SECONDS
 #            (default 60) of fuzzing per target
-# STAGES picks a subset (STAGES=release scripts/test.sh -L gpu on a GPU machine). GPU tests (label
+# STAGES picks a subset (STAGES=release scripts/test.sh -L '^gpu$' on a GPU machine). GPU tests (label
 # gpu) skip without a CUDA device; run them alone with: ctest --preset gpu
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -51,13 +51,14 @@ std::unique_ptr<Backend> fresh_backend(const Options& o, BackendKind kind, int b
 }
 
 json time_steps(const Options& o, BackendKind kind, int batch, Precision precision,
-                const MnistData& data) {
+                const MnistData& data, StepKernel step_kernel = StepKernel::kAuto) {
   const bool cpu = kind == BackendKind::kCpu;
   const int warmup = cpu ? 2 : 20;
   const int steps = cpu ? std::min(o.benchmark_steps, 20) : o.benchmark_steps;
   TrainConfig config = run_config(o).train;
   config.batch_size = batch;
   config.precision = precision;
+  config.step_kernel = step_kernel;
   auto backend = make_backend(kind, config, data);
   EpochFeeder feed(*backend, o.seed, batch, data.train.count);
   for (int i = 0; i < warmup; ++i) {
@@ -80,12 +81,52 @@ json time_steps(const Options& o, BackendKind kind, int batch, Precision precisi
   return {{"backend", backend_name(kind)},
           {"device", cpu ? "CPU" : "GPU"},
           {"precision", precision_name(precision)},
+          {"step_kernel", backend->step_kernel().empty() ? "-" : backend->step_kernel()},
           {"batch", batch},
           {"steps", steps},
           {"median_us", s.median},
           {"p90_us", s.p90},
           {"images_per_s", batch / s.median * 1e6},
           {"final_loss", backend->last_loss()}};
+}
+
+// One full-test evaluation (forward over the 10,000 test images and the count of correct ones,
+// copied back), timed alone on device events after a few training steps and warm-up evaluations.
+json time_evaluation(const Options& o, BackendKind kind, Precision precision,
+                     const MnistData& data) {
+  const bool cpu = kind == BackendKind::kCpu;
+  TrainConfig config = run_config(o).train;
+  config.batch_size = 100;
+  config.precision = precision;
+  auto backend = make_backend(kind, config, data);
+  EpochFeeder feed(*backend, o.seed, config.batch_size, data.train.count);
+  for (int i = 0; i < 10; ++i) {
+    feed.before_step();
+    backend->train_step();
+  }
+  for (int i = 0; i < (cpu ? 0 : 3); ++i) backend->evaluate_test();
+  backend->synchronize();
+  auto watch = backend->stopwatch();
+  const int repeats = cpu ? 3 : 30;
+  int correct = 0;
+  for (int i = 0; i < repeats; ++i) {
+    throw_if_stop_requested("during --benchmark");
+    watch->mark();
+    correct = backend->evaluate_test();
+    watch->mark();
+  }
+  const auto intervals = watch->intervals_us();
+  std::vector<double> each;
+  for (std::size_t i = 0; i < intervals.size(); i += 2) each.push_back(intervals[i]);
+  const Summary s = summarise(each);
+  return {{"backend", backend_name(kind)},
+          {"precision", precision_name(precision)},
+          {"images", data.test.count},
+          {"repeats", repeats},
+          {"median_us", s.median},
+          {"p90_us", s.p90},
+          {"images_per_s", data.test.count / s.median * 1e6},
+          {"accuracy", double(correct) / data.test.count}};
 }
 
 // Data-parallel scaling within this process: images/s over the first n GPUs (1, 2, 4, ... and all)
@@ -380,8 +421,8 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
   }
   out << "\n== training step (" << model_name(options.model)
       << ", Adam, data resident; median of timed steps; precision of the wide products)\n";
-  std::snprintf(line, sizeof line, "%-8s %-4s %-5s %7s %12s %12s %14s %10s\n", "backend", "on",
-                "prec", "batch", "median_us", "p90_us", "images/s", "vs cublas");
+  std::snprintf(line, sizeof line, "%-8s %-4s %-5s %-6s %7s %12s %12s %14s %10s\n", "backend",
+                "on", "prec", "step", "batch", "median_us", "p90_us", "images/s", "vs cublas");
   out << line;
   std::map<std::pair<int, std::string>, double> cublas_median;  // (batch, precision)
   std::vector<json> rows;
@@ -391,6 +432,9 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
       for (int batch : options.benchmark_batches) {
         if (batch > data.train.count) continue;
         rows.push_back(time_steps(options, kind, batch, precision, data));
+        // Where auto fuses the step, the tiled step beside it (the previous version's).
+        if (rows.back()["step_kernel"] == "fused")
+          rows.push_back(time_steps(options, kind, batch, precision, data, StepKernel::kTiled));
         if (kind == BackendKind::kCublas)
           cublas_median[{batch, precision_name(precision)}] = rows.back()["median_us"];
       }
@@ -402,13 +446,29 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
     const double ratio =
         cublas_median.count(key) ? cublas_median[key] / r["median_us"].get<double>() : 0.0;
     if (ratio > 0) r["speedup_vs_cublas"] = ratio;
-    std::snprintf(line, sizeof line, "%-8s %-4s %-5s %7d %12.1f %12.1f %14.0f %10s\n",
+    std::snprintf(line, sizeof line, "%-8s %-4s %-5s %-6s %7d %12.1f %12.1f %14.0f %10s\n",
                   r["backend"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
-                  r["precision"].get<std::string>().c_str(), batch, r["median_us"].get<double>(),
+                  r["precision"].get<std::string>().c_str(),
+                  r["step_kernel"].get<std::string>().c_str(), batch, r["median_us"].get<double>(),
                   r["p90_us"].get<double>(), r["images_per_s"].get<double>(),
                   ratio > 0 ? (std::to_string(ratio).substr(0, 4) + "x").c_str() : "-");
     out << line;
     report["steps"].push_back(r);
+  }
+
+  out << "\n== evaluation alone (the full test set, " << data.test.count
+      << " images, after 10 steps; median of the timed evaluations, count copied back)\n";
+  report["evaluation"] = json::array();
+  for (const BackendKind kind : backends) {
+    const std::vector<Precision> fp32_only = {Precision::kFp32};
+    for (const Precision precision : kind == BackendKind::kCpu ? fp32_only : precisions) {
+      const json r = time_evaluation(options, kind, precision, data);
+      std::snprintf(line, sizeof line, "%-8s %-5s %12.1f us %14.0f images/s   accuracy %.4f\n",
+                    backend_name(kind), precision_name(precision), r["median_us"].get<double>(),
+                    r["images_per_s"].get<double>(), r["accuracy"].get<double>());
+      out << line;
+      report["evaluation"].push_back(r);
+    }
   }
 
   out << "\n== seed job (500 iterations incl. 50 full-test evaluations, batch 100, warm)\n";

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "dist/rendezvous.h"
+#include "kernels/common/fused_step_limits.h"
 #include "error.h"
 
 // The project version (CMakeLists.txt's project(VERSION)), defined by the build.
@@ -292,6 +293,7 @@ struct FlagTexts {
   std::string summary_every, gpus = "all", world_size = "1", rendezvous_timeout = "300";
   std::string download_timeout, download_attempts, benchmark_steps;
   std::string backend = "auto", model = "mlp", cuda_graphs = "on", precision = "fp32";
+  std::string step_kernel = "auto";
   std::vector<std::string> benchmark_batches, benchmark_backends, benchmark_precisions;
 };
 
@@ -414,6 +416,11 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
                  "8.0 or newer, else exit 2). Parameters and Adam stay fp32. The cpu backend is "
                  "fp32 only; with tf32/bf16, auto means cuda")
       ->capture_default_str();
+  app.add_option("--step_kernel", t.step_kernel,
+                 "cuda backend: how a training step runs: fused (the whole step as one "
+                 "cooperative kernel: mlp, fp32, one GPU, batch up to 128), tiled (a kernel per "
+                 "stage), or auto (fused where it applies, else tiled)")
+      ->capture_default_str();
   app.add_option("--gpus", t.gpus,
                  "cuda backend: the GPUs to train on, data-parallel over NCCL: all (every visible "
                  "GPU), N (the first N) or a list of CUDA ordinals like 0,2; --batch_size is the "
@@ -507,6 +514,23 @@ void convert(const FlagTexts& t, Options& o) {
       *value_in(kPrecisionNames, one_of("--precision", t.precision, names_in(kPrecisionNames)));
   if (o.backend == BackendKind::kCpu && o.precision != Precision::kFp32)
     refuse("--precision " + t.precision + " with --backend cpu: the CPU reference is fp32 only");
+  o.step_kernel = *value_in(kStepKernelNames,
+                            one_of("--step_kernel", t.step_kernel, names_in(kStepKernelNames)));
+  if (o.benchmark && o.step_kernel != StepKernel::kAuto)
+    refuse("--step_kernel " + t.step_kernel +
+           " with --benchmark: it times the fused and the tiled step side by side where both apply");
+  if (o.step_kernel == StepKernel::kFused) {
+    const auto why = [&](const std::string& reason) {
+      refuse("--step_kernel fused " + reason + " (--step_kernel auto picks what applies)");
+    };
+    if (o.backend == BackendKind::kCpu || o.backend == BackendKind::kCublas)
+      why("is the cuda backend's, not --backend " + t.backend + "'s");
+    if (o.model != ModelKind::kMlp) why("runs the mlp, not --model " + t.model);
+    if (o.precision != Precision::kFp32) why("is fp32, not --precision " + t.precision);
+    if (o.batch_size > kFusedMaxBatch)
+      why("takes batches of up to " + std::to_string(kFusedMaxBatch) +
+          " rows, not --batch_size " + std::to_string(o.batch_size));
+  }
   one_of("--dataset", o.dataset, {"mnist", "fashion-mnist"});
 
   o.benchmark_batches.clear();
@@ -622,6 +646,7 @@ std::string flags_markdown(const Options& o) {
       {"checkpoint_every", o.checkpoint_every},
       {"cuda_graphs", o.cuda_graphs ? "on" : "off"},
       {"precision", precision_name(o.precision)},
+      {"step_kernel", step_kernel_name(o.step_kernel)},
       {"gpus", o.gpus.text},
       {"world_size", std::to_string(o.world_size)}};
   std::string text = "| flag | value |\n|---|---|\n";
@@ -644,6 +669,7 @@ RunConfig run_config(const Options& o) {
   run.train.seed = o.seed;
   run.train.cuda_graphs = o.cuda_graphs;
   run.train.precision = o.precision;
+  run.train.step_kernel = o.step_kernel;
   run.max_steps = o.max_steps;
   run.eval_every = o.eval_every;
   run.log_dir = o.log_dir;

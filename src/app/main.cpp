@@ -121,9 +121,10 @@ void run(int argc, char** argv, RunRecord& record) {
 
   // The GPU is checked before any download, so a broken node fails in seconds.
   // --backend auto with flags that only GPUs honour (GPUs named, several processes, a tensor-core
-  // precision) is --backend cuda: it must not fall back to the CPU and pass.
+  // precision, the fused step) is --backend cuda: it must not fall back to the CPU and pass.
   const bool wants_gpu = options.world_size > 1 || options.gpus.kind != GpuSelection::Kind::kAll ||
-                         options.precision != Precision::kFp32;
+                         options.precision != Precision::kFp32 ||
+                         options.step_kernel == StepKernel::kFused;
   const BackendKind requested =
       options.backend == BackendKind::kAuto && wants_gpu && !options.benchmark ? BackendKind::kCuda
                                                                                : options.backend;
@@ -154,6 +155,7 @@ void run(int argc, char** argv, RunRecord& record) {
     backend = make_backend(kind, config.train, data);
   }
   Backend& trainer = parallel ? *parallel : *backend;
+  record.step_kernel = trainer.step_kernel();
   std::cout << "Training " << model_name(config.train.model) << " ("
             << make_layout(config.train.model, config.train.hidden_units).total
             << " parameters) on " << data.train.count << " images, testing on " << data.test.count
@@ -162,6 +164,8 @@ void run(int argc, char** argv, RunRecord& record) {
             << (config.train.precision == Precision::kFp32
                     ? std::string()
                     : std::string(", precision ") + precision_name(config.train.precision))
+            << (record.step_kernel.empty() ? std::string()
+                                           : ", step kernel " + record.step_kernel)
             << std::endl;
 
   ResumePoint resume = load_checkpoint_if_present(config, trainer, std::cout);

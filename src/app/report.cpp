@@ -390,6 +390,7 @@ json verdict_json(const RunRecord& r, const Outcome& outcome, SystemClock::time_
   if (o.model == ModelKind::kMlp) v["hidden_units"] = o.hidden_units;
   v["batch_size"] = o.batch_size;
   v["precision"] = precision_name(o.precision);
+  v["step_kernel"] = r.step_kernel.empty() ? json(nullptr) : json(r.step_kernel);
   v["seed"] = o.seed;
   v["max_steps"] = o.max_steps;
   v["learning_rate"] = as_written(o.learning_rate);

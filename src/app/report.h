@@ -40,6 +40,7 @@ struct RunRecord {
 
   std::optional<Options> options;      // once the flags are parsed
   std::optional<BackendKind> backend;  // once resolved (never kAuto)
+  std::string step_kernel;             // the backend's step_kernel(), once built
 
   // The GPUs: whether CUDA was asked, what it said, what this process used.
   std::optional<GpuProbe> probe;

@@ -1,5 +1,7 @@
 #include "gpu/cuda_backend.h"
 
+#include "error.h"
+#include "kernels/fused_step.h"
 #include "kernels/output_layer.h"
 #include "kernels/softmax_xent.h"
 
@@ -32,6 +34,19 @@ TrainConfig shard_config(TrainConfig config, const Shard& shard) {
   return config;
 }
 
+// Whether the step runs as the fused kernel: --step_kernel auto takes it where it applies;
+// --step_kernel fused where it cannot is a bad command line (exit 2), saying why.
+bool fused_step_for(const TrainConfig& config, const ModelLayout& layout) {
+  if (config.step_kernel == StepKernel::kTiled) return false;
+  const char* why = layout.layers.size() != 2 ? "runs the mlp only"
+                    : config.precision != Precision::kFp32
+                        ? "is fp32 (tensor-core precisions run tiled)"
+                        : k::fused_step_unsupported(config.batch_size, layout.hidden());
+  if (why && config.step_kernel == StepKernel::kFused)
+    throw Error(ExitCode::kBadArguments, std::string("--step_kernel fused: ") + why);
+  return why == nullptr;
+}
+
 }  // namespace
 
 Shard shard_of(int global_batch, int rank, int ranks) {
@@ -42,7 +57,12 @@ Shard shard_of(int global_batch, int rank, int ranks) {
 CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
                          std::vector<float> initial_params, const Shard& shard)
     : CudaBackend(shard_config(config, shard), data, std::move(initial_params)) {
+  if (config.step_kernel == StepKernel::kFused)
+    throw Error(ExitCode::kBadArguments,
+                "--step_kernel fused trains on one GPU (data-parallel replicas step tiled)");
   replica_ = true;
+  fused_ = false;
+  fused_scratch_ = DeviceBuffer<float>();
   global_batch_ = shard.global_batch;
   row_offset_ = shard.row_offset;
   gradient_ = DeviceBuffer<float>(layout_.total);
@@ -69,7 +89,12 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       batch_labels_(config.batch_size),
       batch_images_(config.batch_size),
       eval_out_(std::size_t(std::max(data.test.count, data.validation.count)) *
-                std::max(layout_.hidden(), kClasses)) {}
+                std::max(layout_.hidden(), kClasses)) {
+  fused_ = fused_step_for(config_, layout_);
+  if (fused_)
+    fused_scratch_ =
+        DeviceBuffer<float>(k::fused_step_scratch_floats(config_.batch_size, layout_.hidden()));
+}
 
 // One training step as 3 (softmax) or 4 (mlp) kernels, the CPU reference's order:
 //   forward           X*W1 on the gathered bytes (+ b1, ReLU, dropout)        gemm.h
@@ -81,9 +106,36 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
 // layer then adds the slices and applies bias, ReLU and dropout itself.
 void CudaBackend::record_step(cudaStream_t s) {
   if (replica_) throw std::logic_error("cuda backend: a data-parallel replica steps in halves");
+  if (fused_) return fused_step(s);
   forward(s);
   loss_and_backward(s);
   update(s);
+}
+
+// The whole step as one cooperative kernel (kernels/fused_step.h): the same batch, dropout
+// draws, loss, step counter and Adam as the tiled step; the step's metrics after it.
+void CudaBackend::fused_step(cudaStream_t s) {
+  const Layer& first = layout_.layers.front();
+  const Layer& out = layout_.layers[1];
+  float* p = params_.get();
+  k::FusedStep a;
+  a.batch = k::ByteRows{train_images_.get(), nullptr, orders_.get(), train_count_,
+                        step_.get(),         config_.batch_size};
+  a.labels = train_labels_.get();
+  a.w1 = p + first.w, a.b1 = p + first.b, a.w2 = p + out.w, a.b2 = p + out.b;
+  a.m = adam_m_.get(), a.v = adam_v_.get();
+  a.w1_offset = first.w, a.b1_offset = first.b, a.w2_offset = out.w, a.b2_offset = out.b;
+  a.hidden = first.out;
+  a.keep_prob = config_.keep_prob;
+  a.seed = config_.seed;
+  a.lr = config_.learning_rate, a.beta1 = kAdamBeta1, a.beta2 = kAdamBeta2, a.eps = kAdamEpsilon;
+  a.step = step_.get();
+  a.row_loss = row_loss_.get(), a.row_correct = row_correct_.get();
+  a.batch_images = batch_images_.get(), a.batch_labels = batch_labels_.get();
+  a.batch_step = batch_step_.get();
+  a.scratch = fused_scratch_.get();
+  op("step", s, [&] { k::fused_step(a, s); });
+  record_step_metrics(s);
 }
 
 void CudaBackend::forward(cudaStream_t s) {

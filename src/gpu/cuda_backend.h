@@ -29,11 +29,13 @@ class CudaBackend final : public GpuBackendBase {
               const Shard& shard);
 
   std::string name() const override { return backend_name(BackendKind::kCuda); }
+  std::string step_kernel() const override { return fused_ ? "fused" : "tiled"; }
 
  private:
   // The step, in the order of the CPU reference (train/cpu_backend.cpp): record_step runs
-  // forward, then loss_and_backward, then update.
+  // forward, then loss_and_backward, then update (tiled), or all of it as one kernel (fused).
   void record_step(cudaStream_t stream) override;
+  void fused_step(cudaStream_t stream);
   // The hidden layer (mlp) or the logits (softmax) of the batch gathered from the resident bytes.
   void forward(cudaStream_t stream);
   // Loss, its gradient, and (mlp) the gradient back into the hidden layer.
@@ -50,6 +52,8 @@ class CudaBackend final : public GpuBackendBase {
   void replica_gradients(cudaStream_t stream);
 
   bool replica_ = false;
+  bool fused_;                          // the step is kernels/fused_step.h's one kernel
+  DeviceBuffer<float> fused_scratch_;  // its exchange between blocks
   int forward_splits_;  // > 1: the hidden layer's product is split-K (see forward,
                         // loss_and_backward)
   // The two weight-gradient products of a step are independent: the second runs on a side stream

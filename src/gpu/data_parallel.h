@@ -57,6 +57,7 @@ class DataParallelBackend final : public Backend {
   ~DataParallelBackend() override;
 
   std::string name() const override { return backend_name(BackendKind::kCuda); }
+  std::string step_kernel() const override { return "tiled"; }  // the replicas' halves
   void set_epoch_order(std::int64_t epoch, const std::vector<std::int32_t>& order) override;
   void train_step() override;
   void synchronize() override;

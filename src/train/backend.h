@@ -80,6 +80,9 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual std::string name() const = 0;
+  // How a training step runs where a backend has a choice (the cuda backend: "fused" or "tiled",
+  // see StepKernel); empty otherwise.
+  virtual std::string step_kernel() const { return {}; }
 
   // The order of epoch `epoch` (kernels/common/sample_stream.h). EpochFeeder provides each epoch
   // before the first step that draws from it; a backend keeps the two newest.

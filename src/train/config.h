@@ -15,6 +15,9 @@ namespace mnist {
 
 enum class BackendKind { kAuto, kCuda, kCublas, kCpu };
 enum class ModelKind { kMlp, kSoftmax };
+// How the cuda backend runs a training step (--step_kernel): auto picks the fused whole-step
+// kernel (kernels/fused_step.h) where it applies (mlp, fp32, one GPU, batch <= 128), else tiled.
+enum class StepKernel { kAuto, kFused, kTiled };
 
 template <class Enum>
 struct NamedValue {
@@ -29,6 +32,8 @@ inline constexpr NamedValue<BackendKind> kBackendNames[] = {{BackendKind::kAuto,
                                                             {BackendKind::kCpu, "cpu"}};
 inline constexpr NamedValue<ModelKind> kModelNames[] = {{ModelKind::kMlp, "mlp"},
                                                         {ModelKind::kSoftmax, "softmax"}};
+inline constexpr NamedValue<StepKernel> kStepKernelNames[] = {
+    {StepKernel::kAuto, "auto"}, {StepKernel::kFused, "fused"}, {StepKernel::kTiled, "tiled"}};
 inline constexpr NamedValue<Precision> kPrecisionNames[] = {
     {Precision::kFp32, "fp32"}, {Precision::kTf32, "tf32"}, {Precision::kBf16, "bf16"}};
 
@@ -54,6 +59,7 @@ std::vector<std::string> names_in(const NamedValue<Enum> (&table)[N]) {
 inline const char* backend_name(BackendKind kind) { return name_in(kBackendNames, kind); }
 inline const char* model_name(ModelKind kind) { return name_in(kModelNames, kind); }
 inline const char* precision_name(Precision p) { return name_in(kPrecisionNames, p); }
+inline const char* step_kernel_name(StepKernel k) { return name_in(kStepKernelNames, k); }
 
 // Which GPUs a run trains on (--gpus): every visible one, the first N, or a list of CUDA ordinals.
 // Resolved against the devices a process sees by resolve_gpus (gpu/gpu_check.h).
@@ -77,6 +83,7 @@ struct TrainConfig {
   // The arithmetic of the wide products (GPU backends; common/precision.h). The CPU reference is
   // fp32 only.
   Precision precision = Precision::kFp32;
+  StepKernel step_kernel = StepKernel::kAuto;  // the cuda backend's step (see StepKernel)
 };
 
 // The hidden layer's keep probability for `model`: --dropout for the mlp; the softmax model has no

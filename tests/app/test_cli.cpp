@@ -287,5 +287,23 @@ TEST(Options, PrecisionOfTheWideProducts) {
   EXPECT_TRUE(contains(refusal({"--benchmark_precisions", "fp64"}), "must be one of"));
 }
 
+TEST(Options, StepKernel) {
+  EXPECT_EQ(parse({})->step_kernel, StepKernel::kAuto);
+  EXPECT_EQ(parse({"--step_kernel", "tiled"})->step_kernel, StepKernel::kTiled);
+  EXPECT_EQ(run_config(*parse({"--step_kernel", "fused"})).train.step_kernel, StepKernel::kFused);
+  EXPECT_NO_THROW(parse({"--step_kernel", "fused", "--batch_size", "128", "--backend", "cuda"}));
+  EXPECT_TRUE(contains(refusal({"--step_kernel", "fast"}), "must be one of auto, fused, tiled"));
+  EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--batch_size", "129"}),
+                       "batches of up to 128 rows"));
+  EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--backend", "cublas"}),
+                       "the cuda backend's"));
+  EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--backend", "cpu"}), "cuda backend"));
+  EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--model", "softmax"}), "mlp"));
+  EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--precision", "tf32"}), "fp32"));
+  EXPECT_TRUE(contains(refusal({"--step_kernel", "tiled", "--benchmark"}), "side by side"));
+  // Tiled runs anything the backend runs.
+  EXPECT_NO_THROW(parse({"--step_kernel", "tiled", "--batch_size", "4096", "--precision", "bf16"}));
+}
+
 }  // namespace
 }  // namespace mnist

@@ -24,8 +24,10 @@ const MnistData& fake() {
   return data;
 }
 
-TrainConfig config(ModelKind model, int batch, float keep) {
+TrainConfig config(ModelKind model, int batch, float keep,
+                   StepKernel step_kernel = StepKernel::kAuto) {
   TrainConfig c;
+  c.step_kernel = step_kernel;
   c.model = model;
   c.batch_size = batch;
   c.keep_prob = keep_prob_for(model, keep);
@@ -68,8 +70,9 @@ INSTANTIATE_TEST_SUITE_P(Backends, GpuBackend,
 
 // Trains both backends from identical parameters for `steps` steps, starting at `first_step`.
 void expect_same_training(BackendKind kind, ModelKind model, int batch, float keep, int steps,
-                          std::int64_t first_step = 0) {
-  const TrainConfig c = config(model, batch, keep);
+                          std::int64_t first_step = 0,
+                          StepKernel step_kernel = StepKernel::kAuto) {
+  const TrainConfig c = config(model, batch, keep, step_kernel);
   Pair pair(kind, c, 4);
   TrainState initial = pair.cpu.state();
   initial.step = first_step;
@@ -103,6 +106,14 @@ TEST_P(GpuBackend, MlpTrainingStepsMatchTheCpuWithDropout) {
 TEST_P(GpuBackend, MlpWithoutDropoutAndAnOddBatch) {
   REQUIRE_GPU();
   expect_same_training(GetParam(), ModelKind::kMlp, 7, 1.0f, 8);
+}
+
+// Small batches take the fused step by default (test_fused_step.cpp); the tiled one still runs
+// them on request (--step_kernel tiled) and must match too.
+TEST_P(GpuBackend, TiledStepAtSmallBatchesMatchesTheCpu) {
+  REQUIRE_GPU();
+  expect_same_training(GetParam(), ModelKind::kMlp, 100, 0.9f, 8, 0, StepKernel::kTiled);
+  expect_same_training(GetParam(), ModelKind::kMlp, 7, 1.0f, 8, 0, StepKernel::kTiled);
 }
 
 TEST_P(GpuBackend, SoftmaxMatchesTheCpu) {

@@ -76,8 +76,10 @@ void expect_shards_match_whole_batch(ModelKind model, int batch, float keep, int
     }
     std::vector<float> reduced(sum.begin(), sum.end());
     for (auto& replica : replicas) {
-      MNIST_CUDA_CHECK(cudaMemcpy(replica->gradient(), reduced.data(), n * sizeof(float),
-                                  cudaMemcpyHostToDevice));
+      // On the replica's own stream, so ordered before its apply: a pageable cudaMemcpy may
+      // return before its DMA lands, and the legacy stream does not order non-blocking streams.
+      MNIST_CUDA_CHECK(cudaMemcpyAsync(replica->gradient(), reduced.data(), n * sizeof(float),
+                                       cudaMemcpyHostToDevice, replica->stream()));
       replica->enqueue_apply();
     }
     ASSERT_NEAR(loss, whole.last_loss(), 1e-4 * std::fabs(whole.last_loss()) + 1e-6)

@@ -1,0 +1,320 @@
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "adam_rule.cuh"
+#include "common/philox.h"
+#include "common/sample_stream.h"
+#include "fused_step.h"
+#include "launch.cuh"
+
+namespace mnist::kernels {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kThreads = 512;
+constexpr int kSlices = 4;                          // the forward's 784-deep sum, in four slices
+constexpr int kRowSlots = kThreads / kSlices;       // rows the forward covers at once (>= batch)
+constexpr int kWords = kImagePixels / 4;            // an image as 196 words of four pixels
+constexpr int kSliceWords = kWords / kSlices;       // 49
+constexpr int kRowStrideWords = kWords + 1;         // odd stride: rows in distinct banks
+static_assert(kRowSlots >= kFusedMaxBatch, "one forward pass covers every row");
+static_assert(kWords % kSlices == 0, "the slices split the image evenly");
+
+// Blocks that own `units` hidden units each.
+int blocks_for(int hidden, int units) { return (hidden + units - 1) / units; }
+
+// Shared memory, in floats (the bytes last): what one block holds for a batch of `batch` rows.
+struct SharedLayout {
+  int w1, part, h, dh, dl, w2, b1, images, pixels, total_bytes;
+  __host__ __device__ SharedLayout(int batch, int units) {
+    w1 = 0;                                    // [784][units] the block's W1 columns
+    part = w1 + kImagePixels * units;          // [kSlices][kRowSlots][units] forward slices
+    h = part + kSlices * kRowSlots * units;    // [batch][units] after ReLU and dropout
+    dh = h + batch * units;                    // [batch][units]
+    dl = dh + batch * units;                   // [batch][10] dlogits
+    w2 = dl + batch * kClasses;                // [units][10] the block's W2 rows
+    b1 = w2 + units * kClasses;                // [units]
+    images = b1 + units;                       // [batch] int32: the batch's images
+    pixels = images + batch;                   // [batch][kRowStrideWords] words of pixels
+    total_bytes = (pixels + batch * kRowStrideWords) * 4;
+  }
+};
+
+__device__ __forceinline__ float pixel(std::uint32_t word, int b) {
+  return static_cast<float>((word >> (8 * b)) & 0xffu) * kPixelScale;
+}
+
+template <int U>
+__global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
+  extern __shared__ float4 shared_raw[];
+  float* shared = reinterpret_cast<float*>(shared_raw);
+  const int batch = a.batch.batch, hidden = a.hidden, tid = threadIdx.x;
+  const SharedLayout at(batch, U);
+  float* w1s = shared + at.w1;
+  float* part = shared + at.part;
+  float* hs = shared + at.h;
+  float* dhs = shared + at.dh;
+  float* dls = shared + at.dl;
+  float* w2s = shared + at.w2;
+  float* b1s = shared + at.b1;
+  int* images = reinterpret_cast<int*>(shared + at.images);
+  std::uint32_t* pixels = reinterpret_cast<std::uint32_t*>(shared + at.pixels);
+  const int first_unit = blockIdx.x * U;
+  const int blocks = gridDim.x;
+  float* partial_logits = a.scratch;                                   // [batch * 10][blocks]
+  float* dlogits = a.scratch + std::size_t(batch) * kClasses * blocks;  // [batch][10]
+
+  // ---- 1. The batch and this block's parameters into shared memory. ----
+  const std::int64_t step = *a.step;
+  for (int r = tid; r < batch; r += kThreads) {
+    const int image = a.batch.orders[order_slot(
+        stream_position(step, batch, r, a.batch.count), a.batch.count)];
+    images[r] = image;
+    if (blockIdx.x == 0) {
+      a.batch_images[r] = image;
+      a.batch_labels[r] = a.labels[image];
+    }
+  }
+  if (blockIdx.x == 0 && tid == 0) *a.batch_step = step;
+  for (int e = tid; e < kImagePixels * U; e += kThreads) {
+    const int k = e / U, unit = first_unit + e % U;
+    w1s[e] = unit < hidden ? a.w1[std::size_t(k) * hidden + unit] : 0.0f;
+  }
+  for (int e = tid; e < U * kClasses; e += kThreads) {
+    const int unit = first_unit + e / kClasses;
+    w2s[e] = unit < hidden ? a.w2[std::size_t(unit) * kClasses + e % kClasses] : 0.0f;
+  }
+  if (tid < U) b1s[tid] = first_unit + tid < hidden ? a.b1[first_unit + tid] : 0.0f;
+  __syncthreads();
+  const auto* words = reinterpret_cast<const std::uint32_t*>(a.batch.images);
+  for (int e = tid; e < batch * kWords; e += kThreads) {
+    const int r = e / kWords, w = e % kWords;
+    pixels[r * kRowStrideWords + w] = words[std::size_t(images[r]) * kWords + w];
+  }
+  __syncthreads();
+
+  // ---- Forward: slice q of row r's sum for every owned unit (a warp: 32 rows, one slice). ----
+  {
+    const int r = tid % kRowSlots, q = tid / kRowSlots;
+    if (r < batch) {
+      float acc[U] = {};
+      const std::uint32_t* row = pixels + r * kRowStrideWords + q * kSliceWords;
+      for (int w = 0; w < kSliceWords; ++w) {
+        const std::uint32_t word = row[w];
+#pragma unroll
+        for (int b = 0; b < 4; ++b) {
+          const float x = pixel(word, b);
+          const float* wk = w1s + ((q * kSliceWords + w) * 4 + b) * U;
+#pragma unroll
+          for (int u = 0; u < U; ++u) acc[u] = fmaf(x, wk[u], acc[u]);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) part[(q * kRowSlots + r) * U + u] = acc[u];
+    }
+  }
+  __syncthreads();
+  const float inv_keep = 1.0f / a.keep_prob;
+  for (int e = tid; e < batch * U; e += kThreads) {
+    const int r = e / U, u = e % U, unit = first_unit + u;
+    float v = b1s[u];
+#pragma unroll
+    for (int q = 0; q < kSlices; ++q) v += part[(q * kRowSlots + r) * U + u];
+    v = fmaxf(v, 0.0f);
+    if (a.keep_prob < 1.0f) {
+      const auto index = static_cast<std::uint32_t>(std::size_t(r) * hidden + unit);
+      v = dropout_keep_scaled(v, dropout_uniform(a.seed, static_cast<std::uint64_t>(step), index),
+                              a.keep_prob);
+    }
+    hs[e] = unit < hidden ? v : 0.0f;
+  }
+  __syncthreads();
+  // This block's share of every logit, stored block-minor so that step 2 reads it coalesced.
+  for (int e = tid; e < batch * kClasses; e += kThreads) {
+    const int r = e / kClasses, c = e % kClasses;
+    float z = 0.0f;
+#pragma unroll
+    for (int u = 0; u < U; ++u) z = fmaf(hs[r * U + u], w2s[u * kClasses + c], z);
+    partial_logits[std::size_t(e) * blocks + blockIdx.x] = z;
+  }
+
+  cg::grid_group grid = cg::this_grid();
+  grid.sync();
+
+  // ---- 2. Loss and dlogits, one row per block (warp c sums class c over the blocks). ----
+  if (blockIdx.x == 0 && tid == 0) *a.step = step + 1;  // every block read it before the barrier
+  float* z = part;  // the forward slices are no longer needed: [10] logits of the row
+  const int warp = tid / 32, lane = tid % 32;
+  for (int r = blockIdx.x; r < batch; r += blocks) {
+    if (warp < kClasses) {
+      const float* src = partial_logits + std::size_t(r * kClasses + warp) * blocks;
+      float s = 0.0f;
+      for (int b = lane; b < blocks; b += 32) s += src[b];
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
+      if (lane == 0) z[warp] = a.b2[warp] + s;
+    }
+    __syncthreads();
+    if (tid == 0) {
+      int best = 0;
+      float zmax = z[0];
+#pragma unroll
+      for (int j = 1; j < kClasses; ++j) {
+        if (z[j] > zmax) best = j;
+        zmax = fmaxf(zmax, z[j]);
+      }
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - zmax);
+      const float log_sum = __logf(sum);
+      const int label = a.labels[images[r]];
+      float z_label = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kClasses; ++j) {
+        const float p = __expf(z[j] - zmax - log_sum);
+        dlogits[r * kClasses + j] = (p - (j == label ? 1.0f : 0.0f)) / batch;
+        if (j == label) z_label = z[j];
+      }
+      a.row_loss[r] = log_sum - (z_label - zmax);
+      a.row_correct[r] = best == label;
+    }
+    __syncthreads();
+  }
+
+  grid.sync();
+
+  // ---- 3. Gradients of this block's parameters, and Adam on them (t = step + 1). ----
+  const AdamRule rule = AdamRule::at(a.lr, a.beta1, a.beta2, a.eps, step + 1);
+  for (int e = tid; e < batch * kClasses; e += kThreads) dls[e] = dlogits[e];
+  __syncthreads();
+  // dh through the old W2 (held in w2s) and the ReLU/dropout mask.
+  for (int e = tid; e < batch * U; e += kThreads) {
+    const int r = e / U, u = e % U;
+    float s = 0.0f;
+#pragma unroll
+    for (int c = 0; c < kClasses; ++c) s = fmaf(dls[r * kClasses + c], w2s[u * kClasses + c], s);
+    dhs[e] = hs[e] > 0.0f ? s * inv_keep : 0.0f;
+  }
+  // dW2 of the owned rows (threads 0..), db2 on block 0 (warp 4), each with Adam.
+  if (tid < U * kClasses) {
+    const int u = tid / kClasses, c = tid % kClasses, unit = first_unit + u;
+    float g = 0.0f;
+    for (int r = 0; r < batch; ++r) g = fmaf(hs[r * U + u], dls[r * kClasses + c], g);
+    if (unit < hidden) {
+      const std::size_t i = std::size_t(unit) * kClasses + c;
+      float p = w2s[tid], m = a.m[a.w2_offset + i], v = a.v[a.w2_offset + i];
+      rule.apply(p, m, v, g);
+      a.w2[i] = p, a.m[a.w2_offset + i] = m, a.v[a.w2_offset + i] = v;
+    }
+  }
+  if (blockIdx.x == 0 && tid >= 128 && tid < 128 + kClasses) {
+    const int c = tid - 128;
+    float g = 0.0f;
+    for (int r = 0; r < batch; ++r) g += dls[r * kClasses + c];
+    float p = a.b2[c], m = a.m[a.b2_offset + c], v = a.v[a.b2_offset + c];
+    rule.apply(p, m, v, g);
+    a.b2[c] = p, a.m[a.b2_offset + c] = m, a.v[a.b2_offset + c] = v;
+  }
+  __syncthreads();
+  // dW1[k, owned units] = sum over rows of x[r, k] * dh[r, :], then Adam; db1 on the last warp.
+  for (int k = tid; k < kImagePixels; k += kThreads) {
+    float m[U], v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {  // in flight while the sum runs
+      const int unit = first_unit + u;
+      const std::size_t i = a.w1_offset + std::size_t(k) * hidden + unit;
+      m[u] = unit < hidden ? a.m[i] : 0.0f;
+      v[u] = unit < hidden ? a.v[i] : 0.0f;
+    }
+    float g[U] = {};
+    const int word = k / 4, b = k % 4;
+    for (int r = 0; r < batch; ++r) {
+      const float x = pixel(pixels[r * kRowStrideWords + word], b);
+#pragma unroll
+      for (int u = 0; u < U; ++u) g[u] = fmaf(x, dhs[r * U + u], g[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int unit = first_unit + u;
+      if (unit >= hidden) continue;
+      const std::size_t i = std::size_t(k) * hidden + unit;
+      float p = w1s[k * U + u];
+      rule.apply(p, m[u], v[u], g[u]);
+      a.w1[i] = p, a.m[a.w1_offset + i] = m[u], a.v[a.w1_offset + i] = v[u];
+    }
+  }
+  if (tid >= kThreads - U) {
+    const int u = tid - (kThreads - U), unit = first_unit + u;
+    if (unit < hidden) {
+      float g = 0.0f;
+      for (int r = 0; r < batch; ++r) g += dhs[r * U + u];
+      float p = b1s[u], m = a.m[a.b1_offset + unit], v = a.v[a.b1_offset + unit];
+      rule.apply(p, m, v, g);
+      a.b1[unit] = p, a.m[a.b1_offset + unit] = m, a.v[a.b1_offset + unit] = v;
+    }
+  }
+}
+
+using Kernel = void (*)(FusedStep);
+
+// The kernel and units per block for a shape, or null kernel (with `why`) when none fits.
+struct Choice {
+  Kernel kernel = nullptr;
+  int units = 0, blocks = 0, shared_bytes = 0;
+  const char* why = nullptr;
+};
+
+Choice choose(int batch, int hidden) {
+  if (batch < 1 || batch > kFusedMaxBatch)
+    return {nullptr, 0, 0, 0, "the fused step takes batches of 1 to 128 rows"};
+  if (hidden < 1) return {nullptr, 0, 0, 0, "the fused step is the mlp's (a hidden layer)"};
+  int device = 0, cooperative = 0;
+  MNIST_CUDA_CHECK(cudaGetDevice(&device));
+  MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
+  if (!cooperative) return {nullptr, 0, 0, 0, "this GPU has no cooperative launch"};
+  const std::pair<int, Kernel> options[] = {{4, fused_step_kernel<4>}, {8, fused_step_kernel<8>}};
+  for (const auto& [units, kernel] : options) {
+    const int shared = SharedLayout(batch, units).total_bytes;
+    MNIST_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
+    int per_sm = 0;
+    MNIST_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, shared));
+    const int blocks = blocks_for(hidden, units);
+    if (blocks <= per_sm * device_facts().sms) return {kernel, units, blocks, shared, nullptr};
+  }
+  return {nullptr, 0, 0, 0, "more hidden units than this GPU's blocks can own (8 per block)"};
+}
+
+}  // namespace
+
+const char* fused_step_unsupported(int batch, int hidden) { return choose(batch, hidden).why; }
+
+std::size_t fused_step_scratch_floats(int batch, int hidden) {
+  // Partial logits for the most blocks any choice launches (4 units each), then dlogits.
+  return std::size_t(batch) * kClasses * (blocks_for(hidden, 4) + 1);
+}
+
+void fused_step(const FusedStep& step, cudaStream_t stream) {
+  const Choice c = choose(step.batch.batch, step.hidden);
+  if (!c.kernel) throw std::invalid_argument(c.why);
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeCooperative;
+  attribute.val.cooperative = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(c.blocks);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = static_cast<unsigned>(c.shared_bytes);
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  LaunchObserver* observer = launch_observer();
+  if (observer) observer->before("fused_step_kernel", stream);
+  cuda_check(cudaLaunchKernelEx(&config, c.kernel, step), "fused_step_kernel", __FILE__, __LINE__);
+  if (observer) observer->after("fused_step_kernel", stream);
+}
+
+}  // namespace mnist::kernels
