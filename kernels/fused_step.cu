@@ -67,9 +67,18 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   float* partial_logits = a.scratch;                                   // [batch * 10][blocks]
   float* dlogits = a.scratch + std::size_t(batch) * kClasses * blocks;  // [batch][10]
 
-  // ---- 1. The batch and this block's parameters into shared memory. ----
+  // ---- 1. The batch and this block's parameters into shared memory. Every load of a phase is
+  // issued before any is waited for (a loop of load-then-store would wait once per element). ----
   const std::int64_t step = *a.step;
-  for (int r = tid; r < batch; r += kThreads) {
+  constexpr int kW1PerThread = (kImagePixels * U + kThreads - 1) / kThreads;
+  float w1r[kW1PerThread];
+#pragma unroll
+  for (int i = 0; i < kW1PerThread; ++i) {
+    const int e = tid + i * kThreads, k = e / U, unit = first_unit + e % U;
+    w1r[i] = e < kImagePixels * U && unit < hidden ? a.w1[std::size_t(k) * hidden + unit] : 0.0f;
+  }
+  if (tid < batch) {
+    const int r = tid;
     const int image = a.batch.orders[order_slot(
         stream_position(step, batch, r, a.batch.count), a.batch.count)];
     images[r] = image;
@@ -79,20 +88,35 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     }
   }
   if (blockIdx.x == 0 && tid == 0) *a.batch_step = step;
-  for (int e = tid; e < kImagePixels * U; e += kThreads) {
-    const int k = e / U, unit = first_unit + e % U;
-    w1s[e] = unit < hidden ? a.w1[std::size_t(k) * hidden + unit] : 0.0f;
-  }
   for (int e = tid; e < U * kClasses; e += kThreads) {
     const int unit = first_unit + e / kClasses;
     w2s[e] = unit < hidden ? a.w2[std::size_t(unit) * kClasses + e % kClasses] : 0.0f;
   }
   if (tid < U) b1s[tid] = first_unit + tid < hidden ? a.b1[first_unit + tid] : 0.0f;
+#pragma unroll
+  for (int i = 0; i < kW1PerThread; ++i)
+    if (tid + i * kThreads < kImagePixels * U) w1s[tid + i * kThreads] = w1r[i];
   __syncthreads();
-  const auto* words = reinterpret_cast<const std::uint32_t*>(a.batch.images);
-  for (int e = tid; e < batch * kWords; e += kThreads) {
-    const int r = e / kWords, w = e % kWords;
-    pixels[r * kRowStrideWords + w] = words[std::size_t(images[r]) * kWords + w];
+  // The batch's pixels, 16 bytes at a time (an image row is 49 of them), in rounds of kRound.
+  {
+    constexpr int kVecs = kImagePixels / 16, kRound = 7;
+    const auto* src = reinterpret_cast<const uint4*>(a.batch.images);
+    const int total = batch * kVecs;
+    for (int base = tid; base < total; base += kRound * kThreads) {
+      uint4 vec[kRound];
+#pragma unroll
+      for (int i = 0; i < kRound; ++i) {
+        const int e = base + i * kThreads;
+        if (e < total) vec[i] = __ldg(src + std::size_t(images[e / kVecs]) * kVecs + e % kVecs);
+      }
+#pragma unroll
+      for (int i = 0; i < kRound; ++i) {
+        const int e = base + i * kThreads;
+        if (e >= total) break;
+        std::uint32_t* dst = pixels + (e / kVecs) * kRowStrideWords + (e % kVecs) * 4;
+        dst[0] = vec[i].x, dst[1] = vec[i].y, dst[2] = vec[i].z, dst[3] = vec[i].w;
+      }
+    }
   }
   __syncthreads();
 
@@ -219,32 +243,45 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     a.b2[c] = p, a.m[a.b2_offset + c] = m, a.v[a.b2_offset + c] = v;
   }
   __syncthreads();
-  // dW1[k, owned units] = sum over rows of x[r, k] * dh[r, :], then Adam; db1 on the last warp.
-  for (int k = tid; k < kImagePixels; k += kThreads) {
-    float m[U], v[U];
+  // dW1[k, owned units] = sum over rows of x[r, k] * dh[r, :], then Adam: a thread takes two
+  // adjacent pixels (one byte pair of a word); db1 on the last warp, which has no pixels.
+  static_assert(kImagePixels / 2 <= kThreads - 32, "the last warp is free for db1");
+  for (int pair = tid; pair < kImagePixels / 2; pair += kThreads) {
+    const int k0 = 2 * pair;
+    float m[2][U], v[2][U];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {  // in flight while the sum runs
-      const int unit = first_unit + u;
-      const std::size_t i = a.w1_offset + std::size_t(k) * hidden + unit;
-      m[u] = unit < hidden ? a.m[i] : 0.0f;
-      v[u] = unit < hidden ? a.v[i] : 0.0f;
-    }
-    float g[U] = {};
-    const int word = k / 4, b = k % 4;
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int u = 0; u < U; ++u) {  // in flight while the sum runs
+        const int unit = first_unit + u;
+        const std::size_t i = a.w1_offset + std::size_t(k0 + j) * hidden + unit;
+        m[j][u] = unit < hidden ? a.m[i] : 0.0f;
+        v[j][u] = unit < hidden ? a.v[i] : 0.0f;
+      }
+    float g[2][U] = {};
+    const int word = k0 / 4, byte = k0 % 4;
     for (int r = 0; r < batch; ++r) {
-      const float x = pixel(pixels[r * kRowStrideWords + word], b);
+      const std::uint32_t w = pixels[r * kRowStrideWords + word];
+      const float x0 = pixel(w, byte), x1 = pixel(w, byte + 1);
 #pragma unroll
-      for (int u = 0; u < U; ++u) g[u] = fmaf(x, dhs[r * U + u], g[u]);
+      for (int u = 0; u < U; ++u) {
+        const float d = dhs[r * U + u];
+        g[0][u] = fmaf(x0, d, g[0][u]);
+        g[1][u] = fmaf(x1, d, g[1][u]);
+      }
     }
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int unit = first_unit + u;
-      if (unit >= hidden) continue;
-      const std::size_t i = std::size_t(k) * hidden + unit;
-      float p = w1s[k * U + u];
-      rule.apply(p, m[u], v[u], g[u]);
-      a.w1[i] = p, a.m[a.w1_offset + i] = m[u], a.v[a.w1_offset + i] = v[u];
-    }
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int unit = first_unit + u;
+        if (unit >= hidden) continue;
+        const int k = k0 + j;
+        const std::size_t i = std::size_t(k) * hidden + unit;
+        float p = w1s[k * U + u];
+        rule.apply(p, m[j][u], v[j][u], g[j][u]);
+        a.w1[i] = p, a.m[a.w1_offset + i] = m[j][u], a.v[a.w1_offset + i] = v[j][u];
+      }
   }
   if (tid >= kThreads - U) {
     const int u = tid - (kThreads - U), unit = first_unit + u;
