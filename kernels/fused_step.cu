@@ -43,8 +43,46 @@ struct SharedLayout {
   }
 };
 
+// Byte b of `word` as a float, exactly: its bits under 2^23's exponent are 2^23 + byte (one byte
+// permute), less 2^23 (one add) -- cheaper than a shift, a mask and an integer conversion. The
+// sums over pixels run on these byte values; the 1/255 of kPixelScale is applied to each sum.
 __device__ __forceinline__ float pixel(std::uint32_t word, int b) {
-  return static_cast<float>((word >> (8 * b)) & 0xffu) * kPixelScale;
+  return __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7650u + b)) - 8388608.0f;
+}
+
+// A run of U (4 or 8) consecutive floats of a row of W1 or its Adam moments: 16-byte accesses
+// when `vec` (rows and offsets aligned) and the run is whole, else element by element; elements
+// at or past `valid` (units beyond the layer) read as 0 and are never written.
+template <int U>
+__device__ __forceinline__ void load_run(const float* p, bool vec, int valid, float (&out)[U]) {
+  if (vec && valid >= U) {
+#pragma unroll
+    for (int q = 0; q < U / 4; ++q) {
+      const float4 t = reinterpret_cast<const float4*>(p)[q];
+      out[4 * q] = t.x, out[4 * q + 1] = t.y, out[4 * q + 2] = t.z, out[4 * q + 3] = t.w;
+    }
+    return;
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) out[u] = u < valid ? p[u] : 0.0f;
+}
+
+template <int U>
+__device__ __forceinline__ void store_run(float* p, bool vec, int valid, const float (&in)[U]) {
+  if (vec && valid >= U) {
+#pragma unroll
+    for (int q = 0; q < U / 4; ++q)
+      reinterpret_cast<float4*>(p)[q] =
+          make_float4(in[4 * q], in[4 * q + 1], in[4 * q + 2], in[4 * q + 3]);
+    return;
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+    if (u < valid) p[u] = in[u];
+}
+
+__device__ __forceinline__ bool aligned16(const void* p) {
+  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
 }
 
 template <int U>
@@ -70,12 +108,15 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   // ---- 1. The batch and this block's parameters into shared memory. Every load of a phase is
   // issued before any is waited for (a loop of load-then-store would wait once per element). ----
   const std::int64_t step = *a.step;
-  constexpr int kW1PerThread = (kImagePixels * U + kThreads - 1) / kThreads;
-  float w1r[kW1PerThread];
+  const int valid = min(U, hidden - first_unit);  // owned units inside the layer
+  const bool vec = hidden % 4 == 0 && aligned16(a.w1) && aligned16(a.m + a.w1_offset) &&
+                   aligned16(a.v + a.w1_offset);
+  constexpr int kRowsPerThread = (kImagePixels + kThreads - 1) / kThreads;  // 2
+  float w1r[kRowsPerThread][U];
 #pragma unroll
-  for (int i = 0; i < kW1PerThread; ++i) {
-    const int e = tid + i * kThreads, k = e / U, unit = first_unit + e % U;
-    w1r[i] = e < kImagePixels * U && unit < hidden ? a.w1[std::size_t(k) * hidden + unit] : 0.0f;
+  for (int i = 0; i < kRowsPerThread; ++i) {
+    const int k = tid + i * kThreads;
+    if (k < kImagePixels) load_run(a.w1 + std::size_t(k) * hidden + first_unit, vec, valid, w1r[i]);
   }
   if (tid < batch) {
     const int r = tid;
@@ -94,8 +135,12 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   }
   if (tid < U) b1s[tid] = first_unit + tid < hidden ? a.b1[first_unit + tid] : 0.0f;
 #pragma unroll
-  for (int i = 0; i < kW1PerThread; ++i)
-    if (tid + i * kThreads < kImagePixels * U) w1s[tid + i * kThreads] = w1r[i];
+  for (int i = 0; i < kRowsPerThread; ++i) {
+    const int k = tid + i * kThreads;
+    if (k < kImagePixels)
+#pragma unroll
+      for (int u = 0; u < U; ++u) w1s[k * U + u] = w1r[i][u];
+  }
   __syncthreads();
   // The batch's pixels, 16 bytes at a time (an image row is 49 of them), in rounds of kRound.
   {
@@ -126,12 +171,14 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     if (r < batch) {
       float acc[U] = {};
       const std::uint32_t* row = pixels + r * kRowStrideWords + q * kSliceWords;
+      const float* w1q = w1s + q * kSliceWords * 4 * U;
+#pragma unroll 7
       for (int w = 0; w < kSliceWords; ++w) {
         const std::uint32_t word = row[w];
 #pragma unroll
         for (int b = 0; b < 4; ++b) {
           const float x = pixel(word, b);
-          const float* wk = w1s + ((q * kSliceWords + w) * 4 + b) * U;
+          const float* wk = w1q + (w * 4 + b) * U;
 #pragma unroll
           for (int u = 0; u < U; ++u) acc[u] = fmaf(x, wk[u], acc[u]);
         }
@@ -144,10 +191,10 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   const float inv_keep = 1.0f / a.keep_prob;
   for (int e = tid; e < batch * U; e += kThreads) {
     const int r = e / U, u = e % U, unit = first_unit + u;
-    float v = b1s[u];
+    float sum = 0.0f;
 #pragma unroll
-    for (int q = 0; q < kSlices; ++q) v += part[(q * kRowSlots + r) * U + u];
-    v = fmaxf(v, 0.0f);
+    for (int q = 0; q < kSlices; ++q) sum += part[(q * kRowSlots + r) * U + u];
+    float v = fmaxf(fmaf(sum, kPixelScale, b1s[u]), 0.0f);
     if (a.keep_prob < 1.0f) {
       const auto index = static_cast<std::uint32_t>(std::size_t(r) * hidden + unit);
       v = dropout_keep_scaled(v, dropout_uniform(a.seed, static_cast<std::uint64_t>(step), index),
@@ -250,38 +297,38 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     const int k0 = 2 * pair;
     float m[2][U], v[2][U];
 #pragma unroll
-    for (int j = 0; j < 2; ++j)
-#pragma unroll
-      for (int u = 0; u < U; ++u) {  // in flight while the sum runs
-        const int unit = first_unit + u;
-        const std::size_t i = a.w1_offset + std::size_t(k0 + j) * hidden + unit;
-        m[j][u] = unit < hidden ? a.m[i] : 0.0f;
-        v[j][u] = unit < hidden ? a.v[i] : 0.0f;
-      }
+    for (int j = 0; j < 2; ++j) {  // in flight while the sum runs
+      const std::size_t at_row = a.w1_offset + std::size_t(k0 + j) * hidden + first_unit;
+      load_run(a.m + at_row, vec, valid, m[j]);
+      load_run(a.v + at_row, vec, valid, v[j]);
+    }
     float g[2][U] = {};
     const int word = k0 / 4, byte = k0 % 4;
+#pragma unroll 4
     for (int r = 0; r < batch; ++r) {
       const std::uint32_t w = pixels[r * kRowStrideWords + word];
       const float x0 = pixel(w, byte), x1 = pixel(w, byte + 1);
+      const float* d = dhs + r * U;
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const float d = dhs[r * U + u];
-        g[0][u] = fmaf(x0, d, g[0][u]);
-        g[1][u] = fmaf(x1, d, g[1][u]);
+        g[0][u] = fmaf(x0, d[u], g[0][u]);
+        g[1][u] = fmaf(x1, d[u], g[1][u]);
       }
     }
 #pragma unroll
-    for (int j = 0; j < 2; ++j)
+    for (int j = 0; j < 2; ++j) {
+      const int k = k0 + j;
+      float p[U];
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const int unit = first_unit + u;
-        if (unit >= hidden) continue;
-        const int k = k0 + j;
-        const std::size_t i = std::size_t(k) * hidden + unit;
-        float p = w1s[k * U + u];
-        rule.apply(p, m[j][u], v[j][u], g[j][u]);
-        a.w1[i] = p, a.m[a.w1_offset + i] = m[j][u], a.v[a.w1_offset + i] = v[j][u];
+        p[u] = w1s[k * U + u];
+        rule.apply(p[u], m[j][u], v[j][u], g[j][u] * kPixelScale);
       }
+      const std::size_t at_row = std::size_t(k) * hidden + first_unit;
+      store_run(a.w1 + at_row, vec, valid, p);
+      store_run(a.m + a.w1_offset + at_row, vec, valid, m[j]);
+      store_run(a.v + a.w1_offset + at_row, vec, valid, v[j]);
+    }
   }
   if (tid >= kThreads - U) {
     const int u = tid - (kThreads - U), unit = first_unit + u;
