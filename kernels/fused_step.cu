@@ -15,13 +15,15 @@ namespace {
 namespace cg = cooperative_groups;
 
 constexpr int kThreads = 512;
-constexpr int kSlices = 4;                          // the forward's 784-deep sum, in four slices
-constexpr int kRowSlots = kThreads / kSlices;       // rows the forward covers at once (>= batch)
-constexpr int kWords = kImagePixels / 4;            // an image as 196 words of four pixels
-constexpr int kSliceWords = kWords / kSlices;       // 49
-constexpr int kRowStrideWords = kWords + 1;         // odd stride: rows in distinct banks
-static_assert(kRowSlots >= kFusedMaxBatch, "one forward pass covers every row");
-static_assert(kWords % kSlices == 0, "the slices split the image evenly");
+constexpr int kMaxSlices = 8;                // the forward's 784-deep sum, in up to 8 slices
+constexpr int kWords = kImagePixels / 4;     // an image as 196 words of four pixels
+constexpr int kRowStrideWords = kWords + 1;  // odd stride: rows in distinct banks
+static_assert(kThreads / kFusedMaxBatch >= 4, "the forward has a thread per row and slice");
+
+// The forward's slices for a batch: as many as its threads hold (a thread per row and slice).
+__host__ __device__ constexpr int slices_for(int batch) {
+  return kThreads / batch < kMaxSlices ? kThreads / batch : kMaxSlices;
+}
 
 // Blocks that own `units` hidden units each.
 int blocks_for(int hidden, int units) { return (hidden + units - 1) / units; }
@@ -31,8 +33,8 @@ struct SharedLayout {
   int w1, part, h, dh, dl, w2, b1, images, pixels, total_bytes;
   __host__ __device__ SharedLayout(int batch, int units) {
     w1 = 0;                                    // [784][units] the block's W1 columns
-    part = w1 + kImagePixels * units;          // [kSlices][kRowSlots][units] forward slices
-    h = part + kSlices * kRowSlots * units;    // [batch][units] after ReLU and dropout
+    part = w1 + kImagePixels * units;          // [slices][batch][units] forward slices
+    h = part + kThreads * units;               // [batch][units] after ReLU and dropout
     dh = h + batch * units;                    // [batch][units]
     dl = dh + batch * units;                   // [batch][10] dlogits
     w2 = dl + batch * kClasses;                // [units][10] the block's W2 rows
@@ -165,26 +167,27 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   }
   __syncthreads();
 
-  // ---- Forward: slice q of row r's sum for every owned unit (a warp: 32 rows, one slice). ----
+  // ---- Forward: slice q of row r's sum for every owned unit. ----
+  const int slices = slices_for(batch);
   {
-    const int r = tid % kRowSlots, q = tid / kRowSlots;
-    if (r < batch) {
+    const int r = tid % batch, q = tid / batch;
+    if (q < slices) {
       float acc[U] = {};
-      const std::uint32_t* row = pixels + r * kRowStrideWords + q * kSliceWords;
-      const float* w1q = w1s + q * kSliceWords * 4 * U;
-#pragma unroll 7
-      for (int w = 0; w < kSliceWords; ++w) {
+      const int first = q * kWords / slices, end = (q + 1) * kWords / slices;
+      const std::uint32_t* row = pixels + r * kRowStrideWords;
+#pragma unroll 4
+      for (int w = first; w < end; ++w) {
         const std::uint32_t word = row[w];
 #pragma unroll
         for (int b = 0; b < 4; ++b) {
           const float x = pixel(word, b);
-          const float* wk = w1q + (w * 4 + b) * U;
+          const float* wk = w1s + (w * 4 + b) * U;
 #pragma unroll
           for (int u = 0; u < U; ++u) acc[u] = fmaf(x, wk[u], acc[u]);
         }
       }
 #pragma unroll
-      for (int u = 0; u < U; ++u) part[(q * kRowSlots + r) * U + u] = acc[u];
+      for (int u = 0; u < U; ++u) part[(q * batch + r) * U + u] = acc[u];
     }
   }
   __syncthreads();
@@ -192,8 +195,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   for (int e = tid; e < batch * U; e += kThreads) {
     const int r = e / U, u = e % U, unit = first_unit + u;
     float sum = 0.0f;
-#pragma unroll
-    for (int q = 0; q < kSlices; ++q) sum += part[(q * kRowSlots + r) * U + u];
+    for (int q = 0; q < slices; ++q) sum += part[(q * batch + r) * U + u];
     float v = fmaxf(fmaf(sum, kPixelScale, b1s[u]), 0.0f);
     if (a.keep_prob < 1.0f) {
       const auto index = static_cast<std::uint32_t>(std::size_t(r) * hidden + unit);
@@ -269,31 +271,45 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     for (int c = 0; c < kClasses; ++c) s = fmaf(dls[r * kClasses + c], w2s[u * kClasses + c], s);
     dhs[e] = hs[e] > 0.0f ? s * inv_keep : 0.0f;
   }
-  // dW2 of the owned rows (threads 0..), db2 on block 0 (warp 4), each with Adam.
-  if (tid < U * kClasses) {
-    const int u = tid / kClasses, c = tid % kClasses, unit = first_unit + u;
-    float g = 0.0f;
-    for (int r = 0; r < batch; ++r) g = fmaf(hs[r * U + u], dls[r * kClasses + c], g);
-    if (unit < hidden) {
-      const std::size_t i = std::size_t(unit) * kClasses + c;
-      float p = w2s[tid], m = a.m[a.w2_offset + i], v = a.v[a.w2_offset + i];
-      rule.apply(p, m, v, g);
-      a.w2[i] = p, a.m[a.w2_offset + i] = m, a.v[a.w2_offset + i] = v;
-    }
-  }
-  if (blockIdx.x == 0 && tid >= 128 && tid < 128 + kClasses) {
-    const int c = tid - 128;
-    float g = 0.0f;
-    for (int r = 0; r < batch; ++r) g += dls[r * kClasses + c];
-    float p = a.b2[c], m = a.m[a.b2_offset + c], v = a.v[a.b2_offset + c];
-    rule.apply(p, m, v, g);
-    a.b2[c] = p, a.m[a.b2_offset + c] = m, a.v[a.b2_offset + c] = v;
-  }
   __syncthreads();
   // dW1[k, owned units] = sum over rows of x[r, k] * dh[r, :], then Adam: a thread takes two
-  // adjacent pixels (one byte pair of a word); db1 on the last warp, which has no pixels.
-  static_assert(kImagePixels / 2 <= kThreads - 32, "the last warp is free for db1");
-  for (int pair = tid; pair < kImagePixels / 2; pair += kThreads) {
+  // adjacent pixels (one byte pair of a word). The threads past the 392 pairs meanwhile take the
+  // small gradients, each with Adam: dW2 of the owned rows, db2 (block 0) and db1.
+  constexpr int kPairs = kImagePixels / 2, kFree = kThreads - kPairs;
+  static_assert(kFree >= 8 * kClasses + kClasses + 8, "room for dW2, db2 and db1 beside dW1");
+  if (tid >= kPairs) {
+    const int f = tid - kPairs;
+    if (f < U * kClasses) {
+      const int u = f / kClasses, c = f % kClasses, unit = first_unit + u;
+      float g = 0.0f;
+      for (int r = 0; r < batch; ++r) g = fmaf(hs[r * U + u], dls[r * kClasses + c], g);
+      if (unit < hidden) {
+        const std::size_t i = std::size_t(unit) * kClasses + c;
+        float p = w2s[f], m = a.m[a.w2_offset + i], v = a.v[a.w2_offset + i];
+        rule.apply(p, m, v, g);
+        a.w2[i] = p, a.m[a.w2_offset + i] = m, a.v[a.w2_offset + i] = v;
+      }
+    } else if (f < U * kClasses + kClasses) {
+      const int c = f - U * kClasses;
+      if (blockIdx.x == 0) {
+        float g = 0.0f;
+        for (int r = 0; r < batch; ++r) g += dls[r * kClasses + c];
+        float p = a.b2[c], m = a.m[a.b2_offset + c], v = a.v[a.b2_offset + c];
+        rule.apply(p, m, v, g);
+        a.b2[c] = p, a.m[a.b2_offset + c] = m, a.v[a.b2_offset + c] = v;
+      }
+    } else if (f < U * kClasses + kClasses + U) {
+      const int u = f - U * kClasses - kClasses, unit = first_unit + u;
+      if (unit < hidden) {
+        float g = 0.0f;
+        for (int r = 0; r < batch; ++r) g += dhs[r * U + u];
+        float p = b1s[u], m = a.m[a.b1_offset + unit], v = a.v[a.b1_offset + unit];
+        rule.apply(p, m, v, g);
+        a.b1[unit] = p, a.m[a.b1_offset + unit] = m, a.v[a.b1_offset + unit] = v;
+      }
+    }
+  }
+  for (int pair = tid; pair < kPairs; pair += kThreads) {
     const int k0 = 2 * pair;
     float m[2][U], v[2][U];
 #pragma unroll
@@ -328,16 +344,6 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
       store_run(a.w1 + at_row, vec, valid, p);
       store_run(a.m + a.w1_offset + at_row, vec, valid, m[j]);
       store_run(a.v + a.w1_offset + at_row, vec, valid, v[j]);
-    }
-  }
-  if (tid >= kThreads - U) {
-    const int u = tid - (kThreads - U), unit = first_unit + u;
-    if (unit < hidden) {
-      float g = 0.0f;
-      for (int r = 0; r < batch; ++r) g += dhs[r * U + u];
-      float p = b1s[u], m = a.m[a.b1_offset + unit], v = a.v[a.b1_offset + unit];
-      rule.apply(p, m, v, g);
-      a.b1[unit] = p, a.m[a.b1_offset + unit] = m, a.v[a.b1_offset + unit] = v;
     }
   }
 }

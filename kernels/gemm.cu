@@ -521,10 +521,13 @@ struct Plan {
 // How far a product may be split: at most max_splits slices of at least min_depth.
 struct SplitPolicy {
   int max_splits, min_depth;
+  int narrow_max_splits;  // for the Narrow tile (n <= 16)
 };
-constexpr SplitPolicy kNoSplit{1, 1};
-constexpr SplitPolicy kForwardSplit{kMaxForwardSplits, 64};  // the output layer adds the slices
-constexpr SplitPolicy kWeightGradSplit{kMaxWeightGradSplits, 128};
+constexpr SplitPolicy kNoSplit{1, 1, 1};
+// The forward's slices are added by the output layer, which takes at most kMaxForwardSplits of
+// them, whatever the tile (a narrow hidden layer too).
+constexpr SplitPolicy kForwardSplit{kMaxForwardSplits, 64, kMaxForwardSplits};
+constexpr SplitPolicy kWeightGradSplit{kMaxWeightGradSplits, 128, kMaxNarrowSplits};
 
 // Split the reduction until the grid holds about kTargetWarpsPerSm warps per SM.
 template <class T>
@@ -547,7 +550,7 @@ Plan make_plan(Shape shape, int m, int n, int k, SplitPolicy policy) {
 // leaves SMs idle.
 Plan plan_shape(int m, int n, int k, SplitPolicy policy) {
   if (n <= 16) {
-    const SplitPolicy narrow{policy.max_splits > 1 ? kMaxNarrowSplits : 1, Narrow::kBK};
+    const SplitPolicy narrow{policy.narrow_max_splits, Narrow::kBK, policy.narrow_max_splits};
     return make_plan<Narrow>(Shape::kNarrow, m, n, k, narrow);
   }
   const long long big_tiles =
@@ -678,7 +681,12 @@ int weight_grad_splits(int in, int n, int batch) {
   return plan_for(in + 1, n, batch, kWeightGradSplit).splits;
 }
 
-int forward_splits(int m, int n, int k) { return plan_for(m, n, k, kForwardSplit).splits; }
+int forward_splits(int m, int n, int k) {
+  const int splits = plan_for(m, n, k, kForwardSplit).splits;
+  if (splits > kMaxForwardSplits)  // the output layer would drop the slices beyond
+    throw std::logic_error("forward_splits: more slices than the output layer adds");
+  return splits;
+}
 
 void linear_forward_bytes_split(const ByteRows& x, const float* w, float* partials, int m, int n,
                                 const GatherRecord& record, cudaStream_t stream,

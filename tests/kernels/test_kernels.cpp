@@ -86,6 +86,15 @@ TEST(GemmKernel, LinearForwardOnBigTilesMatchesReference) {
   expect_linear_forward_matches(3999, {13, 1003}, rng);
 }
 
+// The output layer adds at most kMaxForwardSplits slices of the split forward: no plan may cut
+// more, narrow hidden layers (the Narrow tile, n <= 16) included.
+TEST(GemmKernel, ForwardNeverSplitsBeyondWhatTheOutputLayerAdds) {
+  REQUIRE_GPU();
+  for (int n = 1; n <= 40; ++n)
+    for (int m : {1, 7, 37, 100, 128, 1000})
+      EXPECT_LE(kernels::forward_splits(m, n), kernels::kMaxForwardSplits) << m << " x " << n;
+}
+
 // The float split-K product (what --benchmark times against cuBLAS): its slices, added in order,
 // are X * W.
 TEST(GemmKernel, SplitForwardOnFloatsSlicesSumToTheProduct) {
