@@ -83,6 +83,24 @@ __device__ __forceinline__ void store_run(float* p, bool vec, int valid, const f
     if (u < valid) p[u] = in[u];
 }
 
+// Phase timestamps of each block (thread 0), for a profiling build only (MNIST_FUSED_STEP_PROFILE;
+// bench/fused_phases.cu reads them): no code in the product's build.
+#ifdef MNIST_FUSED_STEP_PROFILE
+__device__ unsigned long long fused_phase_ns[1024][12];
+#define MNIST_FUSED_MARK(n)                                                                \
+  do {                                                                                     \
+    if (threadIdx.x == 0) {                                                                \
+      unsigned long long t;                                                                \
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));                               \
+      fused_phase_ns[blockIdx.x][n] = t;                                                   \
+    }                                                                                      \
+  } while (0)
+#else
+#define MNIST_FUSED_MARK(n) \
+  do {                      \
+  } while (0)
+#endif
+
 __device__ __forceinline__ bool aligned16(const void* p) {
   return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
 }
@@ -109,6 +127,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
 
   // ---- 1. The batch and this block's parameters into shared memory. Every load of a phase is
   // issued before any is waited for (a loop of load-then-store would wait once per element). ----
+  MNIST_FUSED_MARK(0);
   const std::int64_t step = *a.step;
   const int valid = min(U, hidden - first_unit);  // owned units inside the layer
   const bool vec = hidden % 4 == 0 && aligned16(a.w1) && aligned16(a.m + a.w1_offset) &&
@@ -144,6 +163,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
       for (int u = 0; u < U; ++u) w1s[k * U + u] = w1r[i][u];
   }
   __syncthreads();
+  MNIST_FUSED_MARK(1);
   // The batch's pixels, 16 bytes at a time (an image row is 49 of them), in rounds of kRound.
   {
     constexpr int kVecs = kImagePixels / 16, kRound = 7;
@@ -166,6 +186,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     }
   }
   __syncthreads();
+  MNIST_FUSED_MARK(2);
 
   // ---- Forward: slice q of row r's sum for every owned unit. ----
   const int slices = slices_for(batch);
@@ -191,6 +212,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     }
   }
   __syncthreads();
+  MNIST_FUSED_MARK(3);
   const float inv_keep = 1.0f / a.keep_prob;
   for (int e = tid; e < batch * U; e += kThreads) {
     const int r = e / U, u = e % U, unit = first_unit + u;
@@ -205,6 +227,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     hs[e] = unit < hidden ? v : 0.0f;
   }
   __syncthreads();
+  MNIST_FUSED_MARK(4);
   // This block's share of every logit, stored block-minor so that step 2 reads it coalesced.
   for (int e = tid; e < batch * kClasses; e += kThreads) {
     const int r = e / kClasses, c = e % kClasses;
@@ -215,7 +238,9 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   }
 
   cg::grid_group grid = cg::this_grid();
+  MNIST_FUSED_MARK(5);
   grid.sync();
+  MNIST_FUSED_MARK(6);
 
   // ---- 2. Loss and dlogits, one row per block (warp c sums class c over the blocks). ----
   if (blockIdx.x == 0 && tid == 0) *a.step = step + 1;  // every block read it before the barrier
@@ -256,13 +281,15 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     }
     __syncthreads();
   }
-
+  MNIST_FUSED_MARK(7);
   grid.sync();
+  MNIST_FUSED_MARK(8);
 
   // ---- 3. Gradients of this block's parameters, and Adam on them (t = step + 1). ----
   const AdamRule rule = AdamRule::at(a.lr, a.beta1, a.beta2, a.eps, step + 1);
   for (int e = tid; e < batch * kClasses; e += kThreads) dls[e] = dlogits[e];
   __syncthreads();
+  MNIST_FUSED_MARK(9);
   // dh through the old W2 (held in w2s) and the ReLU/dropout mask.
   for (int e = tid; e < batch * U; e += kThreads) {
     const int r = e / U, u = e % U;
@@ -272,6 +299,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     dhs[e] = hs[e] > 0.0f ? s * inv_keep : 0.0f;
   }
   __syncthreads();
+  MNIST_FUSED_MARK(10);
   // dW1[k, owned units] = sum over rows of x[r, k] * dh[r, :], then Adam: a thread takes two
   // adjacent pixels (one byte pair of a word). The threads past the 392 pairs meanwhile take the
   // small gradients, each with Adam: dW2 of the owned rows, db2 (block 0) and db1.
@@ -346,6 +374,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
       store_run(a.v + a.w1_offset + at_row, vec, valid, v[j]);
     }
   }
+  MNIST_FUSED_MARK(11);
 }
 
 using Kernel = void (*)(FusedStep);
