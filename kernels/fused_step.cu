@@ -30,10 +30,12 @@ int blocks_for(int hidden, int units) { return (hidden + units - 1) / units; }
 
 // Shared memory, in floats (the bytes last): what one block holds for a batch of `batch` rows.
 struct SharedLayout {
-  int w1, part, h, dh, dl, w2, b1, images, pixels, total_bytes;
+  int w1, m, v, part, h, dh, dl, w2, b1, images, pixels, total_bytes;
   __host__ __device__ SharedLayout(int batch, int units) {
     w1 = 0;                                    // [784][units] the block's W1 columns
-    part = w1 + kImagePixels * units;          // [slices][batch][units] forward slices
+    m = w1 + kImagePixels * units;             // [784][units] their Adam moments
+    v = m + kImagePixels * units;              // [784][units]
+    part = v + kImagePixels * units;           // [slices][batch][units] forward slices
     h = part + kThreads * units;               // [batch][units] after ReLU and dropout
     dh = h + batch * units;                    // [batch][units]
     dl = dh + batch * units;                   // [batch][10] dlogits
@@ -52,23 +54,9 @@ __device__ __forceinline__ float pixel(std::uint32_t word, int b) {
   return __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7650u + b)) - 8388608.0f;
 }
 
-// A run of U (4 or 8) consecutive floats of a row of W1 or its Adam moments: 16-byte accesses
-// when `vec` (rows and offsets aligned) and the run is whole, else element by element; elements
-// at or past `valid` (units beyond the layer) read as 0 and are never written.
-template <int U>
-__device__ __forceinline__ void load_run(const float* p, bool vec, int valid, float (&out)[U]) {
-  if (vec && valid >= U) {
-#pragma unroll
-    for (int q = 0; q < U / 4; ++q) {
-      const float4 t = reinterpret_cast<const float4*>(p)[q];
-      out[4 * q] = t.x, out[4 * q + 1] = t.y, out[4 * q + 2] = t.z, out[4 * q + 3] = t.w;
-    }
-    return;
-  }
-#pragma unroll
-  for (int u = 0; u < U; ++u) out[u] = u < valid ? p[u] : 0.0f;
-}
-
+// Stores a run of U (4 or 8) consecutive floats of a row of W1 or its Adam moments: 16-byte
+// stores when `vec` (rows and offsets aligned) and the run is whole, else element by element;
+// elements at or past `valid` (units beyond the layer) are never written.
 template <int U>
 __device__ __forceinline__ void store_run(float* p, bool vec, int valid, const float (&in)[U]) {
   if (vec && valid >= U) {
@@ -101,6 +89,39 @@ __device__ unsigned long long fused_phase_ns[1024][12];
   } while (0)
 #endif
 
+// Copies a run of U floats into shared memory: asynchronously (cp.async, compute capability 8.0 or
+// newer; nothing held in registers, the wait comes later) when whole and aligned, else element by
+// element, with zeros at or past `valid`.
+template <int U>
+__device__ __forceinline__ void copy_run(float* dst, const float* src, bool vec, int valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if (vec && valid >= U) {
+    const auto to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+#pragma unroll
+    for (int q = 0; q < U / 4; ++q)
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to + 16 * q), "l"(src + 4 * q)
+                   : "memory");
+    return;
+  }
+#endif
+#pragma unroll
+  for (int u = 0; u < U; ++u) dst[u] = u < valid ? src[u] : 0.0f;
+}
+
+// Closes the group of copies issued since the last call; waits until at most `kPending` of the
+// closed groups are still in flight (no-ops where cp.async does not exist).
+__device__ __forceinline__ void close_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int kPending>
+__device__ __forceinline__ void await_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
+#endif
+}
+
 __device__ __forceinline__ bool aligned16(const void* p) {
   return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
 }
@@ -112,6 +133,8 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   const int batch = a.batch.batch, hidden = a.hidden, tid = threadIdx.x;
   const SharedLayout at(batch, U);
   float* w1s = shared + at.w1;
+  float* ms = shared + at.m;
+  float* vs = shared + at.v;
   float* part = shared + at.part;
   float* hs = shared + at.h;
   float* dhs = shared + at.dh;
@@ -132,13 +155,16 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   const int valid = min(U, hidden - first_unit);  // owned units inside the layer
   const bool vec = hidden % 4 == 0 && aligned16(a.w1) && aligned16(a.m + a.w1_offset) &&
                    aligned16(a.v + a.w1_offset);
-  constexpr int kRowsPerThread = (kImagePixels + kThreads - 1) / kThreads;  // 2
-  float w1r[kRowsPerThread][U];
-#pragma unroll
-  for (int i = 0; i < kRowsPerThread; ++i) {
-    const int k = tid + i * kThreads;
-    if (k < kImagePixels) load_run(a.w1 + std::size_t(k) * hidden + first_unit, vec, valid, w1r[i]);
+  // The owned W1 columns (needed first), then their Adam moments (needed last), as two groups.
+  for (int k = tid; k < kImagePixels; k += kThreads)
+    copy_run<U>(w1s + k * U, a.w1 + std::size_t(k) * hidden + first_unit, vec, valid);
+  close_copies();
+  for (int k = tid; k < kImagePixels; k += kThreads) {
+    const std::size_t at_row = a.w1_offset + std::size_t(k) * hidden + first_unit;
+    copy_run<U>(ms + k * U, a.m + at_row, vec, valid);
+    copy_run<U>(vs + k * U, a.v + at_row, vec, valid);
   }
+  close_copies();
   if (tid < batch) {
     const int r = tid;
     const int image = a.batch.orders[order_slot(
@@ -155,13 +181,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     w2s[e] = unit < hidden ? a.w2[std::size_t(unit) * kClasses + e % kClasses] : 0.0f;
   }
   if (tid < U) b1s[tid] = first_unit + tid < hidden ? a.b1[first_unit + tid] : 0.0f;
-#pragma unroll
-  for (int i = 0; i < kRowsPerThread; ++i) {
-    const int k = tid + i * kThreads;
-    if (k < kImagePixels)
-#pragma unroll
-      for (int u = 0; u < U; ++u) w1s[k * U + u] = w1r[i][u];
-  }
+  await_copies<1>();  // W1's group
   __syncthreads();
   MNIST_FUSED_MARK(1);
   // The batch's pixels, 16 bytes at a time (an image row is 49 of them), in rounds of kRound.
@@ -256,28 +276,28 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
       if (lane == 0) z[warp] = a.b2[warp] + s;
     }
     __syncthreads();
-    if (tid == 0) {
-      int best = 0;
-      float zmax = z[0];
-#pragma unroll
-      for (int j = 1; j < kClasses; ++j) {
-        if (z[j] > zmax) best = j;
-        zmax = fmaxf(zmax, z[j]);
-      }
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - zmax);
-      const float log_sum = __logf(sum);
+    if (warp == 0) {  // lane j < 10: class j
       const int label = a.labels[images[r]];
-      float z_label = 0.0f;
+      const float zj = lane < kClasses ? z[lane] : -INFINITY;
+      float zmax = zj;
 #pragma unroll
-      for (int j = 0; j < kClasses; ++j) {
-        const float p = __expf(z[j] - zmax - log_sum);
-        dlogits[r * kClasses + j] = (p - (j == label ? 1.0f : 0.0f)) / batch;
-        if (j == label) z_label = z[j];
+      for (int offset = 16; offset > 0; offset /= 2)
+        zmax = fmaxf(zmax, __shfl_xor_sync(0xffffffffu, zmax, offset));
+      const int best = __ffs(__ballot_sync(0xffffffffu, zj == zmax)) - 1;  // the first maximum
+      float sum = lane < kClasses ? __expf(zj - zmax) : 0.0f;
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2)
+        sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+      const float log_sum = __logf(sum);
+      const float z_label = __shfl_sync(0xffffffffu, zj, label);
+      if (lane < kClasses) {
+        const float p = __expf(zj - zmax - log_sum);
+        dlogits[r * kClasses + lane] = (p - (lane == label ? 1.0f : 0.0f)) / batch;
       }
-      a.row_loss[r] = log_sum - (z_label - zmax);
-      a.row_correct[r] = best == label;
+      if (lane == 0) {
+        a.row_loss[r] = log_sum - (z_label - zmax);
+        a.row_correct[r] = best == label;
+      }
     }
     __syncthreads();
   }
@@ -288,6 +308,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   // ---- 3. Gradients of this block's parameters, and Adam on them (t = step + 1). ----
   const AdamRule rule = AdamRule::at(a.lr, a.beta1, a.beta2, a.eps, step + 1);
   for (int e = tid; e < batch * kClasses; e += kThreads) dls[e] = dlogits[e];
+  await_copies<0>();  // the Adam moments' group
   __syncthreads();
   MNIST_FUSED_MARK(9);
   // dh through the old W2 (held in w2s) and the ReLU/dropout mask.
@@ -339,13 +360,6 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   }
   for (int pair = tid; pair < kPairs; pair += kThreads) {
     const int k0 = 2 * pair;
-    float m[2][U], v[2][U];
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {  // in flight while the sum runs
-      const std::size_t at_row = a.w1_offset + std::size_t(k0 + j) * hidden + first_unit;
-      load_run(a.m + at_row, vec, valid, m[j]);
-      load_run(a.v + at_row, vec, valid, v[j]);
-    }
     float g[2][U] = {};
     const int word = k0 / 4, byte = k0 % 4;
 #pragma unroll 4
@@ -362,16 +376,16 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int k = k0 + j;
-      float p[U];
+      float p[U], m[U], v[U];
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        p[u] = w1s[k * U + u];
-        rule.apply(p[u], m[j][u], v[j][u], g[j][u] * kPixelScale);
+        p[u] = w1s[k * U + u], m[u] = ms[k * U + u], v[u] = vs[k * U + u];
+        rule.apply(p[u], m[u], v[u], g[j][u] * kPixelScale);
       }
       const std::size_t at_row = std::size_t(k) * hidden + first_unit;
       store_run(a.w1 + at_row, vec, valid, p);
-      store_run(a.m + a.w1_offset + at_row, vec, valid, m[j]);
-      store_run(a.v + a.w1_offset + at_row, vec, valid, v[j]);
+      store_run(a.m + a.w1_offset + at_row, vec, valid, m);
+      store_run(a.v + a.w1_offset + at_row, vec, valid, v);
     }
   }
   MNIST_FUSED_MARK(11);
