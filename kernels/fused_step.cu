@@ -108,6 +108,18 @@ __device__ __forceinline__ void copy_run(float* dst, const float* src, bool vec,
   for (int u = 0; u < U; ++u) dst[u] = u < valid ? src[u] : 0.0f;
 }
 
+// Copies one word into shared memory, asynchronously where cp.async exists.
+__device__ __forceinline__ void copy_word(std::uint32_t* dst, const std::uint32_t* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(
+                   static_cast<unsigned>(__cvta_generic_to_shared(dst))),
+               "l"(src)
+               : "memory");
+#else
+  *dst = __ldg(src);
+#endif
+}
+
 // Closes the group of copies issued since the last call; waits until at most `kPending` of the
 // closed groups are still in flight (no-ops where cp.async does not exist).
 __device__ __forceinline__ void close_copies() {
@@ -120,6 +132,16 @@ __device__ __forceinline__ void await_copies() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 #endif
+}
+
+// A run of U floats of shared memory (16-byte aligned) in U / 4 vector loads.
+template <int U>
+__device__ __forceinline__ void shared_run(const float* p, float (&out)[U]) {
+#pragma unroll
+  for (int q = 0; q < U / 4; ++q) {
+    const float4 t = reinterpret_cast<const float4*>(p)[q];
+    out[4 * q] = t.x, out[4 * q + 1] = t.y, out[4 * q + 2] = t.z, out[4 * q + 3] = t.w;
+  }
 }
 
 __device__ __forceinline__ bool aligned16(const void* p) {
@@ -145,7 +167,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   std::uint32_t* pixels = reinterpret_cast<std::uint32_t*>(shared + at.pixels);
   const int first_unit = blockIdx.x * U;
   const int blocks = gridDim.x;
-  float* partial_logits = a.scratch;                                   // [batch * 10][blocks]
+  float* partial_logits = a.scratch;                                   // [batch][blocks][10]
   float* dlogits = a.scratch + std::size_t(batch) * kClasses * blocks;  // [batch][10]
 
   // ---- 1. The batch and this block's parameters into shared memory. Every load of a phase is
@@ -155,15 +177,10 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   const int valid = min(U, hidden - first_unit);  // owned units inside the layer
   const bool vec = hidden % 4 == 0 && aligned16(a.w1) && aligned16(a.m + a.w1_offset) &&
                    aligned16(a.v + a.w1_offset);
-  // The owned W1 columns (needed first), then their Adam moments (needed last), as two groups.
+  // Three groups of asynchronous copies, in the order they are needed: the owned W1 columns and
+  // (once the batch's images are known) its pixels for the forward, then W1's Adam moments.
   for (int k = tid; k < kImagePixels; k += kThreads)
     copy_run<U>(w1s + k * U, a.w1 + std::size_t(k) * hidden + first_unit, vec, valid);
-  close_copies();
-  for (int k = tid; k < kImagePixels; k += kThreads) {
-    const std::size_t at_row = a.w1_offset + std::size_t(k) * hidden + first_unit;
-    copy_run<U>(ms + k * U, a.m + at_row, vec, valid);
-    copy_run<U>(vs + k * U, a.v + at_row, vec, valid);
-  }
   close_copies();
   if (tid < batch) {
     const int r = tid;
@@ -181,30 +198,22 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     w2s[e] = unit < hidden ? a.w2[std::size_t(unit) * kClasses + e % kClasses] : 0.0f;
   }
   if (tid < U) b1s[tid] = first_unit + tid < hidden ? a.b1[first_unit + tid] : 0.0f;
-  await_copies<1>();  // W1's group
-  __syncthreads();
+  __syncthreads();  // images[]
   MNIST_FUSED_MARK(1);
-  // The batch's pixels, 16 bytes at a time (an image row is 49 of them), in rounds of kRound.
-  {
-    constexpr int kVecs = kImagePixels / 16, kRound = 7;
-    const auto* src = reinterpret_cast<const uint4*>(a.batch.images);
-    const int total = batch * kVecs;
-    for (int base = tid; base < total; base += kRound * kThreads) {
-      uint4 vec[kRound];
-#pragma unroll
-      for (int i = 0; i < kRound; ++i) {
-        const int e = base + i * kThreads;
-        if (e < total) vec[i] = __ldg(src + std::size_t(images[e / kVecs]) * kVecs + e % kVecs);
-      }
-#pragma unroll
-      for (int i = 0; i < kRound; ++i) {
-        const int e = base + i * kThreads;
-        if (e >= total) break;
-        std::uint32_t* dst = pixels + (e / kVecs) * kRowStrideWords + (e % kVecs) * 4;
-        dst[0] = vec[i].x, dst[1] = vec[i].y, dst[2] = vec[i].z, dst[3] = vec[i].w;
-      }
-    }
+  // The batch's pixels, a word at a time (rows sit at an odd stride, so not 16-byte aligned).
+  const auto* image_words = reinterpret_cast<const std::uint32_t*>(a.batch.images);
+  for (int e = tid; e < batch * kWords; e += kThreads) {
+    const int r = e / kWords, w = e % kWords;
+    copy_word(pixels + r * kRowStrideWords + w, image_words + std::size_t(images[r]) * kWords + w);
   }
+  close_copies();
+  for (int k = tid; k < kImagePixels; k += kThreads) {
+    const std::size_t at_row = a.w1_offset + std::size_t(k) * hidden + first_unit;
+    copy_run<U>(ms + k * U, a.m + at_row, vec, valid);
+    copy_run<U>(vs + k * U, a.v + at_row, vec, valid);
+  }
+  close_copies();
+  await_copies<1>();  // W1 and the pixels (the moments may still be in flight)
   __syncthreads();
   MNIST_FUSED_MARK(2);
 
@@ -222,7 +231,8 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
 #pragma unroll
         for (int b = 0; b < 4; ++b) {
           const float x = pixel(word, b);
-          const float* wk = w1s + (w * 4 + b) * U;
+          float wk[U];
+          shared_run(w1s + (w * 4 + b) * U, wk);
 #pragma unroll
           for (int u = 0; u < U; ++u) acc[u] = fmaf(x, wk[u], acc[u]);
         }
@@ -234,27 +244,38 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   __syncthreads();
   MNIST_FUSED_MARK(3);
   const float inv_keep = 1.0f / a.keep_prob;
-  for (int e = tid; e < batch * U; e += kThreads) {
-    const int r = e / U, u = e % U, unit = first_unit + u;
-    float sum = 0.0f;
-    for (int q = 0; q < slices; ++q) sum += part[(q * batch + r) * U + u];
-    float v = fmaxf(fmaf(sum, kPixelScale, b1s[u]), 0.0f);
-    if (a.keep_prob < 1.0f) {
-      const auto index = static_cast<std::uint32_t>(std::size_t(r) * hidden + unit);
-      v = dropout_keep_scaled(v, dropout_uniform(a.seed, static_cast<std::uint64_t>(step), index),
-                              a.keep_prob);
+  // Four units of a row per thread: their dropout draws are one Philox block when they form an
+  // aligned group of the layer (the tiled forward's grouping), else drawn one by one.
+  for (int e = tid; e < batch * (U / 4); e += kThreads) {
+    const int r = e / (U / 4), u0 = e % (U / 4) * 4;
+    const auto first = static_cast<std::uint32_t>(std::size_t(r) * hidden + first_unit + u0);
+    float u[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    if (a.keep_prob < 1.0f && hidden % 4 == 0) {
+      dropout_uniform4(a.seed, static_cast<std::uint64_t>(step), first / 4, u);
+    } else if (a.keep_prob < 1.0f) {
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        u[q] = dropout_uniform(a.seed, static_cast<std::uint64_t>(step), first + q);
     }
-    hs[e] = unit < hidden ? v : 0.0f;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      float sum = 0.0f;
+      for (int s = 0; s < slices; ++s) sum += part[(s * batch + r) * U + u0 + q];
+      float v = fmaxf(fmaf(sum, kPixelScale, b1s[u0 + q]), 0.0f);
+      if (a.keep_prob < 1.0f) v = dropout_keep_scaled(v, u[q], a.keep_prob);
+      hs[r * U + u0 + q] = first_unit + u0 + q < hidden ? v : 0.0f;
+    }
   }
   __syncthreads();
   MNIST_FUSED_MARK(4);
-  // This block's share of every logit, stored block-minor so that step 2 reads it coalesced.
+  // This block's share of every logit: a run of ten floats per row (the row's runs of all blocks
+  // lie together, so that step 2 reads a row's in one coalesced sweep).
   for (int e = tid; e < batch * kClasses; e += kThreads) {
     const int r = e / kClasses, c = e % kClasses;
     float z = 0.0f;
 #pragma unroll
     for (int u = 0; u < U; ++u) z = fmaf(hs[r * U + u], w2s[u * kClasses + c], z);
-    partial_logits[std::size_t(e) * blocks + blockIdx.x] = z;
+    partial_logits[(std::size_t(r) * blocks + blockIdx.x) * kClasses + c] = z;
   }
 
   cg::grid_group grid = cg::this_grid();
@@ -262,15 +283,20 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   grid.sync();
   MNIST_FUSED_MARK(6);
 
-  // ---- 2. Loss and dlogits, one row per block (warp c sums class c over the blocks). ----
+  // ---- 2. Loss and dlogits, one row per block: the row's shares staged (one sweep), then warp
+  // c sums class c over the blocks in a fixed order. ----
   if (blockIdx.x == 0 && tid == 0) *a.step = step + 1;  // every block read it before the barrier
-  float* z = part;  // the forward slices are no longer needed: [10] logits of the row
+  // The forward slices are no longer needed: their room holds the row's shares, then its logits.
+  float* shares = part;               // [blocks][10]
+  float* z = part + blocks * kClasses;  // [10]
   const int warp = tid / 32, lane = tid % 32;
   for (int r = blockIdx.x; r < batch; r += blocks) {
+    const float* row_shares = partial_logits + std::size_t(r) * blocks * kClasses;
+    for (int e = tid; e < blocks * kClasses; e += kThreads) shares[e] = row_shares[e];
+    __syncthreads();
     if (warp < kClasses) {
-      const float* src = partial_logits + std::size_t(r * kClasses + warp) * blocks;
       float s = 0.0f;
-      for (int b = lane; b < blocks; b += 32) s += src[b];
+      for (int b = lane; b < blocks; b += 32) s += shares[b * kClasses + warp];
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
       if (lane == 0) z[warp] = a.b2[warp] + s;
@@ -366,7 +392,8 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
     for (int r = 0; r < batch; ++r) {
       const std::uint32_t w = pixels[r * kRowStrideWords + word];
       const float x0 = pixel(w, byte), x1 = pixel(w, byte + 1);
-      const float* d = dhs + r * U;
+      float d[U];
+      shared_run(dhs + r * U, d);
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         g[0][u] = fmaf(x0, d[u], g[0][u]);
@@ -417,7 +444,9 @@ Choice choose(int batch, int hidden) {
     MNIST_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, shared));
     const int blocks = blocks_for(hidden, units);
-    if (blocks <= per_sm * device_facts().sms) return {kernel, units, blocks, shared, nullptr};
+    // Every block co-resident (the grid barriers), and a row's shares within the slices' room.
+    if (blocks <= per_sm * device_facts().sms && (blocks + 1) * kClasses <= kThreads * units)
+      return {kernel, units, blocks, shared, nullptr};
   }
   return {nullptr, 0, 0, 0, "more hidden units than this GPU's blocks can own (8 per block)"};
 }
