@@ -711,6 +711,17 @@ void linear_forward_bytes(const ByteRows& x, const float* w, const float* bias, 
            plan_for(m, n, kImagePixels, kNoSplit, precision), stream);
 }
 
+int forward_wave_rows(int m, int n) {
+  const Plan plan = plan_shape(m, n, kImagePixels, kNoSplit);
+  if (plan.shape != Shape::kBig) return m;
+  const int tiles_n = (n + Big::kBN - 1) / Big::kBN;
+  const int slots = device_facts().sms * (kTargetWarpsPerSm / (Big::kThreads / 32));
+  const int rows_per_wave = std::max(1, slots / tiles_n) * Big::kBM;
+  const int whole = m / rows_per_wave * rows_per_wave;
+  // A last wave at least half full stays with the large tiles.
+  return whole == 0 || (m - whole) * 2 >= rows_per_wave ? m : whole;
+}
+
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int k,
                     int n, const ReluDropout& epilogue, cudaStream_t stream, Precision precision) {
   run_gemm(DenseA{x, k}, DenseB{w, n}, StoreBiasActivation{y, bias, epilogue}, m, n, k,

@@ -299,8 +299,19 @@ void CudaBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss) 
   if (layout_.layers.size() == 2) {
     const Layer& out = layout_.layers[1];
     const k::ReluDropout relu_only{true, 1.0f, 0, nullptr};
-    k::linear_forward_bytes(rows, p + first.w, p + first.b, eval_out_.get(), count, first.out,
+    // In two products where the rows overflow whole waves of large tiles (gemm.h).
+    const int head = k::forward_wave_rows(count, first.out);
+    k::linear_forward_bytes(k::ByteRows{rows.images, nullptr, nullptr, head, nullptr, head},
+                            p + first.w, p + first.b, eval_out_.get(), head, first.out,
                             relu_only, {}, s, config_.precision);
+    if (head < count) {
+      const int tail = count - head;
+      k::linear_forward_bytes(
+          k::ByteRows{rows.images + std::size_t(head) * kImagePixels, nullptr, nullptr, tail,
+                      nullptr, tail},
+          p + first.w, p + first.b, eval_out_.get() + std::size_t(head) * first.out, tail,
+          first.out, relu_only, {}, s, config_.precision);
+    }
     k::output_layer_count_correct(eval_out_.get(), count, first.out, p + out.w, p + out.b, labels,
                                   correct_.get(), row_loss, s);
   } else {

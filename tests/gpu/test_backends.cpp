@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 
 #include "app/backends.h"
+#include "kernels/gemm.h"
 #include "support/gpu_test_util.h"
 #include "train/checkpoint.h"
 #include "train/cpu_backend.h"
@@ -145,6 +147,35 @@ TEST_P(GpuBackend, EvaluationMatchesTheCpuOnTheSameParameters) {
   EXPECT_EQ(pair.gpu.steps_taken(), 20);
   EXPECT_NEAR(pair.gpu.evaluate_test(), pair.cpu.evaluate_test(), 2);
   EXPECT_EQ(pair.gpu.state().params, pair.cpu.state().params);
+}
+
+// An evaluation of 10,000 images (the real test set's size) on parameters the CPU trained: on a
+// GPU where that many rows overflow whole waves of large tiles, ours runs in two products
+// (kernels::forward_wave_rows); every row must still be counted, and counted alike.
+TEST_P(GpuBackend, EvaluationOfTenThousandRowsMatchesTheCpu) {
+  REQUIRE_GPU();
+  MnistData data = make_fake_data(3);
+  data.test.count = 10000;  // the first 10,000 training images, as a test set
+  data.test.images.assign(data.train.images.begin(),
+                          data.train.images.begin() + std::size_t(10000) * kImagePixels);
+  data.test.labels.assign(data.train.labels.begin(), data.train.labels.begin() + 10000);
+  const TrainConfig c = config(ModelKind::kMlp, 100, 0.9f);
+  const auto start = initial_parameters(make_layout(c.model, c.hidden_units), 8);
+  CpuBackend cpu(c, data, start);
+  EpochFeeder epochs(cpu, c.seed, c.batch_size, data.train.count);
+  for (int i = 0; i < 30; ++i) {
+    epochs.before_step();
+    cpu.train_step();
+  }
+  auto gpu = make_backend(GetParam(), c, data, start);
+  gpu->set_state(cpu.state());
+  if (GetParam() == BackendKind::kCuda) {
+    std::printf("  forward_wave_rows(10000, %d) = %d on this GPU\n", c.hidden_units,
+                kernels::forward_wave_rows(10000, c.hidden_units));
+  }
+  const Evaluation g = gpu->evaluate(EvalSplit::kTest, true), h = cpu.evaluate(EvalSplit::kTest, true);
+  EXPECT_NEAR(g.correct, h.correct, 3);
+  EXPECT_NEAR(g.cross_entropy, h.cross_entropy, 1e-4 * std::fabs(h.cross_entropy));
 }
 
 TEST_P(GpuBackend, TrainingIsBitwiseReproducible) {
