@@ -237,6 +237,159 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0 && hits) atomicAdd(correct, hits);
 }
 
+// ---- Many rows: a warp per row. Past one row per block (more rows than blocks_for's grid), the
+// block-per-row kernels above walk their rows one after another, each behind two block-wide
+// barriers; here each warp takes a row, W2 is staged once per block, and every sum is a warp's
+// shuffle reduction (fixed order: reproducible). Hidden layers up to kWarpMaxUnits, no split. ----
+constexpr int kWarpThreads = 256, kWarpRows = kWarpThreads / 32;
+constexpr int kWarpMaxUnits = 1024, kUnitsPerLane = kWarpMaxUnits / 32;
+constexpr int kW2Stride = kClasses + 1;  // odd row stride: lanes' W2 rows in distinct banks
+
+// W2 into shared memory (rows of kW2Stride floats), by the whole block.
+__device__ __forceinline__ void stage_w2(const float* __restrict__ w2, int hidden, float* out) {
+  for (int e = threadIdx.x; e < hidden * kClasses; e += kWarpThreads)
+    out[e / kClasses * kW2Stride + e % kClasses] = w2[e];
+  __syncthreads();
+}
+
+// This lane's units of row `h_row` (held in hv, units lane, lane + 32, ...) and the row's logits,
+// reduced over the warp (every lane gets them).
+__device__ __forceinline__ void warp_logits(const float* __restrict__ h_row, int hidden,
+                                            const float* w2s, const float* __restrict__ b2,
+                                            float (&hv)[kUnitsPerLane], float (&z)[kClasses]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int t = 0; t < kUnitsPerLane; ++t) {
+    const int i = lane + 32 * t;
+    hv[t] = i < hidden ? h_row[i] : 0.0f;
+  }
+#pragma unroll
+  for (int j = 0; j < kClasses; ++j) z[j] = 0.0f;
+#pragma unroll
+  for (int t = 0; t < kUnitsPerLane; ++t) {
+    const int i = lane + 32 * t;
+    if (i >= hidden) break;
+    const float* w = w2s + i * kW2Stride;
+#pragma unroll
+    for (int j = 0; j < kClasses; ++j) z[j] = fmaf(hv[t], w[j], z[j]);
+  }
+#pragma unroll
+  for (int j = 0; j < kClasses; ++j) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2)
+      z[j] += __shfl_xor_sync(0xffffffffu, z[j], offset);
+    z[j] += b2[j];
+  }
+}
+
+__global__ void __launch_bounds__(kWarpThreads)
+    output_layer_train_warps(const float* __restrict__ h, int rows, int hidden,
+                             const float* __restrict__ w2, const float* __restrict__ b2,
+                             const std::uint8_t* __restrict__ labels, float keep_prob,
+                             float* __restrict__ row_loss, std::uint8_t* __restrict__ row_correct,
+                             float* __restrict__ dlogits, float* __restrict__ dh,
+                             std::int64_t* step) {
+  extern __shared__ float w2s[];
+  await_previous_kernel();
+  if (blockIdx.x == 0 && threadIdx.x == 0) *step += 1;
+  stage_w2(w2, hidden, w2s);
+  const int lane = threadIdx.x % 32;
+  const float inv_keep = 1.0f / keep_prob;
+  for (int r = blockIdx.x * kWarpRows + threadIdx.x / 32; r < rows; r += gridDim.x * kWarpRows) {
+    float hv[kUnitsPerLane], z[kClasses];
+    warp_logits(h + std::size_t(r) * hidden, hidden, w2s, b2, hv, z);
+    int best = 0;
+    float zmax = z[0];
+#pragma unroll
+    for (int j = 1; j < kClasses; ++j) {
+      if (z[j] > zmax) best = j;
+      zmax = fmaxf(zmax, z[j]);
+    }
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - zmax);
+    const float log_sum = __logf(sum);
+    const int label = labels[r];
+    float dz[kClasses];
+    float z_label = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kClasses; ++j) {
+      const float p = __expf(z[j] - zmax - log_sum);
+      dz[j] = (p - (j == label ? 1.0f : 0.0f)) / rows;
+      if (j == label) z_label = z[j];
+      if (lane == j) dlogits[std::size_t(r) * kClasses + j] = dz[j];
+    }
+    if (lane == 0) {
+      row_loss[r] = log_sum - (z_label - zmax);
+      row_correct[r] = best == label;
+    }
+#pragma unroll
+    for (int t = 0; t < kUnitsPerLane; ++t) {
+      const int i = lane + 32 * t;
+      if (i >= hidden) break;
+      const float* w = w2s + i * kW2Stride;
+      float s = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kClasses; ++j) s = fmaf(dz[j], w[j], s);
+      dh[std::size_t(r) * hidden + i] = hv[t] > 0.0f ? s * inv_keep : 0.0f;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kWarpThreads)
+    output_layer_count_warps(const float* __restrict__ h, int rows, int hidden,
+                             const float* __restrict__ w2, const float* __restrict__ b2,
+                             const std::uint8_t* __restrict__ labels, int* correct,
+                             float* __restrict__ row_loss) {
+  extern __shared__ float w2s[];
+  __shared__ int block_hits;
+  if (threadIdx.x == 0) block_hits = 0;
+  stage_w2(w2, hidden, w2s);  // its barrier also publishes block_hits = 0
+  const int lane = threadIdx.x % 32;
+  int hits = 0;  // counted by lane 0
+  for (int r = blockIdx.x * kWarpRows + threadIdx.x / 32; r < rows; r += gridDim.x * kWarpRows) {
+    float hv[kUnitsPerLane], z[kClasses];
+    warp_logits(h + std::size_t(r) * hidden, hidden, w2s, b2, hv, z);
+    int best = 0;
+    float zmax = z[0];
+#pragma unroll
+    for (int j = 1; j < kClasses; ++j) {
+      if (z[j] > zmax) best = j;
+      zmax = fmaxf(zmax, z[j]);
+    }
+    const int label = labels[r];
+    hits += best == label;
+    if (row_loss && lane == 0) {
+      float sum = 0.0f, z_label = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kClasses; ++j) {
+        sum += __expf(z[j] - zmax);
+        if (j == label) z_label = z[j];
+      }
+      row_loss[r] = __logf(sum) - (z_label - zmax);
+    }
+  }
+  if (lane == 0 && hits) atomicAdd(&block_hits, hits);
+  __syncthreads();
+  if (threadIdx.x == 0 && block_hits) atomicAdd(correct, block_hits);
+}
+
+// Whether `rows` x `hidden` (unsplit) takes the warp-per-row kernels.
+bool warp_per_row(int rows, int hidden) {
+  return hidden <= kWarpMaxUnits && rows > device_facts().sms * kBlocksPerSm;
+}
+
+// As many blocks as stay resident (two per SM at this kernel's registers), so that each stages W2
+// once for several rows of each warp.
+unsigned warp_blocks_for(int rows) {
+  return static_cast<unsigned>(
+      std::min((rows + kWarpRows - 1) / kWarpRows, device_facts().sms * 2));
+}
+
+unsigned warp_shared_bytes(int hidden) {
+  return static_cast<unsigned>(hidden * kW2Stride * sizeof(float));
+}
+
 unsigned blocks_for(int rows) {
   return static_cast<unsigned>(std::min(rows, device_facts().sms * kBlocksPerSm));
 }
@@ -253,6 +406,12 @@ void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden
                         const float* b2, const std::uint8_t* labels, float keep_prob,
                         float* row_loss, std::uint8_t* row_correct, float* dlogits, float* dh,
                         std::int64_t* step, cudaStream_t stream) {
+  if (!split.partials && warp_per_row(rows, hidden)) {
+    launch(MNIST_HERE, "output_layer_train_warps", output_layer_train_warps,
+           warp_blocks_for(rows), kWarpThreads, warp_shared_bytes(hidden), stream, h, rows,
+           hidden, w2, b2, labels, keep_prob, row_loss, row_correct, dlogits, dh, step);
+    return;
+  }
   launch(MNIST_HERE, "output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows),
          kThreads, shared_bytes(rows, hidden), stream, h, split, rows, hidden, w2, b2, labels,
          keep_prob, row_loss, row_correct, dlogits, dh, step);
@@ -261,6 +420,12 @@ void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden
 void output_layer_count_correct(const float* h, int rows, int hidden, const float* w2,
                                 const float* b2, const std::uint8_t* labels, int* correct,
                                 float* row_loss, cudaStream_t stream) {
+  if (warp_per_row(rows, hidden)) {
+    output_layer_count_warps<<<warp_blocks_for(rows), kWarpThreads, warp_shared_bytes(hidden),
+                               stream>>>(h, rows, hidden, w2, b2, labels, correct, row_loss);
+    MNIST_LAUNCH_CHECK("output_layer_count_warps");
+    return;
+  }
   output_layer_count_kernel<<<blocks_for(rows), kThreads, shared_bytes(rows, hidden), stream>>>(
       h, rows, hidden, w2, b2, labels, correct, row_loss);
   MNIST_LAUNCH_CHECK("output_layer_count_kernel");

@@ -464,12 +464,12 @@ TEST(OutputLayerKernel, LossAndGradientsMatchReference) {
   REQUIRE_GPU();
   std::mt19937 rng(12);
   // Small batches read W2 directly; 3000 rows give blocks several rows, which stage W2 in shared
-  // memory (hidden 2100: in three chunks).
+  // memory (hidden 2100: in three chunks); past a row per block, hidden layers up to 1024 units
+  // take the warp-per-row kernel (13, 40, 500, 1024 units), wider ones the chunked one (1025).
   std::vector<std::pair<int, int>> cases;
   for (int m : kRows)
     for (int hidden : {500, 13, 40, 2100}) cases.emplace_back(m, hidden);
-  cases.emplace_back(3000, 500);
-  cases.emplace_back(3000, 2100);
+  for (int hidden : {500, 2100, 13, 40, 1024, 1025}) cases.emplace_back(3000, hidden);
   for (auto [m, hidden] : cases) {
     {
       auto h = random_floats(std::size_t(m) * hidden, rng, -1.0f, 3.0f);
@@ -532,6 +532,8 @@ TEST(OutputLayerKernel, CountCorrectMatchesArgmax) {
                            {100, 500},
                            {257, 500},
                            {10000, 500},
+                           {10000, 40},
+                           {5000, 1024},
                            {257, 2100},
                            {3000, 2100}}) {
     const auto h = random_floats(std::size_t(m) * hidden, rng, 0.0f, 1.0f);
