@@ -4,13 +4,13 @@
 // reached each mark. Diagnostics only, like the rest of bench/:
 //   fused_phases [batch] [hidden] [steps]
 #define MNIST_FUSED_STEP_PROFILE
-#include "../kernels/fused_step.cu"
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <vector>
+
+#include "../kernels/fused_step.cu"
 
 namespace {
 
@@ -22,10 +22,18 @@ T* device_copy(const std::vector<T>& host) {
   return d;
 }
 
-const char* const kMarks[] = {"start",         "parameters + images", "pixels",
-                              "forward sums",  "hidden finished",     "partial logits",
-                              "grid barrier 1", "loss rows",          "grid barrier 2",
-                              "dlogits staged", "dh",                  "dW1 sums",
+const char* const kMarks[] = {"start",
+                              "parameters + images",
+                              "pixels",
+                              "forward sums",
+                              "hidden finished",
+                              "partial logits",
+                              "grid barrier 1",
+                              "loss rows",
+                              "grid barrier 2",
+                              "dlogits staged",
+                              "dh",
+                              "dW1 sums",
                               "W1 Adam + stores (end)"};
 
 }  // namespace
@@ -51,8 +59,8 @@ int main(int argc, char** argv) {
 
   float* p = device_copy(params);
   kernels::FusedStep a;
-  a.batch = kernels::ByteRows{device_copy(images), nullptr, device_copy(orders), train, nullptr,
-                              batch};
+  a.batch =
+      kernels::ByteRows{device_copy(images), nullptr, device_copy(orders), train, nullptr, batch};
   a.labels = device_copy(labels);
   a.w1 = p + w1, a.b1 = p + b1, a.w2 = p + w2, a.b2 = p + b2;
   a.m = device_copy(std::vector<float>(total, 0.0f));

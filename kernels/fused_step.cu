@@ -32,17 +32,17 @@ int blocks_for(int hidden, int units) { return (hidden + units - 1) / units; }
 struct SharedLayout {
   int w1, m, v, part, h, dh, dl, w2, b1, images, pixels, total_bytes;
   __host__ __device__ SharedLayout(int batch, int units) {
-    w1 = 0;                                    // [784][units] the block's W1 columns
-    m = w1 + kImagePixels * units;             // [784][units] their Adam moments
-    v = m + kImagePixels * units;              // [784][units]
-    part = v + kImagePixels * units;           // [slices][batch][units] forward slices
-    h = part + kThreads * units;               // [batch][units] after ReLU and dropout
-    dh = h + batch * units;                    // [batch][units]
-    dl = dh + batch * units;                   // [batch][10] dlogits
-    w2 = dl + batch * kClasses;                // [units][10] the block's W2 rows
-    b1 = w2 + units * kClasses;                // [units]
-    images = b1 + units;                       // [batch] int32: the batch's images
-    pixels = images + batch;                   // [batch][kRowStrideWords] words of pixels
+    w1 = 0;                           // [784][units] the block's W1 columns
+    m = w1 + kImagePixels * units;    // [784][units] their Adam moments
+    v = m + kImagePixels * units;     // [784][units]
+    part = v + kImagePixels * units;  // [slices][batch][units] forward slices
+    h = part + kThreads * units;      // [batch][units] after ReLU and dropout
+    dh = h + batch * units;           // [batch][units]
+    dl = dh + batch * units;          // [batch][10] dlogits
+    w2 = dl + batch * kClasses;       // [units][10] the block's W2 rows
+    b1 = w2 + units * kClasses;       // [units]
+    images = b1 + units;              // [batch] int32: the batch's images
+    pixels = images + batch;          // [batch][kRowStrideWords] words of pixels
     total_bytes = (pixels + batch * kRowStrideWords) * 4;
   }
 };
@@ -75,13 +75,13 @@ __device__ __forceinline__ void store_run(float* p, bool vec, int valid, const f
 // bench/fused_phases.cu reads them): no code in the product's build.
 #ifdef MNIST_FUSED_STEP_PROFILE
 __device__ unsigned long long fused_phase_ns[1024][13];
-#define MNIST_FUSED_MARK(n)                                                                \
-  do {                                                                                     \
-    if (threadIdx.x == 0) {                                                                \
-      unsigned long long t;                                                                \
-      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));                               \
-      fused_phase_ns[blockIdx.x][n] = t;                                                   \
-    }                                                                                      \
+#define MNIST_FUSED_MARK(n)                                 \
+  do {                                                      \
+    if (threadIdx.x == 0) {                                 \
+      unsigned long long t;                                 \
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); \
+      fused_phase_ns[blockIdx.x][n] = t;                    \
+    }                                                       \
   } while (0)
 #else
 #define MNIST_FUSED_MARK(n) \
@@ -167,7 +167,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   std::uint32_t* pixels = reinterpret_cast<std::uint32_t*>(shared + at.pixels);
   const int first_unit = blockIdx.x * U;
   const int blocks = gridDim.x;
-  float* partial_logits = a.scratch;                                   // [batch][blocks][10]
+  float* partial_logits = a.scratch;                                    // [batch][blocks][10]
   float* dlogits = a.scratch + std::size_t(batch) * kClasses * blocks;  // [batch][10]
 
   // ---- 1. The batch and this block's parameters into shared memory. Every load of a phase is
@@ -184,8 +184,8 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   close_copies();
   if (tid < batch) {
     const int r = tid;
-    const int image = a.batch.orders[order_slot(
-        stream_position(step, batch, r, a.batch.count), a.batch.count)];
+    const int image =
+        a.batch.orders[order_slot(stream_position(step, batch, r, a.batch.count), a.batch.count)];
     images[r] = image;
     if (blockIdx.x == 0) {
       a.batch_images[r] = image;
@@ -287,7 +287,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   // c sums class c over the blocks in a fixed order. ----
   if (blockIdx.x == 0 && tid == 0) *a.step = step + 1;  // every block read it before the barrier
   // The forward slices are no longer needed: their room holds the row's shares, then its logits.
-  float* shares = part;               // [blocks][10]
+  float* shares = part;                 // [blocks][10]
   float* z = part + blocks * kClasses;  // [10]
   const int warp = tid / 32, lane = tid % 32;
   for (int r = blockIdx.x; r < batch; r += blocks) {

@@ -407,9 +407,9 @@ void output_layer_train(float* h, const SplitHidden& split, int rows, int hidden
                         float* row_loss, std::uint8_t* row_correct, float* dlogits, float* dh,
                         std::int64_t* step, cudaStream_t stream) {
   if (!split.partials && warp_per_row(rows, hidden)) {
-    launch(MNIST_HERE, "output_layer_train_warps", output_layer_train_warps,
-           warp_blocks_for(rows), kWarpThreads, warp_shared_bytes(hidden), stream, h, rows,
-           hidden, w2, b2, labels, keep_prob, row_loss, row_correct, dlogits, dh, step);
+    launch(MNIST_HERE, "output_layer_train_warps", output_layer_train_warps, warp_blocks_for(rows),
+           kWarpThreads, warp_shared_bytes(hidden), stream, h, rows, hidden, w2, b2, labels,
+           keep_prob, row_loss, row_correct, dlogits, dh, step);
     return;
   }
   launch(MNIST_HERE, "output_layer_train_kernel", output_layer_train_kernel, blocks_for(rows),

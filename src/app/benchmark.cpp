@@ -421,8 +421,8 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
   }
   out << "\n== training step (" << model_name(options.model)
       << ", Adam, data resident; median of timed steps; precision of the wide products)\n";
-  std::snprintf(line, sizeof line, "%-8s %-4s %-5s %-6s %7s %12s %12s %14s %10s\n", "backend",
-                "on", "prec", "step", "batch", "median_us", "p90_us", "images/s", "vs cublas");
+  std::snprintf(line, sizeof line, "%-8s %-4s %-5s %-6s %7s %12s %12s %14s %10s\n", "backend", "on",
+                "prec", "step", "batch", "median_us", "p90_us", "images/s", "vs cublas");
   out << line;
   std::map<std::pair<int, std::string>, double> cublas_median;  // (batch, precision)
   std::vector<json> rows;

@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "dist/rendezvous.h"
-#include "kernels/common/fused_step_limits.h"
 #include "error.h"
+#include "kernels/common/fused_step_limits.h"
 
 // The project version (CMakeLists.txt's project(VERSION)), defined by the build.
 #ifndef MNIST_VERSION
@@ -517,8 +517,9 @@ void convert(const FlagTexts& t, Options& o) {
   o.step_kernel = *value_in(kStepKernelNames,
                             one_of("--step_kernel", t.step_kernel, names_in(kStepKernelNames)));
   if (o.benchmark && o.step_kernel != StepKernel::kAuto)
-    refuse("--step_kernel " + t.step_kernel +
-           " with --benchmark: it times the fused and the tiled step side by side where both apply");
+    refuse(
+        "--step_kernel " + t.step_kernel +
+        " with --benchmark: it times the fused and the tiled step side by side where both apply");
   if (o.step_kernel == StepKernel::kFused) {
     const auto why = [&](const std::string& reason) {
       refuse("--step_kernel fused " + reason + " (--step_kernel auto picks what applies)");
@@ -528,8 +529,8 @@ void convert(const FlagTexts& t, Options& o) {
     if (o.model != ModelKind::kMlp) why("runs the mlp, not --model " + t.model);
     if (o.precision != Precision::kFp32) why("is fp32, not --precision " + t.precision);
     if (o.batch_size > kFusedMaxBatch)
-      why("takes batches of up to " + std::to_string(kFusedMaxBatch) +
-          " rows, not --batch_size " + std::to_string(o.batch_size));
+      why("takes batches of up to " + std::to_string(kFusedMaxBatch) + " rows, not --batch_size " +
+          std::to_string(o.batch_size));
   }
   one_of("--dataset", o.dataset, {"mnist", "fashion-mnist"});
 

@@ -164,8 +164,7 @@ void run(int argc, char** argv, RunRecord& record) {
             << (config.train.precision == Precision::kFp32
                     ? std::string()
                     : std::string(", precision ") + precision_name(config.train.precision))
-            << (record.step_kernel.empty() ? std::string()
-                                           : ", step kernel " + record.step_kernel)
+            << (record.step_kernel.empty() ? std::string() : ", step kernel " + record.step_kernel)
             << std::endl;
 
   ResumePoint resume = load_checkpoint_if_present(config, trainer, std::cout);

@@ -119,8 +119,8 @@ void CudaBackend::fused_step(cudaStream_t s) {
   const Layer& out = layout_.layers[1];
   float* p = params_.get();
   k::FusedStep a;
-  a.batch = k::ByteRows{train_images_.get(), nullptr, orders_.get(), train_count_,
-                        step_.get(),         config_.batch_size};
+  a.batch = k::ByteRows{train_images_.get(), nullptr,     orders_.get(),
+                        train_count_,        step_.get(), config_.batch_size};
   a.labels = train_labels_.get();
   a.w1 = p + first.w, a.b1 = p + first.b, a.w2 = p + out.w, a.b2 = p + out.b;
   a.m = adam_m_.get(), a.v = adam_v_.get();
@@ -302,15 +302,15 @@ void CudaBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss) 
     // In two products where the rows overflow whole waves of large tiles (gemm.h).
     const int head = k::forward_wave_rows(count, first.out);
     k::linear_forward_bytes(k::ByteRows{rows.images, nullptr, nullptr, head, nullptr, head},
-                            p + first.w, p + first.b, eval_out_.get(), head, first.out,
-                            relu_only, {}, s, config_.precision);
+                            p + first.w, p + first.b, eval_out_.get(), head, first.out, relu_only,
+                            {}, s, config_.precision);
     if (head < count) {
       const int tail = count - head;
-      k::linear_forward_bytes(
-          k::ByteRows{rows.images + std::size_t(head) * kImagePixels, nullptr, nullptr, tail,
-                      nullptr, tail},
-          p + first.w, p + first.b, eval_out_.get() + std::size_t(head) * first.out, tail,
-          first.out, relu_only, {}, s, config_.precision);
+      k::linear_forward_bytes(k::ByteRows{rows.images + std::size_t(head) * kImagePixels, nullptr,
+                                          nullptr, tail, nullptr, tail},
+                              p + first.w, p + first.b,
+                              eval_out_.get() + std::size_t(head) * first.out, tail, first.out,
+                              relu_only, {}, s, config_.precision);
     }
     k::output_layer_count_correct(eval_out_.get(), count, first.out, p + out.w, p + out.b, labels,
                                   correct_.get(), row_loss, s);

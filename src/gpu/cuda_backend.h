@@ -52,10 +52,10 @@ class CudaBackend final : public GpuBackendBase {
   void replica_gradients(cudaStream_t stream);
 
   bool replica_ = false;
-  bool fused_;                          // the step is kernels/fused_step.h's one kernel
+  bool fused_;                         // the step is kernels/fused_step.h's one kernel
   DeviceBuffer<float> fused_scratch_;  // its exchange between blocks
-  int forward_splits_;  // > 1: the hidden layer's product is split-K (see forward,
-                        // loss_and_backward)
+  int forward_splits_;                 // > 1: the hidden layer's product is split-K (see forward,
+                                       // loss_and_backward)
   // The two weight-gradient products of a step are independent: the second runs on a side stream
   // (a parallel branch of the step's graph), forked from and joined back to stream_.
   CudaStream side_stream_;

@@ -295,8 +295,8 @@ TEST(Options, StepKernel) {
   EXPECT_TRUE(contains(refusal({"--step_kernel", "fast"}), "must be one of auto, fused, tiled"));
   EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--batch_size", "129"}),
                        "batches of up to 128 rows"));
-  EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--backend", "cublas"}),
-                       "the cuda backend's"));
+  EXPECT_TRUE(
+      contains(refusal({"--step_kernel", "fused", "--backend", "cublas"}), "the cuda backend's"));
   EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--backend", "cpu"}), "cuda backend"));
   EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--model", "softmax"}), "mlp"));
   EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--precision", "tf32"}), "fp32"));

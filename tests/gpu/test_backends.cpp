@@ -72,8 +72,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, GpuBackend,
 
 // Trains both backends from identical parameters for `steps` steps, starting at `first_step`.
 void expect_same_training(BackendKind kind, ModelKind model, int batch, float keep, int steps,
-                          std::int64_t first_step = 0,
-                          StepKernel step_kernel = StepKernel::kAuto) {
+                          std::int64_t first_step = 0, StepKernel step_kernel = StepKernel::kAuto) {
   const TrainConfig c = config(model, batch, keep, step_kernel);
   Pair pair(kind, c, 4);
   TrainState initial = pair.cpu.state();
@@ -173,7 +172,8 @@ TEST_P(GpuBackend, EvaluationOfTenThousandRowsMatchesTheCpu) {
     std::printf("  forward_wave_rows(10000, %d) = %d on this GPU\n", c.hidden_units,
                 kernels::forward_wave_rows(10000, c.hidden_units));
   }
-  const Evaluation g = gpu->evaluate(EvalSplit::kTest, true), h = cpu.evaluate(EvalSplit::kTest, true);
+  const Evaluation g = gpu->evaluate(EvalSplit::kTest, true),
+                   h = cpu.evaluate(EvalSplit::kTest, true);
   EXPECT_NEAR(g.correct, h.correct, 3);
   EXPECT_NEAR(g.cross_entropy, h.cross_entropy, 1e-4 * std::fabs(h.cross_entropy));
 }

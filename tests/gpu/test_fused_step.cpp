@@ -26,8 +26,7 @@ const MnistData& fake() {
   return data;
 }
 
-TrainConfig config(int batch, float keep, int hidden = 500,
-                   StepKernel kernel = StepKernel::kAuto) {
+TrainConfig config(int batch, float keep, int hidden = 500, StepKernel kernel = StepKernel::kAuto) {
   TrainConfig c;
   c.model = ModelKind::kMlp;
   c.hidden_units = hidden;
@@ -152,8 +151,8 @@ TEST(FusedStep, MatchesTheCpuAtTheBatchExtremes) {
 
 TEST(FusedStep, MatchesTheCpuWithUnevenAndWideHiddenLayers) {
   REQUIRE_GPU();
-  expect_matches_cpu(config(37, 0.8f, 3), 6);    // one block, most of it padding
-  expect_matches_cpu(config(64, 0.9f, 501), 6);  // a last block with one unit of four
+  expect_matches_cpu(config(37, 0.8f, 3), 6);     // one block, most of it padding
+  expect_matches_cpu(config(64, 0.9f, 501), 6);   // a last block with one unit of four
   expect_matches_cpu(config(50, 0.9f, 1000), 4);  // more blocks than SMs at 4 units: 8 per block
 }
 
