@@ -78,7 +78,12 @@ int main(int argc, char** argv) {
   a.batch_step = device_copy(std::vector<std::int64_t>{0});
   a.scratch = device_copy(std::vector<float>(kernels::fused_step_scratch_floats(batch, hidden)));
 
-  const int blocks = (hidden + 3) / 4 <= 132 ? (hidden + 3) / 4 : (hidden + 7) / 8;
+  const kernels::FusedPlan plan = kernels::plan_fused_step(batch, hidden);
+  if (plan.unsupported) {
+    std::fprintf(stderr, "fused_phases: %s\n", plan.unsupported);
+    return 2;
+  }
+  const int blocks = plan.blocks;
   constexpr int kMarkCount = sizeof(kMarks) / sizeof(kMarks[0]);
   std::vector<std::vector<double>> phase(kMarkCount), reached(kMarkCount);
   std::vector<double> whole;
@@ -87,7 +92,7 @@ int main(int argc, char** argv) {
   MNIST_CUDA_CHECK(cudaEventCreate(&stop));
   for (int s = 0; s < steps + 5; ++s) {
     MNIST_CUDA_CHECK(cudaEventRecord(start));
-    kernels::fused_step(a, nullptr);
+    kernels::fused_step(a, plan, nullptr);
     MNIST_CUDA_CHECK(cudaEventRecord(stop));
     MNIST_CUDA_CHECK(cudaEventSynchronize(stop));
     if (s < 5) continue;  // warm-up

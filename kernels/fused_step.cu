@@ -284,7 +284,8 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
   MNIST_FUSED_MARK(6);
 
   // ---- 2. Loss and dlogits, one row per block: the row's shares staged (one sweep), then warp
-  // c sums class c over the blocks in a fixed order. ----
+  // c sums class c over the blocks (lane l takes blocks l, l + 32, ..., then a shuffle tree: a
+  // fixed order). ----
   if (blockIdx.x == 0 && tid == 0) *a.step = step + 1;  // every block read it before the barrier
   // The forward slices are no longer needed: their room holds the row's shares, then its logits.
   float* shares = part;                 // [blocks][10]
@@ -421,62 +422,71 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
 
 using Kernel = void (*)(FusedStep);
 
-// The kernel and units per block for a shape, or null kernel (with `why`) when none fits.
-struct Choice {
-  Kernel kernel = nullptr;
-  int units = 0, blocks = 0, shared_bytes = 0;
-  const char* why = nullptr;
-};
+Kernel kernel_for(int units) { return units == 8 ? fused_step_kernel<8> : fused_step_kernel<4>; }
 
-Choice choose(int batch, int hidden) {
-  if (batch < 1 || batch > kFusedMaxBatch)
-    return {nullptr, 0, 0, 0, "the fused step takes batches of 1 to 128 rows"};
-  if (hidden < 1) return {nullptr, 0, 0, 0, "the fused step is the mlp's (a hidden layer)"};
-  int device = 0, cooperative = 0;
+}  // namespace
+
+FusedPlan plan_fused_step(int batch, int hidden) {
+  FusedPlan plan;
+  if (batch < 1 || batch > kFusedMaxBatch) {
+    plan.unsupported = "the fused step takes batches of 1 to 128 rows";
+    return plan;
+  }
+  if (hidden < 1) {
+    plan.unsupported = "the fused step is the mlp's (a hidden layer)";
+    return plan;
+  }
+  int device = 0, cooperative = 0, optin = 0;
   MNIST_CUDA_CHECK(cudaGetDevice(&device));
   MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
-  if (!cooperative) return {nullptr, 0, 0, 0, "this GPU has no cooperative launch"};
-  const std::pair<int, Kernel> options[] = {{4, fused_step_kernel<4>}, {8, fused_step_kernel<8>}};
-  for (const auto& [units, kernel] : options) {
+  MNIST_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (!cooperative) {
+    plan.unsupported = "this GPU has no cooperative launch";
+    return plan;
+  }
+  plan.unsupported = "this GPU's shared memory or SMs cannot hold a block per 8 hidden units";
+  for (const int units : {4, 8}) {
     const int shared = SharedLayout(batch, units).total_bytes;
+    if (shared > optin) continue;  // more than a block may have on this GPU
+    const Kernel kernel = kernel_for(units);
+    // The kernel may use up to what the GPU allows (a fixed limit, so that no later plan for a
+    // smaller batch can lower it beneath a graph captured with a larger one).
     MNIST_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
     int per_sm = 0;
     MNIST_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, shared));
     const int blocks = blocks_for(hidden, units);
     // Every block co-resident (the grid barriers), and a row's shares within the slices' room.
-    if (blocks <= per_sm * device_facts().sms && (blocks + 1) * kClasses <= kThreads * units)
-      return {kernel, units, blocks, shared, nullptr};
+    if (blocks <= per_sm * device_facts().sms && (blocks + 1) * kClasses <= kThreads * units) {
+      plan = {units, blocks, shared, nullptr};
+      return plan;
+    }
   }
-  return {nullptr, 0, 0, 0, "more hidden units than this GPU's blocks can own (8 per block)"};
+  return plan;
 }
 
-}  // namespace
-
-const char* fused_step_unsupported(int batch, int hidden) { return choose(batch, hidden).why; }
-
 std::size_t fused_step_scratch_floats(int batch, int hidden) {
-  // Partial logits for the most blocks any choice launches (4 units each), then dlogits.
+  // Partial logits for the most blocks any plan launches (4 units each), then dlogits.
   return std::size_t(batch) * kClasses * (blocks_for(hidden, 4) + 1);
 }
 
-void fused_step(const FusedStep& step, cudaStream_t stream) {
-  const Choice c = choose(step.batch.batch, step.hidden);
-  if (!c.kernel) throw std::invalid_argument(c.why);
+void fused_step(const FusedStep& step, const FusedPlan& plan, cudaStream_t stream) {
+  if (plan.unsupported) throw std::invalid_argument(plan.unsupported);
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeCooperative;
   attribute.val.cooperative = 1;
   cudaLaunchConfig_t config{};
-  config.gridDim = dim3(c.blocks);
+  config.gridDim = dim3(plan.blocks);
   config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = static_cast<unsigned>(c.shared_bytes);
+  config.dynamicSmemBytes = static_cast<unsigned>(plan.shared_bytes);
   config.stream = stream;
   config.attrs = &attribute;
   config.numAttrs = 1;
   LaunchObserver* observer = launch_observer();
   if (observer) observer->before("fused_step_kernel", stream);
-  cuda_check(cudaLaunchKernelEx(&config, c.kernel, step), "fused_step_kernel", __FILE__, __LINE__);
+  cuda_check(cudaLaunchKernelEx(&config, kernel_for(plan.units), step), "fused_step_kernel",
+             __FILE__, __LINE__);
   if (observer) observer->after("fused_step_kernel", stream);
 }
 

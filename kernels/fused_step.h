@@ -46,14 +46,20 @@ struct FusedStep {
   float* scratch = nullptr;
 };
 
-// Why the fused step cannot run this shape on the current device, or null when it can: the batch
-// above kFusedMaxBatch, more hidden units than the device's blocks can own, no cooperative launch.
-const char* fused_step_unsupported(int batch, int hidden);
+// How the fused step runs a shape on the current device: 4 hidden units per block where every
+// block fits on the GPU at once, else 8; or why it cannot (`unsupported`: a batch above
+// kFusedMaxBatch, more shared memory than a block may have, more blocks than can be resident, no
+// cooperative launch). Queries the device: make it once per backend, not per step.
+struct FusedPlan {
+  int units = 0, blocks = 0, shared_bytes = 0;
+  const char* unsupported = nullptr;
+};
+FusedPlan plan_fused_step(int batch, int hidden);
 
 std::size_t fused_step_scratch_floats(int batch, int hidden);
 
-// Enqueues the step (a cooperative launch; graph-capturable). Throws std::invalid_argument when
-// fused_step_unsupported says why.
-void fused_step(const FusedStep& step, cudaStream_t stream);
+// Enqueues the step as `plan` (of this batch and hidden layer) says: a cooperative launch,
+// graph-capturable. Throws std::invalid_argument with the plan's reason when it is unsupported.
+void fused_step(const FusedStep& step, const FusedPlan& plan, cudaStream_t stream);
 
 }  // namespace mnist::kernels

@@ -572,6 +572,12 @@ void convert(const FlagTexts& t, Options& o) {
       refuse("--rendezvous", o.rendezvous, e.what());
     }
   }
+  const bool several_gpus_named = (o.gpus.kind == GpuSelection::Kind::kFirst && o.gpus.first > 1) ||
+                                  o.gpus.kind == GpuSelection::Kind::kList;
+  if (o.step_kernel == StepKernel::kFused && (o.world_size > 1 || several_gpus_named)) {
+    refuse("--step_kernel fused trains on one GPU, not --gpus " + o.gpus.text + " --world_size " +
+           std::to_string(o.world_size) + " (data-parallel replicas step tiled)");
+  }
   if (o.backend == BackendKind::kCpu && o.gpus.kind != GpuSelection::Kind::kAll)
     refuse("--gpus " + shown(o.gpus.text) + " with --backend cpu: the CPU backend uses no GPU");
   if (o.benchmark && o.gpus.kind != GpuSelection::Kind::kAll) {

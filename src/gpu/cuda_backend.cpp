@@ -1,5 +1,7 @@
 #include "gpu/cuda_backend.h"
 
+#include <optional>
+
 #include "error.h"
 #include "kernels/fused_step.h"
 #include "kernels/output_layer.h"
@@ -25,26 +27,37 @@ std::size_t split_scratch_floats(const ModelLayout& layout, int batch) {
   return floats;
 }
 
-// A replica's own TrainConfig: its batch is its shard (checked before anything is sized by it).
+// A replica's own TrainConfig: its batch is its shard (checked before anything is sized by it),
+// its step tiled (a replica steps in halves around the all-reduce).
 TrainConfig shard_config(TrainConfig config, const Shard& shard) {
+  if (config.step_kernel == StepKernel::kFused)
+    throw Error(ExitCode::kBadArguments,
+                "--step_kernel fused trains on one GPU (--gpus 1; data-parallel replicas step "
+                "tiled)");
   if (shard.rows < 1 || shard.row_offset < 0 || shard.global_batch != config.batch_size ||
       shard.row_offset + shard.rows > shard.global_batch)
     throw std::invalid_argument("CudaBackend: shard outside the global batch");
   config.batch_size = shard.rows;
+  config.step_kernel = StepKernel::kTiled;
   return config;
 }
 
-// Whether the step runs as the fused kernel: --step_kernel auto takes it where it applies;
-// --step_kernel fused where it cannot is a bad command line (exit 2), saying why.
-bool fused_step_for(const TrainConfig& config, const ModelLayout& layout) {
-  if (config.step_kernel == StepKernel::kTiled) return false;
-  const char* why = layout.layers.size() != 2 ? "runs the mlp only"
-                    : config.precision != Precision::kFp32
-                        ? "is fp32 (tensor-core precisions run tiled)"
-                        : k::fused_step_unsupported(config.batch_size, layout.hidden());
-  if (why && config.step_kernel == StepKernel::kFused)
-    throw Error(ExitCode::kBadArguments, std::string("--step_kernel fused: ") + why);
-  return why == nullptr;
+// The fused step's plan where the step runs as the fused kernel, else nullopt: --step_kernel auto
+// takes it where it applies; --step_kernel fused where it cannot is a bad command line (exit 2),
+// saying why.
+std::optional<k::FusedPlan> fused_plan_for(const TrainConfig& config, const ModelLayout& layout) {
+  if (config.step_kernel == StepKernel::kTiled) return std::nullopt;
+  k::FusedPlan plan;
+  if (layout.layers.size() != 2)
+    plan.unsupported = "runs the mlp only";
+  else if (config.precision != Precision::kFp32)
+    plan.unsupported = "is fp32 (tensor-core precisions run tiled)";
+  else
+    plan = k::plan_fused_step(config.batch_size, layout.hidden());
+  if (plan.unsupported && config.step_kernel == StepKernel::kFused)
+    throw Error(ExitCode::kBadArguments, std::string("--step_kernel fused: ") + plan.unsupported);
+  if (plan.unsupported) return std::nullopt;
+  return plan;
 }
 
 }  // namespace
@@ -57,12 +70,7 @@ Shard shard_of(int global_batch, int rank, int ranks) {
 CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
                          std::vector<float> initial_params, const Shard& shard)
     : CudaBackend(shard_config(config, shard), data, std::move(initial_params)) {
-  if (config.step_kernel == StepKernel::kFused)
-    throw Error(ExitCode::kBadArguments,
-                "--step_kernel fused trains on one GPU (data-parallel replicas step tiled)");
   replica_ = true;
-  fused_ = false;
-  fused_scratch_ = DeviceBuffer<float>();
   global_batch_ = shard.global_batch;
   row_offset_ = shard.row_offset;
   gradient_ = DeviceBuffer<float>(layout_.total);
@@ -90,8 +98,8 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
       batch_images_(config.batch_size),
       eval_out_(std::size_t(std::max(data.test.count, data.validation.count)) *
                 std::max(layout_.hidden(), kClasses)) {
-  fused_ = fused_step_for(config_, layout_);
-  if (fused_)
+  fused_plan_ = fused_plan_for(config_, layout_);
+  if (fused_plan_)
     fused_scratch_ =
         DeviceBuffer<float>(k::fused_step_scratch_floats(config_.batch_size, layout_.hidden()));
 }
@@ -106,7 +114,7 @@ CudaBackend::CudaBackend(const TrainConfig& config, const MnistData& data,
 // layer then adds the slices and applies bias, ReLU and dropout itself.
 void CudaBackend::record_step(cudaStream_t s) {
   if (replica_) throw std::logic_error("cuda backend: a data-parallel replica steps in halves");
-  if (fused_) return fused_step(s);
+  if (fused_plan_) return fused_step(s);
   forward(s);
   loss_and_backward(s);
   update(s);
@@ -134,7 +142,7 @@ void CudaBackend::fused_step(cudaStream_t s) {
   a.batch_images = batch_images_.get(), a.batch_labels = batch_labels_.get();
   a.batch_step = batch_step_.get();
   a.scratch = fused_scratch_.get();
-  op("step", s, [&] { k::fused_step(a, s); });
+  op("step", s, [&] { k::fused_step(a, *fused_plan_, s); });
   record_step_metrics(s);
 }
 

@@ -3,7 +3,10 @@
 // as a CUDA graph and replayed (GpuBackendBase).
 #pragma once
 
+#include <optional>
+
 #include "gpu/gpu_backend_base.h"
+#include "kernels/fused_step.h"
 #include "kernels/gemm.h"
 
 namespace mnist {
@@ -29,7 +32,7 @@ class CudaBackend final : public GpuBackendBase {
               const Shard& shard);
 
   std::string name() const override { return backend_name(BackendKind::kCuda); }
-  std::string step_kernel() const override { return fused_ ? "fused" : "tiled"; }
+  std::string step_kernel() const override { return fused_plan_ ? "fused" : "tiled"; }
 
  private:
   // The step, in the order of the CPU reference (train/cpu_backend.cpp): record_step runs
@@ -52,7 +55,8 @@ class CudaBackend final : public GpuBackendBase {
   void replica_gradients(cudaStream_t stream);
 
   bool replica_ = false;
-  bool fused_;                         // the step is kernels/fused_step.h's one kernel
+  // Set when the step is kernels/fused_step.h's one kernel: how it runs on this GPU.
+  std::optional<kernels::FusedPlan> fused_plan_;
   DeviceBuffer<float> fused_scratch_;  // its exchange between blocks
   int forward_splits_;                 // > 1: the hidden layer's product is split-K (see forward,
                                        // loss_and_backward)

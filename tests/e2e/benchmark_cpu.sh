@@ -15,14 +15,17 @@ TMPDIR="$work/tmp" "$trainer" --benchmark --fake_data --backend cpu --benchmark_
   --benchmark_out "$work/bench.json" --result_file "$work/verdict.json" \
   --termination_log "$work/termination" | tee "$work/out"
 grep -q "^== mnist-train $version on the CPU (no GPU visible)\$" "$work/out" || fail "no header naming the version"
-grep -Eq '^cpu +CPU +fp32 +50 ' "$work/out" || fail "no CPU row for batch 50"
-grep -Eq '^cpu +CPU +fp32 +120 ' "$work/out" || fail "no CPU row for batch 120"
+grep -Eq '^cpu +CPU +fp32 +- +50 ' "$work/out" || fail "no CPU row for batch 50"
+grep -Eq '^cpu +CPU +fp32 +- +120 ' "$work/out" || fail "no CPU row for batch 120"
+grep -q '== evaluation alone' "$work/out" || fail "no evaluation timed alone"
+grep -Eq '^cpu +fp32 +[0-9.]+ us +[0-9]+ images/s   accuracy [0-9.]+$' "$work/out" ||
+  fail "no CPU evaluation row"
 grep -q '== seed job' "$work/out" || fail "no seed job"
 grep -Eq '^cpu +[0-9.]+ ms   final accuracy ' "$work/out" || fail "no seed job row"
 grep -q '== seed job with summaries' "$work/out" || fail "no seed job with summaries"
 grep -Eq '^cpu +[0-9.]+ ms without, +[0-9.]+ ms with summaries: [0-9.]+x$' "$work/out" || fail "no summaries row"
 grep -q 'time to 98%' "$work/out" || fail "no time to 98%"
-for key in '"images_per_s"' '"median_us"' '"p90_us"' '"seed_job"' '"time_to_98"' '"device": "CPU' \
+for key in '"images_per_s"' '"median_us"' '"p90_us"' '"seed_job"' '"time_to_98"' '"evaluation"' '"device": "CPU' \
   "\"version\": \"$version\"" '"program": "mnist-train"' '"ms_with_summaries"' '"summaries_ratio"'; do
   grep -q "$key" "$work/bench.json" || fail "JSON lacks $key"
 done
