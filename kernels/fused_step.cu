@@ -144,6 +144,15 @@ __device__ __forceinline__ void shared_run(const float* p, float (&out)[U]) {
   }
 }
 
+// Adam on one parameter: `param` where it lives, `p` its value before the step (as staged), `i`
+// its index in the flat array (for the moments).
+__device__ __forceinline__ void adam_one(const FusedStep& a, const AdamRule& rule, float* param,
+                                         std::size_t i, float p, float g) {
+  float m = a.m[i], v = a.v[i];
+  rule.apply(p, m, v, g);
+  *param = p, a.m[i] = m, a.v[i] = v;
+}
+
 __device__ __forceinline__ bool aligned16(const void* p) {
   return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
 }
@@ -361,27 +370,21 @@ __global__ void __launch_bounds__(kThreads, 1) fused_step_kernel(FusedStep a) {
       for (int r = 0; r < batch; ++r) g = fmaf(hs[r * U + u], dls[r * kClasses + c], g);
       if (unit < hidden) {
         const std::size_t i = std::size_t(unit) * kClasses + c;
-        float p = w2s[f], m = a.m[a.w2_offset + i], v = a.v[a.w2_offset + i];
-        rule.apply(p, m, v, g);
-        a.w2[i] = p, a.m[a.w2_offset + i] = m, a.v[a.w2_offset + i] = v;
+        adam_one(a, rule, a.w2 + i, a.w2_offset + i, w2s[f], g);
       }
     } else if (f < U * kClasses + kClasses) {
       const int c = f - U * kClasses;
       if (blockIdx.x == 0) {
         float g = 0.0f;
         for (int r = 0; r < batch; ++r) g += dls[r * kClasses + c];
-        float p = a.b2[c], m = a.m[a.b2_offset + c], v = a.v[a.b2_offset + c];
-        rule.apply(p, m, v, g);
-        a.b2[c] = p, a.m[a.b2_offset + c] = m, a.v[a.b2_offset + c] = v;
+        adam_one(a, rule, a.b2 + c, a.b2_offset + c, a.b2[c], g);
       }
     } else if (f < U * kClasses + kClasses + U) {
       const int u = f - U * kClasses - kClasses, unit = first_unit + u;
       if (unit < hidden) {
         float g = 0.0f;
         for (int r = 0; r < batch; ++r) g += dhs[r * U + u];
-        float p = b1s[u], m = a.m[a.b1_offset + unit], v = a.v[a.b1_offset + unit];
-        rule.apply(p, m, v, g);
-        a.b1[unit] = p, a.m[a.b1_offset + unit] = m, a.v[a.b1_offset + unit] = v;
+        adam_one(a, rule, a.b1 + unit, a.b1_offset + unit, b1s[u], g);
       }
     }
   }

@@ -65,6 +65,36 @@ __device__ __forceinline__ void block_logits(float (&z)[kClasses], const float* 
   __syncthreads();  // warp_part is reused by the next row
 }
 
+// A row's softmax cross-entropy from its logits: the first maximum, the log-sum-exp about the
+// maximum, and the loss against `label`. z is indexed by unrolled constants only, so it stays in
+// registers (an index known only at run time would put it in local memory).
+struct RowSoftmax {
+  int best;
+  float zmax, log_sum, loss;
+  // d loss / d z[j] of the row, divided by `rows` (the batch's mean).
+  __device__ float gradient(const float (&z)[kClasses], int j, int label, int rows) const {
+    return (__expf(z[j] - zmax - log_sum) - (j == label ? 1.0f : 0.0f)) / rows;
+  }
+};
+
+__device__ __forceinline__ RowSoftmax row_softmax(const float (&z)[kClasses], int label) {
+  int best = 0;
+  float zmax = z[0];
+#pragma unroll
+  for (int j = 1; j < kClasses; ++j) {
+    if (z[j] > zmax) best = j;
+    zmax = fmaxf(zmax, z[j]);
+  }
+  float sum = 0.0f, z_label = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kClasses; ++j) {
+    sum += __expf(z[j] - zmax);
+    if (j == label) z_label = z[j];
+  }
+  const float log_sum = __logf(sum);
+  return {best, zmax, log_sum, log_sum - (z_label - zmax)};
+}
+
 // Sources of h[r, i]: value(i) reads (or computes) it, keep(i, v) stores what was computed. Four
 // units are read before any is kept, so their loads are in flight together.
 struct ReadHidden {
@@ -158,33 +188,17 @@ __global__ void __launch_bounds__(kThreads)
       partial_logits(staged, hidden, ReadHidden{h_row}, z);
     }
     block_logits(z, b2, warp_part);
-
-    // The first maximum, and the maximum itself; z is indexed by unrolled constants only, so it
-    // stays in registers (an index known only at run time would put it in local memory).
-    int best = 0;
-    float zmax = z[0];
-#pragma unroll
-    for (int j = 1; j < kClasses; ++j) {
-      if (z[j] > zmax) best = j;
-      zmax = fmaxf(zmax, z[j]);
-    }
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - zmax);
-    const float log_sum = __logf(sum);
     const int label = labels[r];
+    const RowSoftmax row = row_softmax(z, label);
     float dz[kClasses];
-    float z_label = 0.0f;
 #pragma unroll
     for (int j = 0; j < kClasses; ++j) {
-      const float p = __expf(z[j] - zmax - log_sum);
-      dz[j] = (p - (j == label ? 1.0f : 0.0f)) / rows;
-      if (j == label) z_label = z[j];
+      dz[j] = row.gradient(z, j, label, rows);
       if (tid == j) dlogits[std::size_t(r) * kClasses + j] = dz[j];
     }
     if (tid == 0) {
-      row_loss[r] = log_sum - (z_label - zmax);
-      row_correct[r] = best == label;
+      row_loss[r] = row.loss;
+      row_correct[r] = row.best == label;
     }
     // dh for the same units this thread summed (it reads back its own h writes). Chunks in
     // reverse: the last one staged is still resident.
@@ -215,24 +229,10 @@ __global__ void __launch_bounds__(kThreads)
     float z[kClasses] = {};
     partial_logits(staged, hidden, ReadHidden{h_row}, z);
     block_logits(z, b2, warp_part);
-    int best = 0;
-    float zmax = z[0];
-#pragma unroll
-    for (int j = 1; j < kClasses; ++j) {
-      if (z[j] > zmax) best = j;
-      zmax = fmaxf(zmax, z[j]);
-    }
     const int label = labels[r];
-    hits += best == label;
-    if (row_loss && threadIdx.x == 0) {
-      float sum = 0.0f, z_label = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kClasses; ++j) {
-        sum += __expf(z[j] - zmax);
-        if (j == label) z_label = z[j];
-      }
-      row_loss[r] = __logf(sum) - (z_label - zmax);
-    }
+    const RowSoftmax row = row_softmax(z, label);
+    hits += row.best == label;
+    if (row_loss && threadIdx.x == 0) row_loss[r] = row.loss;
   }
   if (threadIdx.x == 0 && hits) atomicAdd(correct, hits);
 }
@@ -298,30 +298,17 @@ __global__ void __launch_bounds__(kWarpThreads)
   for (int r = blockIdx.x * kWarpRows + threadIdx.x / 32; r < rows; r += gridDim.x * kWarpRows) {
     float hv[kUnitsPerLane], z[kClasses];
     warp_logits(h + std::size_t(r) * hidden, hidden, w2s, b2, hv, z);
-    int best = 0;
-    float zmax = z[0];
-#pragma unroll
-    for (int j = 1; j < kClasses; ++j) {
-      if (z[j] > zmax) best = j;
-      zmax = fmaxf(zmax, z[j]);
-    }
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kClasses; ++j) sum += __expf(z[j] - zmax);
-    const float log_sum = __logf(sum);
     const int label = labels[r];
+    const RowSoftmax row = row_softmax(z, label);
     float dz[kClasses];
-    float z_label = 0.0f;
 #pragma unroll
     for (int j = 0; j < kClasses; ++j) {
-      const float p = __expf(z[j] - zmax - log_sum);
-      dz[j] = (p - (j == label ? 1.0f : 0.0f)) / rows;
-      if (j == label) z_label = z[j];
+      dz[j] = row.gradient(z, j, label, rows);
       if (lane == j) dlogits[std::size_t(r) * kClasses + j] = dz[j];
     }
     if (lane == 0) {
-      row_loss[r] = log_sum - (z_label - zmax);
-      row_correct[r] = best == label;
+      row_loss[r] = row.loss;
+      row_correct[r] = row.best == label;
     }
 #pragma unroll
     for (int t = 0; t < kUnitsPerLane; ++t) {
@@ -350,24 +337,10 @@ __global__ void __launch_bounds__(kWarpThreads)
   for (int r = blockIdx.x * kWarpRows + threadIdx.x / 32; r < rows; r += gridDim.x * kWarpRows) {
     float hv[kUnitsPerLane], z[kClasses];
     warp_logits(h + std::size_t(r) * hidden, hidden, w2s, b2, hv, z);
-    int best = 0;
-    float zmax = z[0];
-#pragma unroll
-    for (int j = 1; j < kClasses; ++j) {
-      if (z[j] > zmax) best = j;
-      zmax = fmaxf(zmax, z[j]);
-    }
     const int label = labels[r];
-    hits += best == label;
-    if (row_loss && lane == 0) {
-      float sum = 0.0f, z_label = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kClasses; ++j) {
-        sum += __expf(z[j] - zmax);
-        if (j == label) z_label = z[j];
-      }
-      row_loss[r] = __logf(sum) - (z_label - zmax);
-    }
+    const RowSoftmax row = row_softmax(z, label);
+    hits += row.best == label;
+    if (row_loss && lane == 0) row_loss[r] = row.loss;
   }
   if (lane == 0 && hits) atomicAdd(&block_hits, hits);
   __syncthreads();

@@ -42,6 +42,15 @@ Summary summarise(std::vector<double> v) {
   return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 9 / 10)]};
 }
 
+// The timed spans of a stopwatch marked before and after each piece of work (mark, work, mark,
+// ...): every other interval, in µs.
+std::vector<double> bracketed_us(Stopwatch& watch) {
+  const auto intervals = watch.intervals_us();
+  std::vector<double> spans;
+  for (std::size_t i = 0; i < intervals.size(); i += 2) spans.push_back(intervals[i]);
+  return spans;
+}
+
 // A fresh backend for `batch`, configured from the flags like any run.
 std::unique_ptr<Backend> fresh_backend(const Options& o, BackendKind kind, int batch,
                                        const MnistData& data) {
@@ -74,10 +83,7 @@ json time_steps(const Options& o, BackendKind kind, int batch, Precision precisi
     backend->train_step();
     watch->mark();
   }
-  const auto intervals = watch->intervals_us();
-  std::vector<double> per_step;
-  for (std::size_t i = 0; i < intervals.size(); i += 2) per_step.push_back(intervals[i]);
-  const Summary s = summarise(per_step);
+  const Summary s = summarise(bracketed_us(*watch));
   return {{"backend", backend_name(kind)},
           {"device", cpu ? "CPU" : "GPU"},
           {"precision", precision_name(precision)},
@@ -115,10 +121,7 @@ json time_evaluation(const Options& o, BackendKind kind, Precision precision,
     correct = backend->evaluate_test();
     watch->mark();
   }
-  const auto intervals = watch->intervals_us();
-  std::vector<double> each;
-  for (std::size_t i = 0; i < intervals.size(); i += 2) each.push_back(intervals[i]);
-  const Summary s = summarise(each);
+  const Summary s = summarise(bracketed_us(*watch));
   return {{"backend", backend_name(kind)},
           {"precision", precision_name(precision)},
           {"images", data.test.count},
@@ -161,10 +164,7 @@ json data_parallel_scaling(const Options& o, int gpus, int per_gpu, const MnistD
     backend.train_step();
     watch->mark();
   }
-  const auto intervals = watch->intervals_us();
-  std::vector<double> per_step;
-  for (std::size_t i = 0; i < intervals.size(); i += 2) per_step.push_back(intervals[i]);
-  const Summary s = summarise(per_step);
+  const Summary s = summarise(bracketed_us(*watch));
   const double images_per_s = config.batch_size / s.median * 1e6;
   if (gpus == 1) one_gpu_images_per_s = images_per_s;
   const double efficiency =
@@ -280,9 +280,8 @@ json time_to_accuracy(const Options& o, BackendKind kind, const MnistData& data,
       backend->train_step();
       watch->mark();
     }
-    const auto intervals = watch->intervals_us();
     train_us = 0;
-    for (std::size_t i = 0; i < intervals.size(); i += 2) train_us += intervals[i];
+    for (const double us : bracketed_us(*watch)) train_us += us;
     accuracy = double(backend->evaluate_test()) / data.test.count;
     if (accuracy >= target) break;
   }
@@ -324,10 +323,7 @@ json gemm_comparison(int batch) {
       launch();
       watch.mark();
     }
-    const auto iv = watch.intervals_us();
-    std::vector<double> per;
-    for (std::size_t i = 0; i < iv.size(); i += 2) per.push_back(iv[i]);
-    return summarise(per).median;
+    return summarise(bracketed_us(watch)).median;
   };
   // A tiny step size keeps the parameters near their start over the timed repetitions.
   const kernels::AdamUpdate adam{p.get(),    m.get(),      v.get(),    1e-9f,        kAdamBeta1,
