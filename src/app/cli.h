@@ -41,8 +41,8 @@ struct Options {
   std::string checkpoint_dir;                            // empty: no checkpoints
   // Periodic checkpoints: "N" training steps, "Ns" seconds or "Nm" minutes; "0" never.
   std::string checkpoint_every = "60s";
-  bool cuda_graphs = true;                 // --cuda_graphs on|off
-  Precision precision = Precision::kFp32;  // --precision fp32|tf32|bf16
+  bool cuda_graphs = true;                     // --cuda_graphs on|off
+  Precision precision = Precision::kFp32;      // --precision fp32|tf32|bf16
   StepKernel step_kernel = StepKernel::kAuto;  // --step_kernel auto|fused|tiled
   // Data-parallel training (cuda backend): the GPUs of this process, and the processes of the run
   // (pods of an Indexed Job: the rank is JOB_COMPLETION_INDEX), which meet at rank 0's rendezvous.
