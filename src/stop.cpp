@@ -22,8 +22,10 @@ void install_stop_handlers() {
   action.sa_flags = 0;  // no SA_RESTART: a blocking read or sleep returns EINTR and re-checks
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
-  // A closed pipe on stdout is a failed write (exit 6 with a message), not a silent death.
+  // A closed pipe on stdout, or a file growing past the file-size limit (`ulimit -f`), is a
+  // failed write (EPIPE, EFBIG: exit 6 with a message and a verdict), not a silent death.
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 int stop_signal() { return g_stop_signal; }

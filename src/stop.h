@@ -7,7 +7,9 @@
 
 namespace mnist {
 
-// Installs the SIGTERM and SIGINT handlers (once, at start).
+// Installs the SIGTERM and SIGINT handlers, and ignores SIGPIPE and SIGXFSZ so that a write to a
+// closed pipe or past the file-size limit fails (EPIPE, EFBIG) instead of killing the process
+// (once, at start).
 void install_stop_handlers();
 
 // The signal that asked the program to stop, or 0.

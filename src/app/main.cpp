@@ -2,8 +2,12 @@
 // run the TF sample's loop (or --benchmark), report. Every failure becomes one line on stderr and
 // a documented exit code (see error.h and README.md); every outcome after the flags were parsed
 // also becomes a verdict (result.json, --result_file, the termination message: app/report.h).
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -15,6 +19,7 @@
 #include "app/cli.h"
 #include "app/parallel.h"
 #include "app/report.h"
+#include "data/catalog.h"
 #include "data/dataset.h"
 #include "data/fileio.h"
 #include "dist/rendezvous.h"
@@ -27,6 +32,55 @@
 
 namespace mnist {
 namespace {
+
+// Opens /dev/null on whichever of descriptors 0, 1 and 2 is closed, before anything else opens a
+// file: the lowest free descriptor would otherwise be a lock or a data file, and the log or the
+// errors would be written into it. Read-only: a write to a descriptor that was closed still fails
+// (EBADF). Returns whether stdout was closed.
+bool open_closed_standard_descriptors() {
+  bool stdout_closed = false;
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    if (fd == STDOUT_FILENO) stdout_closed = true;
+    // The lower descriptors are open, so open() returns `fd`, which stays open until exit.
+    ::open("/dev/null", O_RDONLY);
+  }
+  return stdout_closed;
+}
+
+// The longest names a training run writes in --log_dir and --checkpoint_dir, temporaries
+// included: validation/events.out.tfevents.<10 digits>.<host name>.<3 digits>
+// (summary/event_writer.h), traces/step_<iteration>.trace.json and result.json (each through a
+// temporary); model.ckpt's temporary, model.ckpt.1, .run.lock.
+constexpr std::size_t kLongestInLogDir =
+    std::max(sizeof("validation/events.out.tfevents.0123456789.") - 1 + HOST_NAME_MAX + 4,
+             sizeof("traces/step_2147483647.trace.json") - 1 + kTemporarySuffixBytes);
+constexpr std::size_t kLongestInCheckpointDir = sizeof("model.ckpt") - 1 + kTemporarySuffixBytes;
+
+// The longest name written in --data_dir: a data file's temporary (or the lock).
+std::size_t longest_in_data_dir(const std::string& dataset) {
+  const DatasetSpec spec = builtin_dataset_spec(dataset);
+  std::size_t longest = std::string(FolderLock::kDataLock).size();
+  for (const DataFileSpec* file :
+       {&spec.train_images, &spec.train_labels, &spec.test_images, &spec.test_labels})
+    longest = std::max(longest, file->name.size() + kTemporarySuffixBytes);
+  return longest;
+}
+
+// Every path the run will write under is checked for length first, --dry_run included: a name
+// no file system can hold is a bad flag (exit 2), found before anything is created or fetched.
+void check_path_lengths(const Options& o) {
+  const bool training = !o.benchmark && !o.download_only;
+  for (const VerdictFile& file : verdict_files(o))
+    check_path_fits(file.path, kTemporarySuffixBytes, file.flag);
+  if (o.benchmark && !o.benchmark_out.empty())
+    check_path_fits(o.benchmark_out, kTemporarySuffixBytes, "--benchmark_out");
+  if (training && !o.log_dir.empty()) check_path_fits(o.log_dir, 1 + kLongestInLogDir, "--log_dir");
+  if (training && !o.checkpoint_dir.empty())
+    check_path_fits(o.checkpoint_dir, 1 + kLongestInCheckpointDir, "--checkpoint_dir");
+  if (o.download_only || !o.fake_data)
+    check_path_fits(o.data_dir, 1 + longest_in_data_dir(o.dataset), "--data_dir");
+}
 
 // A file the user names as an output: a file name whose folder can be written, and nothing but a
 // regular file (or nothing) under that name.
@@ -41,21 +95,39 @@ void check_output_file(const std::string& path, const char* flag) {
   ensure_writable_directory(dir.empty() ? "." : dir, flag, ExitCode::kOutputFailed);
 }
 
-// Output folders are checked before anything long starts, so a typo fails in seconds.
+// Outputs are checked before anything long starts (a download, a benchmark, training), so a typo
+// fails in seconds: the folders, and whatever lies under the verdict files' names.
 void check_outputs(const Options& options) {
-  if (!options.log_dir.empty() && !options.benchmark)
+  const bool training = !options.benchmark && !options.download_only;
+  if (!options.log_dir.empty() && training)
     ensure_writable_directory(options.log_dir, "--log_dir", ExitCode::kOutputFailed);
-  if (!options.checkpoint_dir.empty())
+  if (!options.checkpoint_dir.empty() && !options.download_only)
     ensure_writable_directory(options.checkpoint_dir, "--checkpoint_dir", ExitCode::kOutputFailed);
-  if (!options.benchmark_out.empty()) check_output_file(options.benchmark_out, "--benchmark_out");
+  if (!options.benchmark_out.empty() && !options.download_only)
+    check_output_file(options.benchmark_out, "--benchmark_out");
   if (!options.result_file.empty()) check_output_file(options.result_file, "--result_file");
+  for (const VerdictFile& file : verdict_files(options)) check_verdict_file(file);
 }
 
-void require_batch_fits(int batch, int train_images) {
+void require_batch_fits(int batch, int train_images, const char* flag = "--batch_size") {
   if (batch > train_images) {
-    throw Error(ExitCode::kBadArguments, "--batch_size " + std::to_string(batch) + " exceeds the " +
-                                             std::to_string(train_images) + " training images");
+    throw Error(ExitCode::kBadArguments, std::string(flag) + " " + std::to_string(batch) +
+                                             " exceeds the " + std::to_string(train_images) +
+                                             " training images");
   }
+}
+
+// The termination message goes into a regular file or nowhere (report.h); anything else under
+// --termination_log is a bad flag, found at start rather than at exit.
+void check_termination_log(RunRecord& record) {
+  const std::string path = record.options->termination_log;
+  const std::string refusal = termination_log_refusal(path);
+  if (refusal.empty()) return;
+  record.options->termination_log.clear();  // the refused path is never written
+  throw Error(ExitCode::kBadArguments,
+              "--termination_log " + path + ": " + refusal +
+                  "; the termination message goes only into a regular file (Kubernetes' " +
+                  kDefaultTerminationLog + "), or --termination_log \"\" for none");
 }
 
 void check_stdout() {
@@ -65,7 +137,7 @@ void check_stdout() {
 }
 
 // The run; `record` collects what the verdict reports, whatever happens.
-void run(int argc, char** argv, RunRecord& record) {
+void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
   install_stop_handlers();
   const auto parsed = parse_command_line(argc, argv);
   if (!parsed) {  // --help or --version was printed
@@ -74,6 +146,11 @@ void run(int argc, char** argv, RunRecord& record) {
   }
   record.options = *parsed;
   const Options& options = *record.options;
+  if (stdout_closed) {  // the log would be lost: known now, not after the run
+    throw Error(ExitCode::kOutputFailed,
+                "stdout is closed: nowhere to write the log (redirect it to /dev/null to drop it)");
+  }
+  check_termination_log(record);
   RunConfig config = run_config(options);
   // A run over several processes: only rank 0 writes summaries, checkpoints and result.json
   // (the others print the same lines and their own verdict).
@@ -86,7 +163,13 @@ void run(int argc, char** argv, RunRecord& record) {
   }
   // The training set's size is known before anything is fetched (the built-in datasets are pinned
   // by their checksums), so an impossible batch fails at once, --dry_run included.
-  require_batch_fits(config.train.batch_size, options.fake_data ? kFakeTrainImages : kTrainImages);
+  const int train_images = options.fake_data ? kFakeTrainImages : kTrainImages;
+  require_batch_fits(config.train.batch_size, train_images);
+  if (options.benchmark) {
+    for (int batch : options.benchmark_batches)
+      require_batch_fits(batch, train_images, "--benchmark_batches");
+  }
+  check_path_lengths(options);
   if (options.dry_run) {
     // Checked before anything prints; JOB_COMPLETION_INDEX is the rank only in a run of several.
     const int rank = options.world_size > 1 ? rank_from_environment(options.world_size) : 0;
@@ -104,12 +187,12 @@ void run(int argc, char** argv, RunRecord& record) {
     check_stdout();
     return;
   }
+  check_outputs(options);
   if (options.download_only) {
     record.note_data(load_dataset(data_source(options), std::cout));
     check_stdout();
     return;
   }
-  check_outputs(options);
   // One run per checkpoint folder: a second one would overwrite the first one's checkpoints.
   std::unique_ptr<FolderLock> checkpoint_lock;
   if (!config.checkpoint_dir.empty() && !options.benchmark) {
@@ -197,12 +280,13 @@ Outcome fail(const char* kind, const std::string& message, ExitCode code) {
 
 int main(int argc, char** argv) {
   using mnist::ExitCode;
+  const bool stdout_closed = mnist::open_closed_standard_descriptors();
   // The live progress line is for people at a terminal; logs and pipes get plain lines.
   mnist::enable_status_line(isatty(STDERR_FILENO) != 0);
   mnist::RunRecord record(argc, argv);
   mnist::Outcome outcome;
   try {
-    mnist::run(argc, argv, record);
+    mnist::run(argc, argv, record, stdout_closed);
   } catch (const mnist::Error& e) {
     outcome = mnist::fail("error", e.what(), e.code());
   } catch (const mnist::CudaError& e) {  // from the kernels or a CUDA resource

@@ -1,7 +1,9 @@
 #include "app/report.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -260,35 +262,58 @@ std::string describe_entry(const struct stat& st) {
 
 std::string os_error(int error) { return std::strerror(error); }
 
-struct VerdictPath {
-  std::string path;
-  std::string flag;  // for messages
-};
+// The kernel interfaces whose entries look like regular files: writing one is a command to the
+// kernel (/proc/self/comm renames the process), never a message. nullptr for any other file system.
+const char* kernel_file_system(const struct statfs& fs) {
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case PROC_SUPER_MAGIC:
+      return "/proc";
+    case SYSFS_MAGIC:
+      return "/sys";
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+      return "a cgroup file system";
+    case DEBUGFS_MAGIC:
+    case TRACEFS_MAGIC:
+    case SECURITYFS_MAGIC:
+    case SELINUX_MAGIC:
+    case SMACK_MAGIC:
+    case PSTOREFS_MAGIC:
+    case EFIVARFS_MAGIC:
+    case BPF_FS_MAGIC:
+    case NSFS_MAGIC:
+      return "a kernel file system";
+    default:
+      return nullptr;
+  }
+}
 
-// Where the verdict files of this run go.
-std::vector<VerdictPath> verdict_paths(const Options& o) {
-  std::vector<VerdictPath> paths;
-  if (mode_of(o) == Mode::kTrain && !o.log_dir.empty())
-    paths.push_back({(std::filesystem::path(o.log_dir) / "result.json").string(), "--log_dir"});
-  if (!o.result_file.empty()) paths.push_back({o.result_file, "--result_file"});
-  return paths;
+std::string kernel_file_refusal(const char* file_system) {
+  return std::string("a file of ") + file_system + " (a kernel interface)";
+}
+
+// What under a verdict file's name keeps the verdict out, or "". A file the user named is written
+// only where nothing else lies; a link planted under log_dir/result.json is replaced (rename),
+// never written through, like every output there; a folder is never replaced.
+std::string verdict_file_problem(const VerdictFile& target) {
+  struct stat st {};
+  if (::lstat(target.path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return "";
+  if (!S_ISDIR(st.st_mode) && target.flag != "--result_file") return "";
+  return target.path + ": " + describe_entry(st) + " is in the verdict's place (" + target.flag +
+         "), and is never written over: remove it or name another file";
 }
 
 // Writes one verdict file, making its folder first (a run can fail before check_outputs made it).
 // Returns "" or what went wrong.
-std::string write_verdict_file(const VerdictPath& target, const std::string& text) {
+std::string write_verdict_file(const VerdictFile& target, const std::string& text) {
   const std::string& path = target.path;
   try {
     const std::filesystem::path p(path);
     if (!p.has_filename()) return path + ": not a file name (" + target.flag + ")";
+    check_path_fits(path, kTemporarySuffixBytes, target.flag);  // no folder made for it then
     const std::string dir = p.parent_path().string();
     ensure_writable_directory(dir.empty() ? "." : dir, target.flag, ExitCode::kOutputFailed);
-    // A file the user named is written only where nothing else lies; a link planted under
-    // log_dir/result.json is replaced (rename), never written through, like every output there.
-    if (target.flag == "--result_file" && file_kind(path) == FileKind::kOther) {
-      return path + ": not a regular file (" + target.flag +
-             "): a folder, link, FIFO or device is never written over";
-    }
+    if (const std::string problem = verdict_file_problem(target); !problem.empty()) return problem;
     write_file_atomically(path, {text.begin(), text.end()}, ExitCode::kOutputFailed);
     return "";
   } catch (const std::exception& e) {
@@ -447,6 +472,31 @@ std::string termination_line(const RunRecord& r, const Outcome& outcome) {
   return one_line(text, kTerminationMessageLimit - 1);
 }
 
+std::vector<VerdictFile> verdict_files(const Options& o) {
+  std::vector<VerdictFile> files;
+  if (mode_of(o) == Mode::kTrain && !o.log_dir.empty())
+    files.push_back({(std::filesystem::path(o.log_dir) / "result.json").string(), "--log_dir"});
+  if (!o.result_file.empty()) files.push_back({o.result_file, "--result_file"});
+  return files;
+}
+
+void check_verdict_file(const VerdictFile& file) {
+  if (const std::string problem = verdict_file_problem(file); !problem.empty())
+    throw Error(ExitCode::kOutputFailed, problem);
+}
+
+std::string termination_log_refusal(const std::string& path) {
+  if (path.empty()) return "";
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return "";  // nothing there: never written
+  if (!S_ISREG(st.st_mode)) return describe_entry(st);
+  struct statfs fs {};
+  if (::statfs(path.c_str(), &fs) == 0) {
+    if (const char* kernel = kernel_file_system(fs)) return kernel_file_refusal(kernel);
+  }
+  return "";
+}
+
 TerminationLogResult write_termination_log(const std::string& path, const std::string& line) {
   using S = TerminationLogStatus;
   if (path.empty()) return {S::kDisabled, ""};
@@ -458,6 +508,9 @@ TerminationLogResult write_termination_log(const std::string& path, const std::s
     return {S::kNotWritable, os_error(e)};
   }
   if (!S_ISREG(st.st_mode)) return {S::kRefused, describe_entry(st)};
+  struct statfs fs {};
+  if (::statfs(path.c_str(), &fs) == 0 && kernel_file_system(fs))
+    return {S::kRefused, kernel_file_refusal(kernel_file_system(fs))};
   // ... then opened without following a link or waiting on a FIFO, and checked again: something
   // else may have been put under the name in between.
   const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -477,8 +530,10 @@ TerminationLogResult write_termination_log(const std::string& path, const std::s
       if (fd >= 0) ::close(fd);
     }
   } closer{fd};
-  if (::fstat(fd, &st) != 0) return {S::kFailed, os_error(errno)};
+  if (::fstat(fd, &st) != 0 || ::fstatfs(fd, &fs) != 0) return {S::kFailed, os_error(errno)};
   if (!S_ISREG(st.st_mode)) return {S::kRefused, describe_entry(st)};
+  if (const char* kernel = kernel_file_system(fs))
+    return {S::kRefused, kernel_file_refusal(kernel)};
   // Root may open any file for writing: a file nobody may write is not meant to be written.
   if ((st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0)
     return {S::kNotWritable, "no write permission bit set"};
@@ -544,7 +599,7 @@ int finish_run(RunRecord& record, const Outcome& outcome, std::ostream& err) noe
       }
     }
     const auto finished_at = SystemClock::now();
-    const std::vector<VerdictPath> paths = verdict_paths(o);
+    const std::vector<VerdictFile> paths = verdict_files(o);
     std::vector<bool> written(paths.size(), false);
     std::string first_failure;
     const std::string text = dump(verdict_json(record, final, finished_at));

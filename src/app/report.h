@@ -106,12 +106,35 @@ struct TerminationLogResult {
   std::string detail;  // for kRefused and kFailed: what was found or the OS error
 };
 
+// Why the termination message may not go to `path`, or "" when it may. It goes only into a
+// regular file of a file system that stores files (Kubernetes' /dev/termination-log is one, bind-
+// mounted by the kubelet), and nowhere when nothing is there. A link, folder, FIFO, socket or
+// device, or a kernel interface that looks like a file (/proc/self/comm, a /sys file), is refused:
+// "a FIFO", "a file of /proc (a kernel interface)". Looks without opening; never throws.
+std::string termination_log_refusal(const std::string& path);
+
 // Writes `line` and a newline into `path` when it already is a regular file with a write
 // permission bit set that this process may open for writing, replacing what was there. Never
 // creates the file, never follows a link, never blocks on a FIFO (O_NOFOLLOW | O_NONBLOCK, no
-// O_CREAT; the file is truncated only after fstat found a regular file). The line is held to
-// kTerminationMessageLimit bytes, newline included. Never throws.
+// O_CREAT; the file is truncated only after fstat found a regular file), never writes what
+// termination_log_refusal() refuses. The line is held to kTerminationMessageLimit bytes, newline
+// included. Never throws.
 TerminationLogResult write_termination_log(const std::string& path, const std::string& line);
+
+// A verdict file: log_dir/result.json (training runs with a --log_dir) or --result_file, and the
+// flag it comes from (for messages).
+struct VerdictFile {
+  std::string path;
+  std::string flag;
+};
+// The verdict files finish_run() writes for a run with these flags.
+std::vector<VerdictFile> verdict_files(const Options& options);
+
+// Throws Error(kOutputFailed) naming the file when what lies under its name keeps the verdict out
+// at the end: a folder, or under --result_file anything but a regular file (a link, FIFO or device
+// is never written over; one under log_dir/result.json is replaced). finish_run() applies the same
+// rule.
+void check_verdict_file(const VerdictFile& file);
 
 // At exit, whatever happened: writes log_dir/result.json (training runs with a --log_dir),
 // --result_file and the termination message (not for --dry_run, and not before the flags were

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -45,14 +46,44 @@ std::string unique_suffix() {
          std::to_string(salt % 1000000007ULL);
 }
 
+// A write stopped by a limit of the disk or of the process (full, over quota, past the file-size
+// limit, `ulimit -f`) is an output failure, whoever writes: no retry and no other mirror helps.
+ExitCode code_for(int error, ExitCode code) {
+  return error == ENOSPC || error == EDQUOT || error == EFBIG ? ExitCode::kOutputFailed : code;
+}
+
 void write_all(int fd, const std::uint8_t* data, std::size_t size, const std::string& path,
                ExitCode code) {
   for (std::size_t done = 0; done < size;) {
     const ssize_t n = ::write(fd, data + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(code, path + ": write failed: " + os_error());
+    if (n == 0) throw Error(code, path + ": write failed: no progress");
+    if (n < 0) throw Error(code_for(errno, code), path + ": write failed: " + os_error());
     done += static_cast<std::size_t>(n);
   }
+}
+
+// The longest file name the file system holding `dir` takes.
+std::size_t name_limit(const std::string& dir) {
+  const long limit = ::pathconf(dir.empty() ? "." : dir.c_str(), _PC_NAME_MAX);
+  return limit > 0 ? static_cast<std::size_t>(limit) : NAME_MAX;
+}
+
+// `path`'s temporary, in the same folder: its name with a unique suffix, the name cut so that
+// both fit in the folder's name limit (a legal 255-byte name still gets a legal temporary).
+std::string temporary_for(const std::string& path) {
+  const fs::path p(path);
+  const std::string suffix = unique_suffix();
+  std::string name = p.filename().string();
+  const std::size_t limit = name_limit(p.parent_path().string());
+  if (name.size() + suffix.size() > limit)
+    name.resize(limit > suffix.size() ? limit - suffix.size() : 0);
+  return (p.parent_path() / (name + suffix)).string();
+}
+
+// `path` as a message shows it: a path of thousands of bytes by its start.
+std::string shown(const std::string& path) {
+  return path.size() <= 100 ? path : path.substr(0, 60) + "...";
 }
 
 }  // namespace
@@ -101,18 +132,18 @@ std::vector<std::uint8_t> read_file(const std::string& path, std::size_t max_byt
 
 void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
                            ExitCode code, bool durable) {
-  const std::string temp = path + unique_suffix();
+  const std::string temp = temporary_for(path);
   auto fail = [&](const std::string& what) {
-    const std::string reason = os_error();
+    const int error = errno;
     ::unlink(temp.c_str());
-    return Error(code, path + ": " + what + ": " + reason);
+    return Error(code_for(error, code), path + ": " + what + ": " + std::strerror(error));
   };
   {
     FileDescriptor fd(
         ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (fd.get() < 0) throw fail("cannot create " + temp);
     try {
-      write_all(fd.get(), bytes.data(), bytes.size(), temp, code);
+      write_all(fd.get(), bytes.data(), bytes.size(), path, code);
     } catch (const Error&) {
       ::unlink(temp.c_str());
       throw;
@@ -125,6 +156,33 @@ void write_file_atomically(const std::string& path, const std::vector<std::uint8
   FileDescriptor dir_fd(
       ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+}
+
+void check_path_fits(const std::string& path, std::size_t appended, const std::string& flag) {
+  // PATH_MAX counts the terminating NUL.
+  if (path.size() + appended >= PATH_MAX) {
+    throw Error(ExitCode::kBadArguments,
+                flag + " " + shown(path) + ": a path of " + std::to_string(path.size()) +
+                    " bytes; with what is written there (up to " + std::to_string(appended) +
+                    " bytes more) it is longer than the system's limit of " +
+                    std::to_string(PATH_MAX - 1) + " (PATH_MAX)");
+  }
+  const fs::path whole(path);
+  fs::path walked = whole.is_absolute() ? "/" : ".";
+  std::size_t limit = name_limit(walked.string());
+  for (const fs::path& part : whole.relative_path()) {
+    const std::string name = part.string();
+    if (name.size() > limit) {
+      throw Error(ExitCode::kBadArguments, flag + " " + shown(path) + ": the name " + shown(name) +
+                                               " is " + std::to_string(name.size()) +
+                                               " bytes, more than the " + std::to_string(limit) +
+                                               " its file system allows (NAME_MAX)");
+    }
+    walked /= part;
+    struct stat st {};
+    if (::stat(walked.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      limit = name_limit(walked.string());
+  }
 }
 
 void refuse_foreign_links(const std::string& path, const std::string& flag, ExitCode code) {
@@ -162,7 +220,8 @@ AppendFile::AppendFile(const std::string& path, ExitCode code) : path_(path), co
     throw Error(code, path + ": is not a regular file (remove it)");
   fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
                0644);
-  if (fd_ < 0) throw Error(code, path + ": cannot open for appending: " + os_error());
+  if (fd_ < 0)
+    throw Error(code_for(errno, code), path + ": cannot open for appending: " + os_error());
   struct stat st {};
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd_);

@@ -28,10 +28,22 @@ void remove_entry(const std::string& path);
 // Writes a temporary next to `path` that no other process can have opened (unique name, O_EXCL),
 // fsyncs it, renames it over `path` and fsyncs the folder: `path` is the old content or the
 // complete new one, never a partial file, whoever else writes the same name at the same time.
-// Throws Error(code) naming the path and the OS error. Not `durable`: no fsyncs (still never a
-// partial file, but a crash of the machine may lose it), for files that are cheap to lose.
+// The temporary's name is `path`'s name, cut where needed so that it stays within the folder's
+// name limit, plus at most kTemporarySuffixBytes of suffix. Throws Error(code) naming the path
+// and the OS error; a disk or size limit (full, quota, the process's file-size limit) is
+// Error(kOutputFailed) whatever `code` is. Not `durable`: no fsyncs (still never a partial file,
+// but a crash of the machine may lose it), for files that are cheap to lose.
 void write_file_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes,
                            ExitCode code = ExitCode::kDataUnavailable, bool durable = true);
+
+// The most bytes write_file_atomically adds to a name for its temporary.
+constexpr std::size_t kTemporarySuffixBytes = 37;  // ".tmp." and three numbers of up to 10 digits
+
+// Throws Error(kBadArguments) naming `flag` when no file can ever be made at `path` followed by
+// `appended` more bytes (a temporary's suffix; a folder's "/" and the longest name written in it):
+// a component of `path` longer than its file system's name limit (NAME_MAX), or the whole longer
+// than PATH_MAX. Only lengths are looked at: nothing is created.
+void check_path_fits(const std::string& path, std::size_t appended, const std::string& flag);
 
 // Throws Error(code) when a component of `path` is a symbolic link owned by another user (not
 // root, not this process's user): in a shared folder such as /tmp, a link someone else planted
@@ -44,7 +56,8 @@ void refuse_foreign_links(const std::string& path, const std::string& flag, Exit
 void ensure_writable_directory(const std::string& dir, const std::string& flag, ExitCode code);
 
 // A file opened for appending (created if missing, never truncated, never through a link). Every
-// write is checked and flushed to the OS; a failure throws Error(code) naming the path.
+// write is checked and flushed to the OS; a failure throws Error(code) naming the path (a disk or
+// size limit: Error(kOutputFailed)).
 class AppendFile {
  public:
   AppendFile() = default;

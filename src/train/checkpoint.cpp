@@ -195,6 +195,15 @@ Checkpoint decode_checkpoint(const std::vector<std::uint8_t>& bytes, const std::
   if (header.is_discarded() || !header.is_object()) throw fail_only.bad("header is not JSON");
   const HeaderReader h(header, name);
 
+  // Intact, with a format above ours: a newer mnist-train wrote it; nothing is damaged.
+  const auto format = header.find("format");
+  if (format != header.end() && format->is_number_unsigned() &&
+      format->get<std::uint64_t>() > std::uint64_t(kFormat)) {
+    throw Error(ExitCode::kBadArguments,
+                name + ": written by a newer version of mnist-train (format " + format->dump() +
+                    ", this binary reads " + std::to_string(kFormat) +
+                    "): use that version or another --checkpoint_dir");
+  }
   if (h.integer("format", kFormat, kFormat) != kFormat) throw h.bad("unknown format");
   Checkpoint c;
   c.model = h.text("model");
@@ -254,6 +263,7 @@ ResumePoint load_checkpoint_if_present(const RunConfig& run, Backend& backend, s
     try {
       c = read_checkpoint(path);
     } catch (const Error& e) {
+      if (e.code() != ExitCode::kDataInvalid) throw;  // a newer version's: never skipped over
       log << "warning: " << e.what() << "; trying an older checkpoint" << std::endl;
       faults += (faults.empty() ? "" : "; ") + std::string(e.what());
       continue;
@@ -282,7 +292,8 @@ void save_checkpoint(const RunConfig& run, Backend& backend, std::int64_t next_i
     if (file_kind(path) == FileKind::kMissing) return -1;
     try {
       return read_checkpoint(path).iteration;
-    } catch (const Error&) {
+    } catch (const Error& e) {
+      if (e.code() != ExitCode::kDataInvalid) throw;  // a newer version's: never removed
       return -1;
     }
   };

@@ -38,7 +38,8 @@ std::vector<std::uint8_t> encode_checkpoint(const Checkpoint& checkpoint);
 
 // Parses and validates a checkpoint file's bytes: magic, checksum, every header field's type and
 // range, sizes. Throws Error(kDataInvalid) "NAME: invalid checkpoint: WHY" on any fault, and
-// nothing else, whatever the bytes.
+// Error(kBadArguments) "NAME: written by a newer version of mnist-train ..." for an intact file
+// (magic and checksum right) whose format is above this binary's; nothing else, whatever the bytes.
 Checkpoint decode_checkpoint(const std::vector<std::uint8_t>& bytes, const std::string& name);
 
 // Throws Error(kBadArguments) naming the field when the checkpoint belongs to another run
@@ -55,11 +56,13 @@ struct ResumePoint {
 // Loads the newest valid checkpoint of run.checkpoint_dir into the backend and returns where to
 // resume (iteration 0: no checkpoint_dir or no checkpoint there). A corrupt file is reported on
 // `log` and the previous one tried; when files exist but none is valid, throws Error(kDataInvalid)
-// naming them.
+// naming them. A newer version's checkpoint under either name is Error(kBadArguments), never
+// skipped for an older one.
 ResumePoint load_checkpoint_if_present(const RunConfig& run, Backend& backend, std::ostream& log);
 
 // Writes a checkpoint of the backend at `next_iteration` (the newest becomes model.ckpt.1), unless
-// the newest valid checkpoint is already at or beyond it. Stop requests are held off for the
+// the newest valid checkpoint is already at or beyond it; a newer version's checkpoint is never
+// replaced (Error(kBadArguments)). Stop requests are held off for the
 // write: it completes or leaves the previous files untouched.
 void save_checkpoint(const RunConfig& run, Backend& backend, std::int64_t next_iteration,
                      float last_loss);

@@ -344,6 +344,39 @@ TEST_F(TerminationLog, FoldersAndDevicesAreRefused) {
   EXPECT_EQ(r.detail, "a device");
 }
 
+// A kernel interface that looks like a regular file is a command, not a message: /proc/self/comm
+// would rename this process.
+TEST_F(TerminationLog, AKernelFileIsRefused) {
+  const std::string comm = content("/proc/self/comm");
+  ASSERT_FALSE(comm.empty());
+  const auto r = write_termination_log("/proc/self/comm", "renamed");
+  EXPECT_EQ(r.status, TerminationLogStatus::kRefused);
+  EXPECT_EQ(r.detail, "a file of /proc (a kernel interface)");
+  EXPECT_EQ(content("/proc/self/comm"), comm);
+}
+
+// What main() refuses at start (exit 2): everything write_termination_log() would refuse.
+TEST_F(TerminationLog, RefusalIsKnownWithoutWriting) {
+  put(path("log"), "old");
+  EXPECT_EQ(termination_log_refusal(path("log")), "");
+  EXPECT_EQ(termination_log_refusal(path("absent")), "");
+  EXPECT_EQ(termination_log_refusal(path("no/such/dir/log")), "");
+  EXPECT_EQ(termination_log_refusal(""), "");
+  EXPECT_EQ(content(path("log")), "old");
+  fs::create_symlink(path("log"), path("link"));
+  EXPECT_EQ(termination_log_refusal(path("link")), "a symbolic link");
+  ASSERT_EQ(::mkfifo(path("fifo").c_str(), 0666), 0);
+  EXPECT_EQ(termination_log_refusal(path("fifo")), "a FIFO");
+  fs::create_directory(path("dir"));
+  EXPECT_EQ(termination_log_refusal(path("dir")), "a folder");
+  EXPECT_EQ(termination_log_refusal("/dev/null"), "a device");
+  EXPECT_EQ(termination_log_refusal("/proc/self/comm"), "a file of /proc (a kernel interface)");
+  if (fs::is_regular_file("/sys/kernel/mm/transparent_hugepage/enabled")) {
+    EXPECT_EQ(termination_log_refusal("/sys/kernel/mm/transparent_hugepage/enabled"),
+              "a file of /sys (a kernel interface)");
+  }
+}
+
 TEST_F(TerminationLog, ReadOnlyFileIsLeftAlone) {
   put(path("log"), "old");
   fs::permissions(path("log"),
@@ -426,6 +459,57 @@ TEST_F(FinishRun, AFolderUnderResultJsonIsReported) {
   std::ostringstream err;
   EXPECT_EQ(finish_run(r, Outcome{}, err), 6);
   EXPECT_EQ(load(result)["exit_code"], 6) << "rewritten once the run failed";
+}
+
+// What main() checks before the run: the verdict files finish_run() writes, and what under their
+// names would keep the verdict out at the end.
+TEST_F(FinishRun, VerdictFilesAreKnownAndCheckedBeforeTheRun) {
+  const std::string logs = path("logs"), result = path("verdict.json");
+  const Options train = parse({"--log_dir", logs.c_str(), "--result_file", result.c_str()});
+  const std::vector<VerdictFile> files = verdict_files(train);
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].path, logs + "/result.json");
+  EXPECT_EQ(files[0].flag, "--log_dir");
+  EXPECT_EQ(files[1].path, result);
+  EXPECT_EQ(files[1].flag, "--result_file");
+  EXPECT_EQ(verdict_files(parse({"--benchmark", "--log_dir", logs.c_str()})).size(), 0u);
+  EXPECT_EQ(verdict_files(parse({"--download_only", "--result_file", result.c_str()})).size(), 1u);
+
+  for (const VerdictFile& file : files) EXPECT_NO_THROW(check_verdict_file(file));  // nothing yet
+  fs::create_directories(logs + "/result.json");
+  fs::create_directory(result);
+  for (const VerdictFile& file : files) {
+    try {
+      check_verdict_file(file);
+      ADD_FAILURE() << file.path << ": a folder in the verdict's place was not found";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kOutputFailed);
+      EXPECT_NE(std::string(e.what()).find(file.path + ": a folder is in the verdict's place (" +
+                                           file.flag + ")"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // A link: replaced under log_dir (like every output there), never written over as --result_file.
+  fs::remove(logs + "/result.json");
+  fs::remove(result);
+  put(path("target"), "precious");
+  fs::create_symlink(path("target"), logs + "/result.json");
+  fs::create_symlink(path("target"), result);
+  EXPECT_NO_THROW(check_verdict_file(files[0]));
+  EXPECT_THROW(check_verdict_file(files[1]), Error);
+}
+
+// A legal name of the folder's longest length still gets its temporary (write_file_atomically).
+TEST_F(FinishRun, AResultFileOfTheLongestLegalNameIsWritten) {
+  const long name_max = ::pathconf(dir_.c_str(), _PC_NAME_MAX);
+  ASSERT_GT(name_max, 5);
+  const std::string result = (dir_ / (std::string(name_max - 5, 'r') + ".json")).string();
+  RunRecord r =
+      gpu_run({"--log_dir", "", "--result_file", result.c_str(), "--termination_log", ""});
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, Outcome{}, err), 0) << err.str();
+  EXPECT_EQ(load(result)["verdict"], "passed");
 }
 
 TEST_F(FinishRun, ResultFileIsNeverWrittenOverALink) {

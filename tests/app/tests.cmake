@@ -8,6 +8,12 @@ add_test(NAME e2e_verdict COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/verdict.s
          $<TARGET_FILE:mnist-train> cpu)
 set_tests_properties(e2e_verdict PROPERTIES LABELS "cpu;e2e" TIMEOUT 300)
 
+# Outputs checked before the run (exit 2 for names no file system holds, 6 for a folder in a
+# verdict file's place), closed standard descriptors, a file-size limit, refused termination logs.
+add_test(NAME e2e_outputs COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/outputs.sh
+         $<TARGET_FILE:mnist-train> ${MNIST_IDX_DIR})
+set_tests_properties(e2e_outputs PROPERTIES LABELS "cpu;e2e" TIMEOUT 300)
+
 # The same verdict from a GPU run names the device as CUDA and nvidia-smi see it. Skips (77)
 # without a GPU.
 add_test(NAME e2e_verdict_gpu COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/verdict.sh

@@ -1,10 +1,13 @@
 // Files in shared folders: no links followed, no FIFO waited on, unique temporaries, appends that
 // never truncate, a folder lock, and other users' links refused.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <csignal>
 #include <filesystem>
 #include <thread>
 
@@ -74,6 +77,87 @@ TEST_F(FileIo, AtomicWritesReplaceLinksAndRaceSafely) {
   EXPECT_EQ(std::count(bytes.begin(), bytes.end(), bytes[0]), 4096);
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 3)
       << "no temporaries left behind";
+}
+
+// A name of the folder's longest legal length: its temporary is cut to fit, the file is written.
+TEST_F(FileIo, AtomicWritesOfTheLongestLegalName) {
+  const long name_max = ::pathconf(dir_.c_str(), _PC_NAME_MAX);
+  ASSERT_GT(name_max, 0);
+  const std::string longest = (dir_ / std::string(name_max, 'n')).string();
+  write_file_atomically(longest, {'o', 'k'});
+  EXPECT_EQ(read_file(longest, 10), (std::vector<std::uint8_t>{'o', 'k'}));
+  write_file_atomically(longest, {'a', 'g', 'a', 'i', 'n'});
+  EXPECT_EQ(read_file(longest, 10).size(), 5u);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1)
+      << "no temporaries left behind";
+}
+
+// Whoever writes (the data cache passes kDataUnavailable), a file-size limit is an output failure
+// naming the file. Signal and limit are restored before anything is checked.
+TEST_F(FileIo, AFileSizeLimitIsAnOutputFailure) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = 1000;
+  const auto previous = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::vector<std::pair<ExitCode, std::string>> failures;
+  auto attempt = [&](auto write) {
+    try {
+      write();
+      failures.push_back({ExitCode::kOk, ""});
+    } catch (const Error& e) {
+      failures.push_back({e.code(), e.what()});
+    }
+  };
+  attempt([&] { write_file_atomically(path("cache.gz"), std::vector<std::uint8_t>(5000, 1)); });
+  attempt([&] {
+    AppendFile log(path("log"), ExitCode::kBadArguments);
+    log.write(std::string(5000, 'x'));
+  });
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous);
+  ASSERT_EQ(failures.size(), 2u);
+  for (const auto& [code, message] : failures) {
+    EXPECT_EQ(code, ExitCode::kOutputFailed) << message;
+    EXPECT_NE(message.find("File too large"), std::string::npos) << message;
+  }
+  EXPECT_EQ(failures[0].second.rfind(path("cache.gz") + ": write failed", 0), 0u)
+      << failures[0].second;
+  EXPECT_FALSE(fs::exists(path("cache.gz")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1)
+      << "only the log: no temporary left behind";
+}
+
+TEST_F(FileIo, PathsNoFileSystemCanHoldAreBadArguments) {
+  auto refusal = [](const std::string& p, std::size_t appended) -> std::string {
+    try {
+      check_path_fits(p, appended, "--flag");
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kBadArguments) << e.what();
+      return e.what();
+    }
+    return "";
+  };
+  const long name_max = ::pathconf(dir_.c_str(), _PC_NAME_MAX);
+  ASSERT_GT(name_max, 0);
+  EXPECT_EQ(refusal(path("plain"), kTemporarySuffixBytes), "");
+  EXPECT_EQ(refusal((dir_ / std::string(name_max, 'n')).string(), kTemporarySuffixBytes), "");
+  EXPECT_EQ(refusal("relative/name", 100), "");
+  const std::string too_long = (dir_ / "sub" / std::string(name_max + 1, 'n')).string();
+  EXPECT_NE(refusal(too_long, 0)
+                .find("is " + std::to_string(name_max + 1) + " bytes, more than the " +
+                      std::to_string(name_max) + " its file system allows (NAME_MAX)"),
+            std::string::npos)
+      << refusal(too_long, 0);
+  EXPECT_FALSE(fs::exists(dir_ / "sub")) << "nothing is created";
+  // Under PATH_MAX itself, but not with what is written there.
+  std::string deep = dir_.string();
+  while (deep.size() < PATH_MAX - 60) deep += "/" + std::string(50, 'd');
+  EXPECT_EQ(refusal(deep, 0), "");
+  EXPECT_NE(refusal(deep, 100).find("(PATH_MAX)"), std::string::npos) << refusal(deep, 100);
+  EXPECT_NE(refusal(deep, 100).find("--flag " + deep.substr(0, 60) + "..."), std::string::npos)
+      << "a long path is shown by its start";
 }
 
 TEST_F(FileIo, AppendsNeverTruncateNorFollowLinks) {

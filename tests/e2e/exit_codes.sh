@@ -2,6 +2,7 @@
 # exit_codes.sh TRAINER SERVER IDX_DIR: each documented exit code, produced by the failure it stands for.
 set -uo pipefail
 trainer=$1 server=$2 idx_dir=$3  # idx_dir: the raw MNIST idx files (scripts/fetch-test-data.sh)
+unset MNIST_MIRROR MNIST_BAKED_DATA NVIDIA_VISIBLE_DEVICES  # the caller's data and GPUs play no part
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -25,6 +26,10 @@ expect 2 "unknown flag" -- "$trainer" --no_such_flag
 expect 2 "bad value" -- "$trainer" --max_steps many
 expect 2 "batch larger than the training set" -- "$trainer" "${fake[@]}" --batch_size 20000
 expect 2 "batch larger than MNIST's training set, found by --dry_run" -- "$trainer" --dry_run --batch_size 60000
+expect 2 "benchmark batch larger than the training set" -- "$trainer" "${fake[@]}" --benchmark \
+  --benchmark_batches 100,20000
+grep -q -- '--benchmark_batches 20000 exceeds the 10000 training images' "$work/err" \
+  || { echo "FAIL: benchmark batch message"; failures=$((failures + 1)); }
 expect 3 "all mirrors fail" -- "$trainer" --backend cpu --data_dir "$work/data" --download_attempts 1 \
   --mirror "http://127.0.0.1:9/" --mirror "file://$work/nowhere/"
 grep -q 'train-images-idx3-ubyte.gz: could not get a valid copy' "$work/err" || { echo "FAIL: message"; failures=$((failures + 1)); }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # verdict.sh TRAINER [cpu|cuda]: the machine-readable verdict of real runs: log_dir/result.json and
 # --result_file after a success and after failures (exit 2, 4, 6, 7, SIGTERM 143), the one-line
-# termination message (written only into a file that already exists; never created, never through
-# a link), and the final summary line. With `cuda`, a GPU run whose verdict must name the device as
+# termination message (written only into a regular file that already exists; never created; a
+# link, FIFO or other non-file there is exit 2 at start), and the final summary line. With `cuda`, a GPU run whose verdict must name the device as
 # nvidia-smi sees it (exit 77, a skip, without a GPU).
 set -uo pipefail
 trainer=$1 backend=${2:-cpu}
+unset MNIST_MIRROR MNIST_BAKED_DATA  # the caller's data sources play no part
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -101,14 +102,19 @@ run_expect 0 "--termination_log /nonexistent/x" -- "$trainer" "${fake[@]}" --log
 [[ ! -e /nonexistent/x && ! -e /nonexistent ]] || fail "/nonexistent/x was created"
 run_expect 0 "--termination_log naming a missing file" -- "$trainer" "${fake[@]}" --log_dir "" --termination_log "$work/missing"
 [[ ! -e $work/missing ]] || fail "$work/missing was created"
-# A link there is not written through (a warning says why); the run passes.
+# A link there is never written through: a bad flag, refused at start, its verdict still written.
 echo precious >"$work/target"; ln -s "$work/target" "$work/link"
-run_expect 0 "--termination_log naming a link" -- "$trainer" "${fake[@]}" --log_dir "" --termination_log "$work/link"
+run_expect 2 "--termination_log naming a link" -- "$trainer" "${fake[@]}" --log_dir "" --termination_log "$work/link" \
+  --result_file "$work/r_link.json"
 [[ $(cat "$work/target") == precious ]] || fail "written through a link"
-grep -q 'termination message not written to .*: a symbolic link' "$work/err" || fail "no warning about the link"
-# A FIFO there is neither waited on nor written.
+grep -q -- "--termination_log $work/link: a symbolic link; the termination message goes only into a regular file" "$work/err" \
+  || fail "no error naming the link"
+! grep -q 'Accuracy at step' "$work/out" || fail "trained before refusing the link"
+check_json "$work/r_link.json" 'd["exit_code"] == 2 and "a symbolic link" in d["error"]'
+# A FIFO there is neither waited on nor written: refused at start likewise.
 mkfifo "$work/fifo"
-run_expect 0 "--termination_log naming a FIFO" -- timeout 60 "$trainer" "${fake[@]}" --log_dir "" --termination_log "$work/fifo"
+run_expect 2 "--termination_log naming a FIFO" -- timeout 60 "$trainer" "${fake[@]}" --log_dir "" --termination_log "$work/fifo"
+grep -q -- "--termination_log $work/fifo: a FIFO" "$work/err" || fail "no error naming the FIFO"
 
 # 6: an unwritable --checkpoint_dir.
 : >"$work/a_file"; : >"$work/termination"

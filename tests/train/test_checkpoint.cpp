@@ -143,7 +143,8 @@ TEST(Checkpoint, EveryHeaderFieldIsTypeAndRangeChecked) {
       {"last_loss", "nan"},
       {"last_loss", nullptr},
       {"format", 1},
-      {"format", 3}};
+      {"format", -3},
+      {"format", "3"}};
   for (const auto& [key, value] : faults) {
     json header = good;
     header[key] = value;
@@ -156,6 +157,20 @@ TEST(Checkpoint, EveryHeaderFieldIsTypeAndRangeChecked) {
   EXPECT_EQ(decode_error(with_header(missing, 7850), &why), ExitCode::kDataInvalid);
   EXPECT_NE(why.find("\"step\""), std::string::npos) << why;
   EXPECT_EQ(decode_error(with_header(json::array({1, 2}), 7850)), ExitCode::kDataInvalid);
+}
+
+// An intact file of a higher format is a newer mnist-train's, not damage: exit 2 saying so.
+TEST(Checkpoint, ANewerFormatIsNamedAsSuchNotAsDamage) {
+  const json newer = {{"format", 3}, {"model", "softmax"}, {"fields", "of format 3"}};
+  std::string why;
+  EXPECT_EQ(decode_error(with_header(newer, 10), &why), ExitCode::kBadArguments) << why;
+  EXPECT_NE(why.find("f.ckpt: written by a newer version of mnist-train (format 3, this binary "
+                     "reads 2): use that version or another --checkpoint_dir"),
+            std::string::npos)
+      << why;
+  auto damaged = with_header(newer, 10);
+  damaged[20] ^= 1;
+  EXPECT_EQ(decode_error(damaged), ExitCode::kDataInvalid) << "the checksum is checked first";
 }
 
 TEST(Checkpoint, NonFiniteOrImpossibleValuesAreRefused) {
@@ -261,6 +276,29 @@ TEST_F(CheckpointFiles, AnotherRunsCheckpointIsExitCode2) {
     EXPECT_EQ(e.code(), ExitCode::kBadArguments);
     EXPECT_NE(std::string(e.what()).find("seed=1, this run has 2"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(CheckpointFiles, ANewerVersionsCheckpointIsNeitherSkippedNorReplaced) {
+  const RunConfig run = small_run(dir_);
+  CpuBackend backend(run.train, fake(), some_state(run, 0).params);
+  save_checkpoint(run, backend, 10, 1.0f);
+  save_checkpoint(run, backend, 20, 1.0f);  // model.ckpt.1 is a valid older checkpoint
+  const auto newer = with_header({{"format", 7}, {"iteration", 90}}, 10);
+  write_file_atomically(path("model.ckpt"), newer);
+  std::ostringstream log;
+  try {
+    load_checkpoint_if_present(run, backend, log);
+    ADD_FAILURE() << "resumed from the older checkpoint past a newer version's";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadArguments);
+    EXPECT_NE(std::string(e.what()).find("model.ckpt: written by a newer version of mnist-train "
+                                         "(format 7, this binary reads 2)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(save_checkpoint(run, backend, 30, 1.0f), Error);
+  EXPECT_EQ(read_file(path("model.ckpt"), 1 << 24), newer) << "a newer version's file was replaced";
+  EXPECT_EQ(iteration_in("model.ckpt.1"), 10);
 }
 
 TEST_F(CheckpointFiles, LinksAndOddFilesAreNeitherFollowedNorTrusted) {
