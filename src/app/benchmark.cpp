@@ -28,19 +28,18 @@
 #include "train/loop.h"
 
 namespace mnist {
+
+TimingSummary summarise_timings(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return {};
+  const std::size_t n = v.size();
+  const double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return {v.front(), median, v[(9 * n + 9) / 10 - 1]};  // nearest rank: the ceil(0.9 n)-th
+}
+
 namespace {
 
 using json = nlohmann::ordered_json;
-
-struct Summary {
-  double median = 0, p90 = 0;
-};
-
-Summary summarise(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return {};
-  return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 9 / 10)]};
-}
 
 // The timed spans of a stopwatch marked before and after each piece of work (mark, work, mark,
 // ...): every other interval, in µs.
@@ -83,13 +82,14 @@ json time_steps(const Options& o, BackendKind kind, int batch, Precision precisi
     backend->train_step();
     watch->mark();
   }
-  const Summary s = summarise(bracketed_us(*watch));
+  const TimingSummary s = summarise_timings(bracketed_us(*watch));
   return {{"backend", backend_name(kind)},
           {"device", cpu ? "CPU" : "GPU"},
           {"precision", precision_name(precision)},
           {"step_kernel", backend->step_kernel().empty() ? "-" : backend->step_kernel()},
           {"batch", batch},
           {"steps", steps},
+          {"min_us", s.min},
           {"median_us", s.median},
           {"p90_us", s.p90},
           {"images_per_s", batch / s.median * 1e6},
@@ -121,11 +121,12 @@ json time_evaluation(const Options& o, BackendKind kind, Precision precision,
     correct = backend->evaluate_test();
     watch->mark();
   }
-  const Summary s = summarise(bracketed_us(*watch));
+  const TimingSummary s = summarise_timings(bracketed_us(*watch));
   return {{"backend", backend_name(kind)},
           {"precision", precision_name(precision)},
           {"images", data.test.count},
           {"repeats", repeats},
+          {"min_us", s.min},
           {"median_us", s.median},
           {"p90_us", s.p90},
           {"images_per_s", data.test.count / s.median * 1e6},
@@ -164,7 +165,7 @@ json data_parallel_scaling(const Options& o, int gpus, int per_gpu, const MnistD
     backend.train_step();
     watch->mark();
   }
-  const Summary s = summarise(bracketed_us(*watch));
+  const TimingSummary s = summarise_timings(bracketed_us(*watch));
   const double images_per_s = config.batch_size / s.median * 1e6;
   if (gpus == 1) one_gpu_images_per_s = images_per_s;
   const double efficiency =
@@ -249,12 +250,12 @@ json seed_job(const Options& o, BackendKind kind, const MnistData& data,
     if (run >= warmups) with_summaries.push_back(ms_logged);
   }
   json r = {{"backend", backend_name(kind)},
-            {"ms", summarise(plain).median},
+            {"ms", summarise_timings(plain).median},
             {"final_accuracy", accuracy},
             {"repeats", repeats},
             {"ms_runs", plain}};
   if (!with_summaries.empty()) {
-    const double ms_logged = summarise(with_summaries).median;
+    const double ms_logged = summarise_timings(with_summaries).median;
     r["ms_with_summaries"] = ms_logged;
     r["ms_with_summaries_runs"] = with_summaries;
     r["summaries_ratio"] = ms_logged / r["ms"].get<double>();
@@ -323,7 +324,7 @@ json gemm_comparison(int batch) {
       launch();
       watch.mark();
     }
-    return summarise(bracketed_us(watch)).median;
+    return summarise_timings(bracketed_us(watch)).median;
   };
   // A tiny step size keeps the parameters near their start over the timed repetitions.
   const kernels::AdamUpdate adam{p.get(),    m.get(),      v.get(),    1e-9f,        kAdamBeta1,

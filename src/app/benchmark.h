@@ -6,11 +6,20 @@
 
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <vector>
 
 #include "app/cli.h"
 #include "data/dataset.h"
 
 namespace mnist {
+
+// The minimum, median and 90th percentile of timed samples, as --benchmark reports them: of the n
+// samples sorted v[0..n-1], v[0]; the middle one (for an even n the mean of the middle two); and
+// the nearest-rank 90th percentile v[ceil(0.9 n) - 1]. No samples give zeros.
+struct TimingSummary {
+  double min = 0, median = 0, p90 = 0;
+};
+TimingSummary summarise_timings(std::vector<double> samples);
 
 // Runs the benchmark, prints it to `out`, writes --benchmark_out, and returns the report (the
 // JSON that --benchmark_out holds).

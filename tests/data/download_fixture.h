@@ -4,9 +4,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,6 +21,37 @@
 #include "support/http_server.h"
 
 namespace mnist {
+
+// Sets (or, given nullopt, unsets) one environment variable for its lifetime, then puts back what
+// the caller had: the tests never see the caller's value, and never clobber it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    set(value);
+  }
+  ~ScopedEnv() { set(old_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+  void set(const std::optional<std::string>& value) const {
+    if (value) {
+      ::setenv(name_.c_str(), value->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+// The variables the data layer reads (src/data/catalog.cpp), cleared for a test's lifetime.
+struct CleanDataEnvironment {
+  ScopedEnv mirror{"MNIST_MIRROR", std::nullopt};
+  ScopedEnv baked{"MNIST_BAKED_DATA", std::nullopt};
+};
 
 class DownloadTest : public ::testing::Test {
  protected:
@@ -80,6 +113,7 @@ class DownloadTest : public ::testing::Test {
   std::string body_;
   DataFileSpec file_;
   std::ostringstream log_;
+  CleanDataEnvironment env_;
 };
 
 }  // namespace mnist

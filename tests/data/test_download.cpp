@@ -122,19 +122,23 @@ TEST_F(DownloadTest, FileUrlsWork) {
   EXPECT_NE(missing.find("nowhere/labels.gz"), std::string::npos) << missing;
 }
 
-TEST(Mirrors, FlagsBeatEnvironmentWhichBeatsDefaults) {
-  ::unsetenv("MNIST_MIRROR");
+// The mirror tests start from an environment without the data layer's variables.
+class Mirrors : public ::testing::Test {
+ protected:
+  CleanDataEnvironment env_;
+};
+
+TEST_F(Mirrors, FlagsBeatEnvironmentWhichBeatsDefaults) {
   EXPECT_EQ(resolve_mirrors({}, {"d"}), std::vector<std::string>{"d"});
-  ::setenv("MNIST_MIRROR", " http://a/ ,file:///b,", 1);
+  env_.mirror.set(" http://a/ ,file:///b,");
   EXPECT_EQ(resolve_mirrors({}, {"d"}), (std::vector<std::string>{"http://a/", "file:///b"}));
   EXPECT_EQ(resolve_mirrors({"f"}, {"d"}), std::vector<std::string>{"f"});
-  ::unsetenv("MNIST_MIRROR");
 }
 
-TEST(Mirrors, ABakedFolderGoesFirstWhenItHoldsFiles) {
+TEST_F(Mirrors, ABakedFolderGoesFirstWhenItHoldsFiles) {
   const fs::path dir = fs::temp_directory_path() / ("mnist_baked_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  ::setenv("MNIST_BAKED_DATA", dir.c_str(), 1);
+  env_.baked.set(dir.string());
   EXPECT_EQ(resolve_mirrors({}, {"d"}), std::vector<std::string>{"d"})
       << "an empty folder is skipped";
   std::ofstream(dir / "train-images-idx3-ubyte.gz") << "x";
@@ -142,11 +146,10 @@ TEST(Mirrors, ABakedFolderGoesFirstWhenItHoldsFiles) {
             (std::vector<std::string>{"file://" + dir.string() + "/", "d"}));
   EXPECT_EQ(resolve_mirrors({"f"}, {"d"}), std::vector<std::string>{"f"})
       << "--mirror still replaces all";
-  ::unsetenv("MNIST_BAKED_DATA");
   fs::remove_all(dir);
 }
 
-TEST(Mirrors, BuiltinListsPutTheOriginalMnistAddressLast) {
+TEST_F(Mirrors, BuiltinListsPutTheOriginalMnistAddressLast) {
   const DatasetSpec mnist = builtin_dataset_spec("mnist");
   ASSERT_GE(mnist.mirrors.size(), 2u);
   EXPECT_EQ(mnist.mirrors.front().find("yann.lecun.com"), std::string::npos);

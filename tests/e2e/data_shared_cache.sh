@@ -5,6 +5,7 @@
 # on the folder lock, then reused the verified copy); the cache must hold the four files and no
 # temporaries.
 set -euo pipefail
+unset MNIST_MIRROR MNIST_BAKED_DATA  # read by the trainer; the test passes --mirror
 trainer=$1 server=$2 idx_dir=$3 processes=${4:-8}
 files=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 for f in "${files[@]}"; do
@@ -23,7 +24,8 @@ for f in "${files[@]}"; do gzip -1 -c "$idx_dir/$f" >"$work/mirror/$f.gz"; done
 # Slow: 64 KiB every 5 ms, about a second for all four files, so the runs overlap.
 "$server" "$work/mirror" "$work/port" --chunk_bytes 65536 --chunk_delay_ms 5 >"$work/requests" &
 server_pid=$!
-for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
+for _ in $(seq 600); do [[ -s $work/port ]] && break; sleep 0.05; done  # 30 s at most
+[[ -s $work/port ]] || { echo "FAIL: the loopback server did not start"; exit 1; }
 mirror="http://127.0.0.1:$(cat "$work/port")/"
 
 start=$(date +%s.%N)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # data_signals.sh TRAINER SERVER: `mnist-train --download_only` stopped mid-download of a slow
-# mirror exits 143 on SIGTERM and 130 on SIGINT within two seconds, saying what it was doing, and
+# mirror exits 143 on SIGTERM and 130 on SIGINT promptly (checked: within 8 s, well before the
+# 12 s the download takes, with room for a loaded machine), saying what it was doing, and
 # leaves nothing under the file's final name; a run waiting for another process's download (the
 # shared cache's lock) stops as promptly.
 set -uo pipefail
+unset MNIST_MIRROR MNIST_BAKED_DATA  # read by the trainer; the test passes --mirror
 trainer=$1 server=$2
 work=$(mktemp -d)
 server_pid=
@@ -17,7 +19,8 @@ mkdir -p "$work/mirror"
 head -c 8000000 /dev/zero >"$work/mirror/train-images-idx3-ubyte.gz"
 "$server" "$work/mirror" "$work/port" --chunk_bytes 65536 --chunk_delay_ms 100 >"$work/requests" &
 server_pid=$!
-for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
+for _ in $(seq 600); do [[ -s $work/port ]] && break; sleep 0.05; done  # 30 s at most
+[[ -s $work/port ]] || { echo "FAIL: the loopback server did not start"; exit 1; }
 mirror="http://127.0.0.1:$(cat "$work/port")/"
 
 start_run() {  # start_run NAME: a background download into $work/NAME; sets pid
@@ -25,14 +28,14 @@ start_run() {  # start_run NAME: a background download into $work/NAME; sets pid
     --download_attempts 3 >"$work/$1.out" 2>"$work/$1.err" &
   pid=$!
 }
-wait_for_requests() {  # wait_for_requests N: until the server has seen N requests (5 s at most)
-  for _ in $(seq 100); do
+wait_for_requests() {  # wait_for_requests N: until the server has seen N requests (30 s at most)
+  for _ in $(seq 600); do
     (( $(grep -c '^request ' "$work/requests") >= $1 )) && return 0
     sleep 0.05
   done
   return 1
 }
-stop_and_check() {  # stop_and_check PID SIGNAL CODE NAME CACHE WHAT: exits CODE within 2 s
+stop_and_check() {  # stop_and_check PID SIGNAL CODE NAME CACHE WHAT: exits CODE within 8 s
   local run_pid=$1 signal=$2 want=$3 name=$4 cache=$work/$5 what=$6
   local start got elapsed
   start=$(date +%s.%N)
@@ -40,7 +43,7 @@ stop_and_check() {  # stop_and_check PID SIGNAL CODE NAME CACHE WHAT: exits CODE
   wait "$run_pid"; got=$?
   elapsed=$(echo "$(date +%s.%N) - $start" | bc)
   if [[ $got != "$want" ]]; then fail "$name: exit $got after SIG$signal, expected $want"; cat "$work/$name.err"; fi
-  awk -v e="$elapsed" 'BEGIN { exit !(e < 2.0) }' || fail "$name: took $elapsed s to stop"
+  awk -v e="$elapsed" 'BEGIN { exit !(e < 8.0) }' || fail "$name: took $elapsed s to stop"
   grep -q "^mnist-train: error: stopped by SIG$signal $what" "$work/$name.err" \
     || { fail "$name: no 'stopped by SIG$signal $what' line"; cat "$work/$name.err"; }
   [[ ! -e $cache/train-images-idx3-ubyte.gz ]] || fail "$name: a partial file sits under the final name"
@@ -66,7 +69,7 @@ wait_for_requests 3 || fail "shared: no request reached the server"
 waiter=$!
 # Signal the waiter only once it holds the lock file open (waiting on it): a fixed sleep raced a
 # slow start (an ASan build) that had not installed its handlers yet.
-for _ in $(seq 200); do
+for _ in $(seq 600); do
   ls -l "/proc/$waiter/fd" 2>/dev/null | grep -q '/\.lock$' && break
   sleep 0.05
 done

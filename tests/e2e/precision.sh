@@ -2,13 +2,18 @@
 # precision.sh TRAINER SERVER IDX_DIR BACKEND MAX_STEPS CHECK_STEP
 # Real MNIST (served on loopback), the seed settings, at --precision fp32, tf32 and bf16: the test
 # accuracy at CHECK_STEP of tf32 and bf16 must be within 0.3 % (absolute) of fp32's (the issue's
-# target). Skips (77) without a GPU of compute capability 8.0 or newer.
+# target). Skips (77) without a GPU (gpu_present.sh) or on one older than compute capability 8.0.
 set -euo pipefail
+# The trainer reads these; the test passes --mirror and must not depend on the caller's values.
+unset MNIST_MIRROR MNIST_BAKED_DATA JOB_COMPLETION_INDEX
 source "$(dirname "$0")/serve_mnist.sh"
+source "$(dirname "$0")/gpu_present.sh"
 trainer=$1 server=$2 idx_dir=$3 backend=$4 max_steps=$5 check_step=$6
 
+require_gpu "$trainer" "$backend"
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 || true)
-if [[ -z $cap ]] || (( ${cap%%.*} < 8 )); then echo "SKIP: needs a GPU of compute capability 8.0+"; exit 77; fi
+[[ $cap =~ ^[0-9]+\.[0-9]+$ ]] || { echo "FAIL: a GPU is present, but nvidia-smi gives no compute capability ('$cap')"; exit 1; }
+if (( ${cap%%.*} < 8 )); then echo "SKIP: needs a GPU of compute capability 8.0+ (this one: $cap)"; exit 77; fi
 
 work=$(mktemp -d)
 server_pid=

@@ -7,7 +7,8 @@ serve_mnist() {
   for f in "$idx_dir"/*-ubyte; do gzip -1 -c "$f" >"$work/mirror/$(basename "$f").gz"; done
   "$server" "$work/mirror" "$work/port" >/dev/null &
   server_pid=$!
-  for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
+  # 30 s at most: bounded, with room for a loaded machine.
+  for _ in $(seq 600); do [[ -s $work/port ]] && break; sleep 0.05; done
   [[ -s $work/port ]] || { echo "FAIL: the loopback server did not start"; exit 1; }
   mirror="http://127.0.0.1:$(cat "$work/port")/"
 }

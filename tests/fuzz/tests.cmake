@@ -12,6 +12,11 @@ add_test(NAME fuzz_generate_seeds
          COMMAND fuzz_checkpoint_seeds ${MNIST_FUZZ_GENERATED}/checkpoint)
 set_tests_properties(fuzz_generate_seeds PROPERTIES LABELS "cpu;fuzz" FIXTURES_SETUP fuzz_seeds)
 
+# The hand-made regressions (tests/fuzz/regressions/README.md) are all there, as their script makes them.
+add_test(NAME fuzz_regressions_present
+         COMMAND ${Python3_EXECUTABLE} ${MNIST_FUZZ_DIR}/make_regressions.py --check ${MNIST_FUZZ_DIR}/regressions)
+set_tests_properties(fuzz_regressions_present PROPERTIES LABELS "cpu;fuzz" TIMEOUT 60)
+
 foreach(target idx gzip checkpoint cli)
   add_executable(fuzz_replay_${target} ${MNIST_FUZZ_DIR}/fuzz_${target}.cpp
                  ${MNIST_FUZZ_DIR}/replay_main.cpp)

@@ -23,7 +23,9 @@ int visible() {
   return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
 }
 
+// A broken driver fails (REQUIRE_GPU); only too few devices skip.
 #define REQUIRE_GPUS(n) \
+  REQUIRE_GPU();        \
   if (visible() < (n))  \
   GTEST_SKIP() << "needs " << (n) << " CUDA devices, " << visible() << " visible"
 

@@ -618,6 +618,38 @@ TEST(ReluDropoutKernel, BackwardPassesGradientWhereTheOutputIsPositive) {
   }
 }
 
+// The baseline's dropout kernel draws Random123's Philox4x32-10 stream on the device (the first
+// group's words below come from Random123's own philox.h, seed 42 at steps 0 and 1), scales a
+// kept activation by 1 / keep (applied here), and draws a fresh mask each step: consecutive
+// steps agree on about keep^2 + (1 - keep)^2 of the elements.
+TEST(DropoutKernel, DrawsThePhiloxStreamOfItsStepAndScalesByOneOverKeep) {
+  REQUIRE_GPU();
+  const std::uint32_t first_words[2][4] = {{0x3f7e560du, 0x7dec5f89u, 0xfa664762u, 0x91695f8bu},
+                                           {0xc4f483c4u, 0x3bbff92fu, 0xb7d5c7efu, 0xe20aabacu}};
+  const std::size_t n = 4099;
+  const float keep = 0.5f;
+  std::mt19937 rng(12);
+  const auto a = random_floats(n, rng, 0.5f, 1.5f);  // positive, so only a dropped one is 0
+  DeviceBuffer<float> da(a);
+  std::vector<float> h[2];
+  for (std::int64_t step = 0; step < 2; ++step) {
+    DeviceBuffer<std::int64_t> dstep(std::vector<std::int64_t>{step});
+    auto dh = poisoned<float>(n);
+    kernels::dropout_forward(da.get(), dh.get(), n, keep, 42, dstep.get(), nullptr);
+    h[step] = download(dh);
+    std::vector<double> ref(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float u = i < 4 ? float(first_words[step][i] >> 8) / 16777216.0f
+                            : dropout_uniform(42, std::uint64_t(step), std::uint32_t(i));
+      ref[i] = u < keep ? a[i] / 0.5 : 0.0;
+    }
+    EXPECT_TRUE(close(h[step], ref, 1e-6)) << "step " << step;
+  }
+  std::size_t agree = 0;
+  for (std::size_t i = 0; i < n; ++i) agree += (h[0][i] == 0.0f) == (h[1][i] == 0.0f);
+  EXPECT_NEAR(double(agree) / n, 0.5, 0.05);
+}
+
 TEST(AdamKernel, MatchesTheCpuOptimizer) {
   REQUIRE_GPU();
   std::mt19937 rng(9);

@@ -1,4 +1,4 @@
-"""Checks a training run's --log_dir against the summaries spec (issue 11), with the independent
+"""Checks a training run's --log_dir against the summaries spec, with the independent
 reader in tfevents.py: which tags each folder holds at which steps, their kinds and values, the
 histograms' internal consistency, the images (decoded; compared with the MNIST idx files when
 given), the text summary of the flags, the step traces and result.json.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reads a training run's --log_dir with TensorBoard's own loaders and checks it against the
-summaries spec (issue 11). Needs the `tensorboard` package (2.x; CI does not have it: run it where
-it is installed, e.g. the GPU machine). Exits 1 on any mismatch, 2 when TensorBoard is missing.
+summaries spec. Needs the `tensorboard` package (2.x; CI does not have it: run it where it is
+installed, e.g. the GPU machine). Exits 1 on any mismatch, 77 (CTest's SKIP_RETURN_CODE: reported
+as skipped, never as passed) when TensorBoard is missing.
 
   tensorboard_check.py LOGDIR --max_steps N [--eval_every 10] [--summary_every 10] [--batch 100]
                        [--hidden 500] [--model mlp] [--starts 0,120] [--kernels-per-step K]
@@ -12,6 +13,8 @@ it is installed, e.g. the GPU machine). Exits 1 on any mismatch, 2 when TensorBo
         dur; exactly K of them with --kernels-per-step). Prints "tag: count" per run.
   tensorboard_check.py LOGDIR            counts per run and tag only (fails when there are none)
   tensorboard_check.py --sample LOGDIR   write_sample_events' values (tests/summary)
+  tensorboard_check.py --writer EXE      run write_sample_events EXE into a fresh folder, then
+                                         --sample it
 
 The expected schedule is logdir_check.py's (the stdlib checker's), so both checkers agree on what
 the spec means; the reading here is all TensorBoard's.
@@ -22,7 +25,9 @@ import glob
 import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,8 +37,8 @@ try:
     from tensorboard.util import tensor_util
     import tensorboard
 except ImportError as e:  # pragma: no cover
-    print(f"tensorboard_check: the tensorboard package is needed: {e}", file=sys.stderr)
-    sys.exit(2)
+    print(f"SKIP: tensorboard_check needs the tensorboard package: {e}", file=sys.stderr)
+    sys.exit(77)
 
 import logdir_check  # noqa: E402
 from tfevents import decode_png  # noqa: E402
@@ -286,8 +291,9 @@ def check_sample(logdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("logdir")
+    parser.add_argument("logdir", nargs="?")
     parser.add_argument("--sample", action="store_true")
+    parser.add_argument("--writer", metavar="EXE")
     parser.add_argument("--max_steps", "--max-steps", type=int)
     parser.add_argument("--eval_every", "--eval-every", type=int, default=10)
     parser.add_argument("--summary_every", "--summary-every", type=int, default=10)
@@ -300,6 +306,16 @@ def main():
                         help="validation only at the first evaluation and at i % K == 0")
     args = parser.parse_args()
     args.starts = [int(s) for s in args.starts.split(",")]
+    if args.writer:
+        with tempfile.TemporaryDirectory() as directory:
+            subprocess.run([args.writer, directory], check=True)
+            if report(directory) == 0:
+                print("no values found", file=sys.stderr)
+                return 1
+            check_sample(directory)
+        return 0
+    if args.logdir is None:
+        parser.error("LOGDIR or --writer is needed")
     if args.max_steps is not None:
         return check_spec(args)
     if report(args.logdir) == 0:

@@ -14,7 +14,7 @@ target_link_libraries(mnist_summary_for_tests PUBLIC ZLIB::ZLIB PRIVATE mnist_wa
 
 add_executable(summary_tests ${CMAKE_CURRENT_LIST_DIR}/test_summary.cpp)
 target_link_libraries(summary_tests PRIVATE mnist_summary_for_tests GTest::gtest_main ZLIB::ZLIB mnist_warnings)
-gtest_discover_tests(summary_tests PROPERTIES LABELS cpu)
+gtest_discover_tests(summary_tests PROPERTIES LABELS cpu SKIP_REGULAR_EXPRESSION "  SKIPPED ")
 
 # A sample run of every kind of value, written twice into one folder (two files), read back.
 add_executable(write_sample_events ${CMAKE_CURRENT_LIST_DIR}/write_sample_events.cpp)
@@ -23,6 +23,12 @@ add_test(NAME summary_events_read_back
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/read_events.py
                  --writer $<TARGET_FILE:write_sample_events>)
 set_tests_properties(summary_events_read_back PROPERTIES LABELS cpu TIMEOUT 60)
+# The same sample through TensorBoard's own loaders: skipped (77), and reported so, where Python
+# lacks the tensorboard package (CI); run where it has it (the GPU machine).
+add_test(NAME summary_tensorboard_sample
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/tensorboard_check.py
+                 --writer $<TARGET_FILE:write_sample_events>)
+set_tests_properties(summary_tensorboard_sample PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 120)
 
 # The --log_dir checker's own test: log folders made to the spec by the test side's encoder pass,
 # and each of a list of deliberate faults (bit flips, missing steps, inconsistent statistics,
@@ -38,6 +44,12 @@ add_test(NAME e2e_summaries_cpu
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../e2e/summaries.sh $<TARGET_FILE:mnist-train>
                  $<TARGET_FILE:mnist_test_server> ${MNIST_IDX_DIR} cpu)
 set_tests_properties(e2e_summaries_cpu PROPERTIES LABELS "cpu;e2e" TIMEOUT 300)
+# The same runs, each folder also through TensorBoard's loaders; skipped (77) without the package.
+add_test(NAME e2e_summaries_tensorboard
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../e2e/summaries.sh $<TARGET_FILE:mnist-train>
+                 $<TARGET_FILE:mnist_test_server> ${MNIST_IDX_DIR} cpu)
+set_tests_properties(e2e_summaries_tensorboard PROPERTIES LABELS "cpu;e2e" TIMEOUT 300
+  SKIP_RETURN_CODE 77 ENVIRONMENT SUMMARIES_TENSORBOARD=required)
 # The same on both GPU backends. Skip (77) without a GPU.
 add_test(NAME e2e_summaries_gpu
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../e2e/summaries.sh $<TARGET_FILE:mnist-train>

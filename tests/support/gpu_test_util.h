@@ -1,23 +1,77 @@
-// Helpers for the GPU tests: skip without a device, poisoned device buffers, normalised error.
+// Helpers for the GPU tests: skip without a device (fail with a broken one), poisoned device
+// buffers, normalised error.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
+#include <string>
+#include <system_error>
 #include <vector>
 
 #include "gpu/cuda_resources.h"
 
 namespace mnist::gpu_test {
 
-inline bool gpu_available() {
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+// Whether this machine has an NVIDIA GPU, from the device list alone: a GPU test skips only where
+// there is none, so a crash, a broken driver or a failed initialisation on a GPU machine fails the
+// test instead of reading as "skipped".
+enum class Gpu { kUsable, kAbsent, kBroken };
+
+// The decision from cudaGetDeviceCount's result and whether a device node (/dev/nvidiaN) exists:
+// no device (cudaErrorNoDevice, or a count of 0) is absent; any other error is absent only where
+// no device node exists either (a machine without the driver), else broken.
+inline Gpu gpu_state(cudaError_t status, int count, bool device_node) {
+  if (status == cudaSuccess) return count > 0 ? Gpu::kUsable : Gpu::kAbsent;
+  if (status == cudaErrorNoDevice || !device_node) return Gpu::kAbsent;
+  return Gpu::kBroken;
 }
 
-#define REQUIRE_GPU() \
-  if (!::mnist::gpu_test::gpu_available()) GTEST_SKIP() << "no CUDA device visible"
+inline bool nvidia_device_node() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 6 && name.rfind("nvidia", 0) == 0 &&
+        name.find_first_not_of("0123456789", 6) == std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+struct GpuProbe {
+  Gpu state;
+  std::string why;
+};
+
+// Probed once per process.
+inline const GpuProbe& gpu_probe() {
+  static const GpuProbe probe = [] {
+    int count = 0;
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    const bool node = nvidia_device_node();
+    const Gpu state = gpu_state(status, count, node);
+    std::string why = status == cudaSuccess
+                          ? std::to_string(count) + " CUDA device(s)"
+                          : std::string("cudaGetDeviceCount: ") + cudaGetErrorName(status) + " (" +
+                                cudaGetErrorString(status) + ")";
+    if (state == Gpu::kAbsent) why = "no CUDA device visible: " + why;
+    if (state == Gpu::kBroken) why = "an NVIDIA device node exists, but CUDA fails: " + why;
+    return GpuProbe{state, why};
+  }();
+  return probe;
+}
+
+inline bool gpu_available() { return gpu_probe().state == Gpu::kUsable; }
+
+// Skips the test without a GPU, fails it where a GPU exists but CUDA cannot use it.
+#define REQUIRE_GPU()                                                 \
+  if (const auto& mnist_gpu_probe_ = ::mnist::gpu_test::gpu_probe();  \
+      mnist_gpu_probe_.state == ::mnist::gpu_test::Gpu::kAbsent)      \
+    GTEST_SKIP() << mnist_gpu_probe_.why;                             \
+  else if (mnist_gpu_probe_.state == ::mnist::gpu_test::Gpu::kBroken) \
+  GTEST_FAIL() << mnist_gpu_probe_.why
 
 // A device buffer filled with NaN (all bits set), so an element a kernel fails to write shows.
 template <typename T>
