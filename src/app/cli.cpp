@@ -436,8 +436,17 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
       ->capture_default_str();
   app.add_option("--rendezvous", o.rendezvous,
                  "With --world_size > 1: HOST:PORT where rank 0 listens and the others connect "
-                 "(e.g. mnist-train-0.mnist-train:29400)")
+                 "(e.g. mnist-train-0.mnist-train:29400). Rank 0 binds the address HOST resolves "
+                 "to (its own pod's), not every interface")
       ->type_name("HOST:PORT");
+  app.add_option("--rendezvous_secret_file", o.rendezvous_secret_file,
+                 "With --world_size > 1 (required; ignored without): a file holding the Job's "
+                 "shared secret, at least 32 bytes (trailing newlines dropped), the same on every "
+                 "process, e.g. a mounted Kubernetes Secret made with `openssl rand -hex 32`. "
+                 "Each process proves it holds the secret without sending it, and the NCCL id "
+                 "travels encrypted: nobody without it can join or end the run (exit 2 when it is "
+                 "missing or short)")
+      ->type_name("PATH");
   app.add_option("--rendezvous_timeout", t.rendezvous_timeout,
                  "Seconds every process waits for all of them to meet, and for any collective to "
                  "finish (exit 3 after)" +
@@ -560,6 +569,16 @@ void convert(const FlagTexts& t, Options& o) {
     if (o.backend == BackendKind::kCpu || o.backend == BackendKind::kCublas)
       refuse("--world_size > 1 trains data-parallel with --backend cuda (or auto)");
     if (o.benchmark) refuse("--world_size > 1 with --benchmark: the benchmark runs in one process");
+    if (o.rendezvous_secret_file.empty()) {
+      refuse("--world_size " + std::to_string(o.world_size) +
+             " needs --rendezvous_secret_file PATH: the Job's shared secret, so that only its own "
+             "processes can join (README: \"Training on several nodes\")");
+    }
+    try {
+      read_rendezvous_secret(o.rendezvous_secret_file);  // read again at the rendezvous
+    } catch (const Error& e) {
+      refuse(e.what());
+    }
   }
   if (!o.rendezvous.empty()) {
     for (const char c : o.rendezvous) {

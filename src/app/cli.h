@@ -49,6 +49,9 @@ struct Options {
   GpuSelection gpus;
   int world_size = 1;
   std::string rendezvous;  // HOST:PORT of rank 0; needed when world_size > 1
+  // The Job's shared secret (a mounted Kubernetes Secret); needed when world_size > 1, which reads
+  // and checks it at parsing; ignored (never read) in a world of one, like --rendezvous.
+  std::string rendezvous_secret_file;
   double rendezvous_timeout_s = 300.0;
   bool download_only = false;  // fetch and verify the data into data_dir, then exit
   bool dry_run = false;        // validate the flags, print the configuration, exit

@@ -1,11 +1,15 @@
 #include "app/parallel.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 
 #include "dist/rendezvous.h"
 #include "error.h"
 #include "gpu/gpu_check.h"
+#include "gpu/nccl.h"
 #include "kernels/cuda_error.h"
 #include "train/model.h"
 
@@ -46,6 +50,16 @@ GpuPlan plan_gpus(const Options& options, BackendKind kind, std::ostream& log) {
   return plan;
 }
 
+// Every flag that changes what a rank computes, or how many collectives it joins, is compared:
+// the model and its width, the global batch, the learning rate and the dropout keep (the
+// effective one: softmax has none), the seed (initial parameters, sample order, dropout masks),
+// the steps and the evaluation cadence (each evaluation and step is a collective every rank must
+// join), the dataset and synthetic data, the precision of the wide products (fp32, tf32 and bf16
+// ranks would average gradients of different arithmetic), the step kernel and CUDA graphs (which
+// kernels run), the world and the GPUs per process (the ranks' layout), and the program's and
+// the rendezvous protocol's versions. Not compared: what only shapes one rank's output or its
+// machine (paths, mirrors, download settings, summaries, checkpoints: rank 0 alone writes them),
+// and --backend (several processes always train on cuda).
 std::string rendezvous_configuration(const Options& o, int local_gpus) {
   const RunConfig run = run_config(o);
   char numbers[160];
@@ -56,10 +70,39 @@ std::string rendezvous_configuration(const Options& o, int local_gpus) {
          " batch_size=" + std::to_string(o.batch_size) + " " + numbers +
          " seed=" + std::to_string(o.seed) + " max_steps=" + std::to_string(o.max_steps) +
          " eval_every=" + std::to_string(o.eval_every) + " dataset=" + o.dataset +
-         (o.fake_data ? " fake_data" : "") + " cuda_graphs=" + (o.cuda_graphs ? "on" : "off") +
+         (o.fake_data ? " fake_data" : "") + " precision=" + precision_name(o.precision) +
+         " step_kernel=" + step_kernel_name(o.step_kernel) +
+         " cuda_graphs=" + (o.cuda_graphs ? "on" : "off") +
          " world_size=" + std::to_string(o.world_size) +
          " gpus_per_process=" + std::to_string(local_gpus);
 }
+
+namespace {
+
+// This machine, as every pod on it names it: the kernel's boot id (pods share their node's
+// kernel, so it tells nodes apart where PCI bus ids repeat), else the host name.
+std::string this_node() {
+  std::ifstream file("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (std::getline(file, id) && !id.empty()) return "the node with boot id " + id;
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return std::string("host ") + name;
+}
+
+// Each GPU of the plan as the rendezvous compares them: its PCI bus id and its node.
+std::vector<std::string> device_names(const GpuPlan& plan) {
+  const std::string node = this_node();
+  std::vector<std::string> names;
+  for (const int ordinal : plan.ordinals) {
+    char bus[32] = {};
+    MNIST_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus, ordinal));
+    names.push_back(std::string("PCI ") + bus + " of " + node);
+  }
+  return names;
+}
+
+}  // namespace
 
 std::unique_ptr<DataParallelBackend> make_data_parallel(const Options& options,
                                                         const TrainConfig& config,
@@ -78,11 +121,15 @@ std::unique_ptr<DataParallelBackend> make_data_parallel(const Options& options,
     meet.world_size = options.world_size;
     meet.rank0 = parse_endpoint(options.rendezvous);
     meet.configuration = rendezvous_configuration(options, local);
+    meet.secret = read_rendezvous_secret(options.rendezvous_secret_file);
+    meet.devices = device_names(plan);
+    meet.blob_bytes = kNcclIdBytes;
     meet.timeout = timeout;
     log << "Rank " << plan.rank << " of " << options.world_size << ": "
         << (plan.rank == 0 ? "waiting for the others at " : "joining rank 0 at ")
         << options.rendezvous << std::endl;
     world.id = rendezvous(meet, plan.rank == 0 ? new_nccl_id() : std::string());
+    check_rendezvous_blob(world.id, kNcclIdBytes);
   } else {
     world.id = new_nccl_id();
   }

@@ -4,8 +4,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,8 +18,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <optional>
-#include <vector>
 
 #include "error.h"
 #include "stop.h"
@@ -26,22 +32,29 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr char kMagic[4] = {'M', 'N', 'R', 'Z'};
-constexpr std::uint16_t kVersion = 1;
-constexpr std::uint16_t kHello = 1;
-constexpr std::uint16_t kWelcome = 2;
-constexpr std::uint16_t kRefused = 3;
+constexpr std::uint16_t kVersion = 2;
+constexpr std::uint16_t kChallenge = 1;
+constexpr std::uint16_t kHello = 2;
+constexpr std::uint16_t kWelcome = 3;
+constexpr std::uint16_t kRefused = 4;
 constexpr std::size_t kHeaderBytes = 12;
 constexpr std::size_t kMaxReason = 1024;
-// The largest payload of any type: a hello's two integers and the longest configuration.
-constexpr std::size_t kMaxPayload = 8 + std::max(kMaxRendezvousConfiguration, kMaxRendezvousBlob);
+constexpr std::size_t kNonceBytes = 32;
+constexpr std::size_t kIvBytes = 12;
+constexpr std::size_t kTagBytes = 16;
+constexpr std::size_t kSealBytes = kIvBytes + kTagBytes;  // what SEAL adds to its plaintext
+// The largest payload of any type: a hello's nonce, seal, three integers, the longest device list
+// and configuration (a welcome's blob and a refusal's reason are smaller).
+constexpr std::size_t kMaxPayload =
+    kNonceBytes + kSealBytes + 12 + kMaxRendezvousDevices + kMaxRendezvousConfiguration;
+static_assert(kMaxPayload > kSealBytes + kMaxRendezvousBlob &&
+              kMaxPayload > kSealBytes + 4 + kMaxReason);
 
 // How long a wait may go without looking at the stop request (src/stop.h promises about a second).
 constexpr milliseconds kStopPollSlice{100};
-// A connection rank 0 accepted must say hello within this (a real peer does at once); connections
-// still silent are dropped, and at most kMaxPending wait at a time (a new one drops the oldest),
-// so strays can neither exhaust file descriptors nor lock real peers out.
+// A connection rank 0 accepted must send its hello within this (a real peer does at once, after
+// the challenge); connections still without one are dropped.
 constexpr milliseconds kHelloWindow{5000};
-constexpr std::size_t kMaxPending = 64;
 // Connect attempts: back-off from the first to the last pause, doubling; each attempt lasts at
 // most kMaxConnectAttempt (then the name is resolved again), at least kMinConnectAttempt.
 constexpr milliseconds kFirstBackoff{50};
@@ -56,10 +69,12 @@ struct Deadline {
 
   explicit Deadline(milliseconds timeout) : at(Clock::now() + timeout), total(timeout) {}
   bool expired() const { return Clock::now() >= at; }
+  milliseconds left() const {
+    return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(at - Clock::now()));
+  }
   // What is left, at most `slice`, in whole milliseconds for poll().
   int poll_ms(milliseconds slice = kStopPollSlice) const {
-    const auto left = std::chrono::duration_cast<milliseconds>(at - Clock::now());
-    return static_cast<int>(std::clamp(left, milliseconds(0), slice).count());
+    return static_cast<int>(std::min(left(), slice).count());
   }
   std::string describe() const {
     char text[48];
@@ -67,6 +82,15 @@ struct Deadline {
     return text;
   }
 };
+
+// A pause of at most `pause` (cut short by the deadline), in slices that look at the stop request.
+void pause_for(milliseconds pause, const Deadline& deadline, const std::string& what) {
+  const Deadline until(std::min(pause, deadline.left()));
+  while (!until.expired()) {
+    throw_if_stop_requested(what);
+    ::poll(nullptr, 0, until.poll_ms());
+  }
+}
 
 // ---- Encoding ---------------------------------------------------------------------------------
 
@@ -90,25 +114,12 @@ std::uint16_t get_u16(const char* bytes) {
                                     static_cast<unsigned char>(bytes[1]));
 }
 
-std::string encode(std::uint16_t type, const std::string& payload) {
-  std::string message(kMagic, sizeof kMagic);
-  put_u16(message, kVersion);
-  put_u16(message, type);
-  put_u32(message, static_cast<std::uint32_t>(payload.size()));
-  return message + payload;
-}
-
-std::string encode_hello(const RendezvousOptions& options) {
-  std::string payload;
-  put_u32(payload, static_cast<std::uint32_t>(options.rank));
-  put_u32(payload, static_cast<std::uint32_t>(options.world_size));
-  return encode(kHello, payload + options.configuration);
-}
-
-std::string encode_refused(ExitCode code, const std::string& reason) {
-  std::string payload;
-  put_u32(payload, static_cast<std::uint32_t>(code));
-  return encode(kRefused, payload + reason.substr(0, kMaxReason));
+std::string encode_header(std::uint16_t type, std::size_t length) {
+  std::string header(kMagic, sizeof kMagic);
+  put_u16(header, kVersion);
+  put_u16(header, type);
+  put_u32(header, static_cast<std::uint32_t>(length));
+  return header;
 }
 
 struct Header {
@@ -121,18 +132,15 @@ Header decode_header(const char* bytes) {
   return {get_u16(bytes + 4), get_u16(bytes + 6), get_u32(bytes + 8)};
 }
 
-// Why a header cannot start a message of this protocol ("": it can). A right magic with another
-// version is kBadArguments (another image), told apart by the caller through `other_version`.
-std::string header_fault(const char* bytes, bool* other_version) {
+// Why a header cannot start a message of this protocol ("": it can).
+std::string header_fault(const char* bytes) {
   const Header header = decode_header(bytes);
-  *other_version = false;
   if (std::memcmp(bytes, kMagic, sizeof kMagic) != 0) return "not a rendezvous message";
   if (header.version != kVersion) {
-    *other_version = true;
     return "rendezvous protocol version " + std::to_string(header.version) + ", this binary's is " +
-           std::to_string(kVersion) + ": every pod must run the same image";
+           std::to_string(kVersion) + " (another image? every pod must run the same one)";
   }
-  if (header.type < kHello || header.type > kRefused) {
+  if (header.type < kChallenge || header.type > kRefused) {
     return "unknown message type " + std::to_string(header.type);
   }
   if (header.length > kMaxPayload) {
@@ -167,6 +175,155 @@ std::string describe_difference(const std::string& ours, const std::string& thei
   return "they first differ at byte " + std::to_string(at) + ": rank 0 has \"" +
          printable(ours.substr(from), 60) + "\", the peer \"" + printable(theirs.substr(from), 60) +
          "\"";
+}
+
+std::string join_lines(const std::vector<std::string>& items) {
+  std::string text;
+  for (const std::string& item : items) text += (text.empty() ? "" : "\n") + item;
+  return text;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    const std::size_t end = std::min(text.find('\n', begin), text.size());
+    items.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return items;
+}
+
+// ---- Cryptography (OpenSSL's libcrypto) -------------------------------------------------------
+
+std::string random_bytes(std::size_t count) {
+  std::string bytes(count, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(count)) != 1) {
+    throw Error(ExitCode::kDataUnavailable,
+                "rendezvous: the system's random source failed (RAND_bytes)");
+  }
+  return bytes;
+}
+
+// A connection's key for one direction: HMAC-SHA256(secret, label | nonce0 | nonce1).
+std::string derive_key(const std::string& secret, const char* label, const std::string& nonce0,
+                       const std::string& nonce1) {
+  const std::string data = label + nonce0 + nonce1;
+  unsigned char key[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), key,
+           &size) == nullptr) {
+    throw Error(ExitCode::kInternal, "rendezvous: HMAC-SHA256 failed");
+  }
+  return std::string(reinterpret_cast<char*>(key), size);
+}
+
+struct CipherContext {
+  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx{EVP_CIPHER_CTX_new(),
+                                                                      &EVP_CIPHER_CTX_free};
+};
+
+const unsigned char* bytes_of(const std::string& s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+// AES-256-GCM: iv | ciphertext | tag, `aad` authenticated alongside.
+std::string seal(const std::string& key, const std::string& aad, const std::string& plaintext) {
+  const std::string iv = random_bytes(kIvBytes);
+  std::string out = iv + std::string(plaintext.size() + kTagBytes, '\0');
+  auto* cipher = reinterpret_cast<unsigned char*>(out.data() + kIvBytes);
+  CipherContext c;
+  int n = 0;
+  const bool ok =
+      c.ctx && EVP_EncryptInit_ex(c.ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kIvBytes, nullptr) == 1 &&
+      EVP_EncryptInit_ex(c.ctx.get(), nullptr, nullptr, bytes_of(key), bytes_of(iv)) == 1 &&
+      EVP_EncryptUpdate(c.ctx.get(), nullptr, &n, bytes_of(aad), static_cast<int>(aad.size())) ==
+          1 &&
+      EVP_EncryptUpdate(c.ctx.get(), cipher, &n, bytes_of(plaintext),
+                        static_cast<int>(plaintext.size())) == 1 &&
+      EVP_EncryptFinal_ex(c.ctx.get(), cipher + n, &n) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes,
+                          cipher + plaintext.size()) == 1;
+  if (!ok) throw Error(ExitCode::kInternal, "rendezvous: AES-256-GCM encryption failed");
+  return out;
+}
+
+// The plaintext of a seal() by the same key and aad; nullopt when it does not open (another key,
+// altered bytes, too short). GCM compares the tag in constant time.
+std::optional<std::string> open_sealed(const std::string& key, const std::string& aad,
+                                       const std::string& sealed) {
+  if (sealed.size() < kSealBytes) return std::nullopt;
+  const std::size_t length = sealed.size() - kSealBytes;
+  std::string plaintext(length, '\0');
+  std::string tag = sealed.substr(kIvBytes + length);
+  CipherContext c;
+  int n = 0;
+  const bool ok =
+      c.ctx && EVP_DecryptInit_ex(c.ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kIvBytes, nullptr) == 1 &&
+      EVP_DecryptInit_ex(c.ctx.get(), nullptr, nullptr, bytes_of(key), bytes_of(sealed)) == 1 &&
+      EVP_DecryptUpdate(c.ctx.get(), nullptr, &n, bytes_of(aad), static_cast<int>(aad.size())) ==
+          1 &&
+      EVP_DecryptUpdate(c.ctx.get(), reinterpret_cast<unsigned char*>(plaintext.data()), &n,
+                        bytes_of(sealed) + kIvBytes, static_cast<int>(length)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(c.ctx.get(), reinterpret_cast<unsigned char*>(plaintext.data()) + n,
+                          &n) == 1;
+  if (!ok) return std::nullopt;
+  return plaintext;
+}
+
+// One connection's two keys (the header's "hello key" and "answer key").
+struct SessionKeys {
+  std::string hello, answer;
+  SessionKeys(const std::string& secret, const std::string& nonce0, const std::string& nonce1)
+      : hello(derive_key(secret, "MNRZ2 hello key", nonce0, nonce1)),
+        answer(derive_key(secret, "MNRZ2 answer key", nonce0, nonce1)) {}
+};
+
+// A whole message whose payload is SEAL(key; plaintext), the header authenticated with it.
+std::string sealed_message(std::uint16_t type, const std::string& key, const std::string& plaintext,
+                           const std::string& clear_prefix = "") {
+  const std::string header =
+      encode_header(type, clear_prefix.size() + plaintext.size() + kSealBytes);
+  return header + clear_prefix + seal(key, header, plaintext);
+}
+
+std::string refused_message(const std::string& key, ExitCode code, const std::string& reason) {
+  std::string plaintext;
+  put_u32(plaintext, static_cast<std::uint32_t>(code));
+  return sealed_message(kRefused, key, plaintext + reason.substr(0, kMaxReason));
+}
+
+// What a hello says, once opened.
+struct HelloContent {
+  std::uint32_t rank = 0, world = 0;
+  std::vector<std::string> devices;
+  std::string configuration;
+};
+
+std::string hello_plaintext(const RendezvousOptions& options) {
+  const std::string devices = join_lines(options.devices);
+  std::string plaintext;
+  put_u32(plaintext, static_cast<std::uint32_t>(options.rank));
+  put_u32(plaintext, static_cast<std::uint32_t>(options.world_size));
+  put_u32(plaintext, static_cast<std::uint32_t>(devices.size()));
+  return plaintext + devices + options.configuration;
+}
+
+std::optional<HelloContent> parse_hello(const std::string& plaintext) {
+  if (plaintext.size() < 12) return std::nullopt;
+  HelloContent hello;
+  hello.rank = get_u32(plaintext.data());
+  hello.world = get_u32(plaintext.data() + 4);
+  const std::uint32_t devices = get_u32(plaintext.data() + 8);
+  if (devices > kMaxRendezvousDevices || devices > plaintext.size() - 12) return std::nullopt;
+  hello.devices = split_lines(plaintext.substr(12, devices));
+  hello.configuration = plaintext.substr(12 + devices);
+  if (hello.configuration.size() > kMaxRendezvousConfiguration) return std::nullopt;
+  return hello;
 }
 
 // ---- Sockets ----------------------------------------------------------------------------------
@@ -243,7 +400,8 @@ void send_now(int fd, const std::string& bytes) {
       ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-// The addresses `host:port` resolves to, for a stream socket (passive: to listen on).
+// The addresses `host:port` resolves to, for a stream socket (passive: to listen on; every
+// interface when `host` is empty).
 struct AddressList {
   addrinfo* head = nullptr;
   AddressList(const AddressList&) = delete;
@@ -259,7 +417,9 @@ std::string resolve(const std::string& host, std::uint16_t port, bool passive, A
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = passive ? AI_PASSIVE : AI_ADDRCONFIG;
+  // Listening on a named host takes every address it resolves to, configured here or not (the
+  // bind says which are this machine's); connecting takes those this machine can reach.
+  hints.ai_flags = passive ? (host.empty() ? AI_PASSIVE : 0) : AI_ADDRCONFIG;
   const std::string service = std::to_string(port);
   const int status =
       ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &list.head);
@@ -298,10 +458,12 @@ Socket try_connect(const addrinfo& address, const Deadline& limit, const std::st
 // its name not yet in DNS, its port not yet open). Stops on a stop request. The one wait not
 // bounded here is getaddrinfo's: the resolver's own timeout (resolv.conf; seconds) can delay the
 // deadline or a stop by that much, but never forever.
-Socket connect_with_retries(const Endpoint& rank0, const Deadline& deadline) {
+// `why` is the last failure so far (a connection rank 0 closed at once), for the deadline's
+// message.
+Socket connect_with_retries(const Endpoint& rank0, const Deadline& deadline, std::string why) {
   const std::string what = "connecting to rank 0 at " + to_string(rank0);
   milliseconds backoff = kFirstBackoff;
-  std::string why = "no attempt made";
+  if (why.empty()) why = "no attempt made";
   for (int attempt = 1;; ++attempt) {
     throw_if_stop_requested("while " + what);
     AddressList addresses;
@@ -318,12 +480,7 @@ Socket connect_with_retries(const Endpoint& rank0, const Deadline& deadline) {
     }
     // The pause between attempts (cut short by the deadline), in slices that look at the stop
     // request; no attempt starts after the deadline, so `why` is a real attempt's.
-    const Deadline pause(
-        std::min(backoff, std::chrono::duration_cast<milliseconds>(deadline.at - Clock::now())));
-    while (!pause.expired()) {
-      throw_if_stop_requested("while " + what);
-      ::poll(nullptr, 0, pause.poll_ms());
-    }
+    pause_for(backoff, deadline, "while " + what);
     if (deadline.expired()) {
       throw Error(ExitCode::kDataUnavailable, "rendezvous: rank 0 at " + to_string(rank0) +
                                                   " unreachable within " + deadline.describe() +
@@ -334,8 +491,9 @@ Socket connect_with_retries(const Endpoint& rank0, const Deadline& deadline) {
   }
 }
 
-// "ADDRESS:PORT" of a connected socket's other end, for messages about it.
-std::string peer_name(int fd) {
+// "ADDRESS:PORT" of a connected socket's other end, for messages about it; `source` gets the
+// address alone (what the bounds on pending connections count by).
+std::string peer_name(int fd, std::string* source = nullptr) {
   sockaddr_storage address{};
   socklen_t size = sizeof address;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return "?";
@@ -345,23 +503,29 @@ std::string peer_name(int fd) {
                     sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
     return "?";
   }
-  return std::string(host) + ":" + port;
+  if (source) *source = host;
+  return (address.ss_family == AF_INET6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" +
+         port;
 }
 
 // ---- Rank 0 -----------------------------------------------------------------------------------
 
-// A connection accepted but not yet a peer: its bytes so far, until a whole hello is in.
+// A connection accepted but not yet a peer: its challenge, and its bytes until a whole hello is in.
 struct Pending {
   Socket socket;
-  std::string from;
+  std::string from;    // ADDRESS:PORT
+  std::string source;  // ADDRESS
+  std::string nonce0;
   std::string inbox;
   Clock::time_point hello_by;
 };
 
-// A peer that said hello and waits for the blob.
+// A peer that proved the secret, said hello and waits for the blob.
 struct Peer {
   Socket socket;
   std::string from;
+  std::string answer_key;
+  std::vector<std::string> devices;
 };
 
 // Thrown inside the serve loop when the rendezvous ends for everyone: a peer refused, a timeout.
@@ -391,22 +555,23 @@ class Server {
     }
   }
 
-  // Hands every peer the blob.
+  // Hands every peer the blob, sealed with its own answer key.
   void welcome(const std::string& blob) {
-    const std::string message = encode(kWelcome, blob);
     for (std::size_t rank = 1; rank < peers_.size(); ++rank) {
       write_all(
-          peers_[rank]->socket.fd(), message, deadline_,
+          peers_[rank]->socket.fd(), sealed_message(kWelcome, peers_[rank]->answer_key, blob),
+          deadline_,
           "while handing out the id to rank " + std::to_string(rank) + " at " + peers_[rank]->from);
     }
   }
 
-  // Tells every connected peer why the rendezvous failed (best effort: nobody waits for it).
+  // Tells every authenticated peer why the rendezvous failed (best effort: nobody waits for it).
   void refuse_all(const Refusal& refusal) {
-    const std::string message =
-        encode_refused(refusal.code, "rendezvous aborted by rank 0: " + refusal.reason);
     for (auto& peer : peers_) {
-      if (peer) send_now(peer->socket.fd(), message);
+      if (!peer) continue;
+      send_now(peer->socket.fd(),
+               refused_message(peer->answer_key, refusal.code,
+                               "rendezvous aborted by rank 0: " + refusal.reason));
     }
   }
 
@@ -442,23 +607,58 @@ class Server {
     if (fds[0].revents) accept_all();
   }
 
-  // Accepts every connection waiting in the backlog (the listener is non-blocking).
+  // Accepts every connection waiting in the backlog (the listener is non-blocking), within the
+  // bounds on pending connections, and challenges each.
   void accept_all() {
     for (;;) {
       Socket socket(::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
       if (!socket.valid()) return;  // EAGAIN: none left (or a transient error: next round)
-      std::string from = peer_name(socket.fd());
-      if (pending_.size() >= kMaxPending) {  // the oldest goes: a flood cannot lock peers out
-        note_dropped(pending_.front().from + ": one of too many connections without a hello");
-        pending_.erase(pending_.begin());
+      std::string source;
+      std::string from = peer_name(socket.fd(), &source);
+      if (pending_from(source) >= kMaxPendingPerSource) {
+        note_dropped(from + ": one of more than " + std::to_string(kMaxPendingPerSource) +
+                     " connections at once from " + source);
+        continue;
       }
-      pending_.push_back({std::move(socket), std::move(from), "", Clock::now() + kHelloWindow});
+      if (pending_.size() >= kMaxPending && !displace_one()) {
+        note_dropped(from + ": one of more than " + std::to_string(kMaxPending) +
+                     " connections at once");
+        continue;
+      }
+      std::string nonce0 = random_bytes(kNonceBytes);
+      send_now(socket.fd(), encode_header(kChallenge, kNonceBytes) + nonce0);
+      pending_.push_back({std::move(socket), std::move(from), std::move(source), std::move(nonce0),
+                          "", Clock::now() + kHelloWindow});
     }
   }
 
+  std::size_t pending_from(const std::string& source) const {
+    return static_cast<std::size_t>(std::count_if(
+        pending_.begin(), pending_.end(), [&](const Pending& p) { return p.source == source; }));
+  }
+
+  // At the global bound: drops the oldest silent connection of the source holding the most
+  // pending connections, if it holds more than one. False when there is none such (a connection
+  // that sent bytes, or a source's only one, may be a real peer's handshake).
+  bool displace_one() {
+    std::map<std::string, std::size_t> counts;
+    for (const Pending& p : pending_) ++counts[p.source];
+    const auto most =
+        std::max_element(counts.begin(), counts.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (most == counts.end() || most->second < 2) return false;
+    const auto silent = std::find_if(pending_.begin(), pending_.end(), [&](const Pending& p) {
+      return p.source == most->first && p.inbox.empty();
+    });
+    if (silent == pending_.end()) return false;
+    note_dropped(silent->from + ": silent, displaced to make room for a newer connection");
+    pending_.erase(silent);
+    return true;
+  }
+
   // Reads what a pending connection sent. False when it is dropped; true while its hello is
-  // incomplete, or once it became a peer (its socket moved out). Throws Refusal for a hello rank 0
-  // must refuse.
+  // incomplete, or once it became a peer (its socket moved out). Throws Refusal for an
+  // authenticated hello rank 0 must refuse.
   bool read_hello(Pending& pending) {
     const std::size_t want = wanted_bytes(pending.inbox);
     if (want == 0) return false;  // already judged malformed
@@ -472,12 +672,7 @@ class Server {
     if (n < 0) return true;
     pending.inbox.append(chunk.data(), static_cast<std::size_t>(n));
     if (pending.inbox.size() >= kHeaderBytes) {
-      bool other_version = false;
-      const std::string fault = header_fault(pending.inbox.data(), &other_version);
-      if (other_version) {
-        refuse(pending, ExitCode::kBadArguments,
-               "a peer (" + pending.from + "): it speaks " + fault);
-      }
+      const std::string fault = header_fault(pending.inbox.data());
       if (!fault.empty() || decode_header(pending.inbox.data()).type != kHello) {
         note_dropped(pending.from + ": " + (fault.empty() ? "not a hello" : fault));
         return false;
@@ -494,48 +689,94 @@ class Server {
     return length > kMaxPayload ? 0 : kHeaderBytes + length;
   }
 
-  // Checks a whole hello: the connection becomes the peer of its rank (true), is dropped as
-  // malformed (false), or is refused (throws Refusal).
+  // Opens and checks a whole hello: the connection becomes the peer of its rank (true), is
+  // dropped as unauthenticated or malformed (false), or is refused (throws Refusal).
   bool accept_hello(Pending& pending) {
+    const std::string header = pending.inbox.substr(0, kHeaderBytes);
     const std::string payload = pending.inbox.substr(kHeaderBytes);
-    if (payload.size() < 8 || payload.size() > 8 + kMaxRendezvousConfiguration) {
+    if (payload.size() < kNonceBytes + kSealBytes) {
       note_dropped(pending.from + ": a hello of " + std::to_string(payload.size()) + " bytes");
       return false;
     }
-    const std::uint32_t rank = get_u32(payload.data());
-    const std::uint32_t world = get_u32(payload.data() + 4);
-    const std::string configuration = payload.substr(8);
-    const std::string who = "rank " + std::to_string(rank) + " (" + pending.from + "): ";
-    if (world != static_cast<std::uint32_t>(options_.world_size)) {
-      refuse(pending, ExitCode::kBadArguments,
-             who + "its world size is " + std::to_string(world) + ", rank 0's " +
+    const SessionKeys keys(options_.secret, pending.nonce0, payload.substr(0, kNonceBytes));
+    const std::optional<std::string> plaintext =
+        open_sealed(keys.hello, header, payload.substr(kNonceBytes));
+    if (!plaintext) {
+      note_dropped(pending.from +
+                   ": a hello that fails authentication (not this Job's secret, "
+                   "--rendezvous_secret_file)");
+      return false;
+    }
+    const std::optional<HelloContent> hello = parse_hello(*plaintext);
+    if (!hello) {
+      note_dropped(pending.from + ": an authenticated hello rank 0 cannot read");
+      return false;
+    }
+    // Authenticated from here on: what is wrong now is the Job's own configuration.
+    Peer peer{std::move(pending.socket), pending.from, keys.answer, hello->devices};
+    const std::uint32_t rank = hello->rank;
+    const std::string who = "rank " + std::to_string(rank) + " (" + peer.from + "): ";
+    if (hello->world != static_cast<std::uint32_t>(options_.world_size)) {
+      refuse(peer, ExitCode::kBadArguments,
+             who + "its world size is " + std::to_string(hello->world) + ", rank 0's " +
                  std::to_string(options_.world_size));
     }
     if (rank == 0 || rank >= static_cast<std::uint32_t>(options_.world_size)) {
-      refuse(pending, ExitCode::kBadArguments,
+      refuse(peer, ExitCode::kBadArguments,
              who + "out of range, peers are ranks 1.." + std::to_string(options_.world_size - 1));
     }
-    if (configuration != options_.configuration) {
-      refuse(pending, ExitCode::kBadArguments,
+    if (hello->configuration != options_.configuration) {
+      refuse(peer, ExitCode::kBadArguments,
              who + "its configuration differs from rank 0's; " +
-                 describe_difference(options_.configuration, configuration));
+                 describe_difference(options_.configuration, hello->configuration));
     }
+    check_devices(peer, static_cast<int>(rank), who);
     if (peers_[rank]) {
-      // An Indexed Job runs one pod per index, except for a moment when a lost pod's connection
-      // outlives it and its replacement comes: a retry passes, so exit 3, not 2.
-      refuse(pending, ExitCode::kDataUnavailable,
-             who + "rank " + std::to_string(rank) + " is held by " + peers_[rank]->from +
-                 " already (a lost pod's connection, or two pods with one JOB_COMPLETION_INDEX)");
+      // A replaced pod: the Job creates a replacement once the old pod is gone, whose connection
+      // may outlive it. The newer connection takes the rank.
+      send_now(peers_[rank]->socket.fd(),
+               refused_message(peers_[rank]->answer_key, ExitCode::kDataUnavailable,
+                               "rank 0 gave rank " + std::to_string(rank) +
+                                   " to a newer connection from " + peer.from +
+                                   " (a replaced pod, or two pods with one "
+                                   "JOB_COMPLETION_INDEX)"));
+      note_dropped("rank " + std::to_string(rank) + " (" + peers_[rank]->from +
+                   "): taken over by a newer connection from " + peer.from);
+      peers_[rank].reset();
+      --joined_;
     }
-    peers_[rank] = Peer{std::move(pending.socket), pending.from};
+    peers_[rank] = std::move(peer);
     ++joined_;
     return true;
   }
 
-  // Tells this connection why it is refused, then ends the rendezvous for everyone.
-  [[noreturn]] void refuse(Pending& pending, ExitCode code, const std::string& reason) {
+  // A device of the peer that rank 0 or another peer uses too: refused, naming both ranks.
+  void check_devices(Peer& peer, int rank, const std::string& who) {
+    for (const std::string& device : peer.devices) {
+      int other = -1;
+      if (std::find(options_.devices.begin(), options_.devices.end(), device) !=
+          options_.devices.end())
+        other = 0;
+      for (std::size_t r = 1; other < 0 && r < peers_.size(); ++r) {
+        if (static_cast<int>(r) == rank || !peers_[r]) continue;
+        const auto& theirs = peers_[r]->devices;
+        if (std::find(theirs.begin(), theirs.end(), device) != theirs.end())
+          other = static_cast<int>(r);
+      }
+      if (other >= 0) {
+        refuse(peer, ExitCode::kBadArguments,
+               who + "rank " + std::to_string(rank) + " and rank " + std::to_string(other) +
+                   " both use the GPU " + printable(device, 200) +
+                   ": each rank needs a GPU of its own (check nvidia.com/gpu, --gpus and "
+                   "CUDA_VISIBLE_DEVICES)");
+      }
+    }
+  }
+
+  // Tells this authenticated peer why it is refused, then ends the rendezvous for everyone.
+  [[noreturn]] void refuse(const Peer& peer, ExitCode code, const std::string& reason) {
     const std::string sentence = "rank 0 refused " + reason;
-    send_now(pending.socket.fd(), encode_refused(code, sentence));
+    send_now(peer.socket.fd(), refused_message(peer.answer_key, code, sentence));
     throw Refusal{code, sentence};
   }
 
@@ -591,39 +832,91 @@ class Server {
 
 // ---- Peers ------------------------------------------------------------------------------------
 
-// Reads rank 0's answer: the blob, or throws what rank 0 refused with.
+// Reads one whole message from rank 0: its header and payload. nullopt when rank 0 closed the
+// connection before its first byte; Error(kDataUnavailable) for anything garbled. Never exit 2:
+// nothing read here is authenticated yet.
+std::optional<std::pair<std::string, std::string>> read_message(int fd, const Deadline& deadline,
+                                                                const std::string& where,
+                                                                const std::string& what) {
+  if (!wait_ready(fd, POLLIN, deadline, what)) {
+    throw Error(ExitCode::kDataUnavailable,
+                "rendezvous: timed out (" + deadline.describe() + ") " + what);
+  }
+  char byte = 0;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno == ECONNRESET)) return std::nullopt;
+  const std::string header = read_exact(fd, kHeaderBytes, deadline, what);
+  const std::string fault = header_fault(header.data());
+  if (!fault.empty()) {
+    throw Error(ExitCode::kDataUnavailable,
+                "rendezvous: " + where + " answered with " + fault +
+                    (std::memcmp(header.data(), kMagic, sizeof kMagic) != 0
+                         ? ": is something else listening there?"
+                         : ""));
+  }
+  const std::string payload = read_exact(fd, decode_header(header.data()).length, deadline, what);
+  return std::make_pair(header, payload);
+}
+
+// Rank 0's challenge on a fresh connection: its nonce, or nullopt when rank 0 closed the
+// connection first (busy: the peer tries again).
+std::optional<std::string> read_challenge(const Socket& socket, const Deadline& deadline,
+                                          const std::string& where) {
+  const auto message =
+      read_message(socket.fd(), deadline, where, "while waiting for " + where + "'s challenge");
+  if (!message) return std::nullopt;
+  const Header header = decode_header(message->first.data());
+  if (header.type != kChallenge || message->second.size() != kNonceBytes) {
+    throw Error(ExitCode::kDataUnavailable, "rendezvous: " + where +
+                                                " opened with a malformed challenge (type " +
+                                                std::to_string(header.type) + ", " +
+                                                std::to_string(message->second.size()) + " bytes)");
+  }
+  return message->second;
+}
+
+// Reads rank 0's answer: the blob, or throws what rank 0 refused with. Only an answer that opens
+// with this connection's answer key counts: anything else is not this Job's rank 0.
 std::string read_answer(const Socket& socket, const RendezvousOptions& options,
-                        const Deadline& deadline) {
+                        const SessionKeys& keys, const Deadline& deadline) {
   const std::string where = "rank 0 at " + to_string(options.rank0);
   const std::string what = "while waiting for " + where + " to hand out the id";
-  const std::string header = read_exact(socket.fd(), kHeaderBytes, deadline, what);
-  bool other_version = false;
-  const std::string fault = header_fault(header.data(), &other_version);
-  if (!fault.empty()) {
-    throw Error(other_version ? ExitCode::kBadArguments : ExitCode::kDataUnavailable,
-                "rendezvous: " + where + " answered with " + fault +
-                    (other_version ? "" : ": is something else listening there?"));
+  const auto message = read_message(socket.fd(), deadline, where, what);
+  if (!message) {
+    throw Error(ExitCode::kDataUnavailable,
+                "rendezvous: " + where +
+                    " closed the connection after this rank's hello without an answer: it could "
+                    "not authenticate it (is --rendezvous_secret_file the same Secret on every "
+                    "pod?), or it stopped");
   }
+  const auto& [header, payload] = *message;
   const Header decoded = decode_header(header.data());
-  std::string payload = read_exact(socket.fd(), decoded.length, deadline, what);
-  if (decoded.type == kWelcome && payload.size() <= kMaxRendezvousBlob) return payload;
-  if (decoded.type != kRefused || payload.size() < 4) {
-    throw Error(ExitCode::kDataUnavailable, "rendezvous: " + where +
-                                                " answered with a malformed message (type " +
-                                                std::to_string(decoded.type) + ", " +
-                                                std::to_string(payload.size()) + " bytes)");
+  const std::optional<std::string> plaintext = decoded.type == kWelcome || decoded.type == kRefused
+                                                   ? open_sealed(keys.answer, header, payload)
+                                                   : std::nullopt;
+  if (!plaintext) {
+    throw Error(ExitCode::kDataUnavailable,
+                "rendezvous: " + where + " answered with a message (type " +
+                    std::to_string(decoded.type) + ", " + std::to_string(payload.size()) +
+                    " bytes) that fails authentication: not this Job's rank 0, or another "
+                    "--rendezvous_secret_file");
   }
-  const std::uint32_t code = get_u32(payload.data());
+  if (decoded.type == kWelcome) {
+    if (options.blob_bytes != 0) check_rendezvous_blob(*plaintext, options.blob_bytes);
+    return *plaintext;
+  }
+  if (plaintext->size() < 4) {
+    throw Error(ExitCode::kDataUnavailable, "rendezvous: " + where + " sent an empty refusal");
+  }
+  const std::uint32_t code = get_u32(plaintext->data());
   const ExitCode exit_code = code == static_cast<std::uint32_t>(ExitCode::kBadArguments)
                                  ? ExitCode::kBadArguments
                                  : ExitCode::kDataUnavailable;
   throw Error(exit_code, "rendezvous: rank " + std::to_string(options.rank) + ": " +
-                             printable(payload.substr(4), kMaxReason));
+                             printable(plaintext->substr(4), kMaxReason));
 }
 
 }  // namespace
-
-// ---- Public -------------------------------------------------------------------------------------
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -705,20 +998,82 @@ void validate_rendezvous_options(const RendezvousOptions& options) {
     throw bad("a configuration of " + std::to_string(options.configuration.size()) +
               " bytes (at most " + std::to_string(kMaxRendezvousConfiguration) + ")");
   }
+  const std::size_t devices = join_lines(options.devices).size();
+  if (devices > kMaxRendezvousDevices) {
+    throw bad("a device list of " + std::to_string(devices) + " bytes (at most " +
+              std::to_string(kMaxRendezvousDevices) + ")");
+  }
+  if (options.world_size > 1 && options.secret.size() < kMinRendezvousSecret) {
+    throw bad("a world of several processes needs a shared secret of at least " +
+              std::to_string(kMinRendezvousSecret) + " bytes (--rendezvous_secret_file)");
+  }
   if (options.rank > 0 && (options.rank0.host.empty() || options.rank0.port == 0)) {
     throw bad("rank 0's address needs a host and a port");
   }
   if (options.timeout.count() <= 0) throw bad("the timeout must be positive");
 }
 
-Listener::Listener(const std::string& host, std::uint16_t port) {
+std::string read_rendezvous_secret(const std::string& path) {
+  const auto bad = [&](const std::string& why) {
+    return Error(ExitCode::kBadArguments,
+                 "--rendezvous_secret_file " + printable(path) + ": " + why +
+                     " (every pod of the Job mounts the same Secret; README: \"Training on "
+                     "several nodes\")");
+  };
+  // open() follows symbolic links: Kubernetes mounts each key as a link into a hidden folder.
+  // O_NONBLOCK: a FIFO given by mistake is refused below instead of blocking here.
+  const Socket file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!file.valid()) throw bad(errno_text(errno));
+  struct stat info {};
+  if (::fstat(file.fd(), &info) != 0 || !S_ISREG(info.st_mode)) throw bad("not a regular file");
+  std::string secret(kMaxRendezvousSecret + 1, '\0');
+  std::size_t got = 0;
+  while (got < secret.size()) {
+    const ssize_t n = ::read(file.fd(), secret.data() + got, secret.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw bad(errno_text(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  secret.resize(got);
+  if (got > kMaxRendezvousSecret) {
+    OPENSSL_cleanse(secret.data(), secret.size());
+    throw bad("larger than " + std::to_string(kMaxRendezvousSecret) + " bytes: not a secret");
+  }
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.size() < kMinRendezvousSecret) {
+    const std::size_t size = secret.size();
+    OPENSSL_cleanse(secret.data(), secret.size());
+    throw bad(std::to_string(size) + " bytes, fewer than " + std::to_string(kMinRendezvousSecret) +
+              " (make one with: openssl rand -hex 32)");
+  }
+  return secret;
+}
+
+void check_rendezvous_blob(const std::string& blob, std::size_t bytes) {
+  if (blob.size() != bytes) {
+    throw Error(ExitCode::kDataUnavailable, "rendezvous: rank 0 handed out an id of " +
+                                                std::to_string(blob.size()) + " bytes, not " +
+                                                std::to_string(bytes) +
+                                                ": another build of this program at rank 0?");
+  }
+}
+
+namespace {
+
+// One attempt at binding `host:port`; the socket, or `why` and whether a retry may pass (the name
+// did not resolve, or resolved to no address of this machine).
+Socket try_listen(const std::string& host, std::uint16_t port, std::string* why,
+                  bool* may_pass_later, bool* not_local) {
   AddressList addresses;
   const std::string resolve_error = resolve(host, port, true, addresses);
-  std::string why = resolve_error;
-  // Passive addresses come IPv4 first; prefer IPv6's "::", which takes IPv4 connections too.
+  *may_pass_later = !resolve_error.empty();
+  *not_local = false;
+  *why = resolve_error.empty() ? "" : "cannot resolve " + host + ": " + resolve_error;
+  // Every interface: IPv6's "::", which takes IPv4 connections too, before IPv4's.
   std::vector<const addrinfo*> order;
   for (const addrinfo* a = addresses.head; a; a = a->ai_next) {
-    if (a->ai_family == AF_INET6)
+    if (host.empty() && a->ai_family == AF_INET6)
       order.insert(order.begin(), a);
     else
       order.push_back(a);
@@ -727,26 +1082,51 @@ Listener::Listener(const std::string& host, std::uint16_t port) {
     Socket socket(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!socket.valid()) continue;
     const int on = 1;
-    const int off = 0;
+    const int v6only = host.empty() ? 0 : 1;
     ::setsockopt(socket.fd(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (a->ai_family == AF_INET6)
-      ::setsockopt(socket.fd(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+      ::setsockopt(socket.fd(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
     if (::bind(socket.fd(), a->ai_addr, a->ai_addrlen) != 0 ||
         ::listen(socket.fd(), SOMAXCONN) != 0) {
-      why = errno_text(errno);
+      const int error = errno;
+      if (error == EADDRNOTAVAIL) {
+        *may_pass_later = *not_local = true;
+        *why = host +
+               " resolves to no address of this machine (--rendezvous must name rank 0's "
+               "own pod)";
+      } else if (!*not_local) {
+        *why = errno_text(error);
+      }
       continue;
     }
-    sockaddr_storage bound{};
-    socklen_t size = sizeof bound;
-    ::getsockname(socket.fd(), reinterpret_cast<sockaddr*>(&bound), &size);
-    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    socket_ = std::move(socket);
-    return;
+    return socket;
   }
-  throw Error(ExitCode::kBadArguments, "rendezvous: rank 0 cannot listen on " +
-                                           to_string({host.empty() ? "*" : host, port}) + ": " +
-                                           why);
+  return {};
+}
+
+}  // namespace
+
+Listener::Listener(const std::string& host, std::uint16_t port, std::chrono::milliseconds wait) {
+  const Deadline deadline(wait);
+  const std::string where = to_string({host.empty() ? "*" : host, port});
+  std::string why;
+  bool may_pass_later = false;
+  bool not_local = false;
+  for (milliseconds backoff = kFirstBackoff;; backoff = std::min(backoff * 2, kMaxBackoff)) {
+    socket_ = try_listen(host, port, &why, &may_pass_later, &not_local);
+    if (socket_.valid()) break;
+    if (!may_pass_later || deadline.expired()) {
+      throw Error(
+          not_local || !may_pass_later ? ExitCode::kBadArguments : ExitCode::kDataUnavailable,
+          "rendezvous: rank 0 cannot listen on " + where + ": " + why);
+    }
+    pause_for(backoff, deadline, "while rank 0 waited to listen on " + where);
+  }
+  sockaddr_storage bound{};
+  socklen_t size = sizeof bound;
+  ::getsockname(socket_.fd(), reinterpret_cast<sockaddr*>(&bound), &size);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 }
 
 void serve_rendezvous(Listener& listener, const RendezvousOptions& options,
@@ -773,18 +1153,33 @@ std::string join_rendezvous(const RendezvousOptions& options) {
   validate_rendezvous_options(options);
   if (options.rank == 0) throw Error(ExitCode::kInternal, "join_rendezvous on rank 0");
   const Deadline deadline(options.timeout);
-  const Socket socket = connect_with_retries(options.rank0, deadline);
-  write_all(socket.fd(), encode_hello(options), deadline,
-            "while saying hello to rank 0 at " + to_string(options.rank0));
-  return read_answer(socket, options, deadline);
+  const std::string where = "rank 0 at " + to_string(options.rank0);
+  std::string why;
+  for (milliseconds backoff = kFirstBackoff;; backoff = std::min(backoff * 2, kMaxBackoff)) {
+    const Socket socket = connect_with_retries(options.rank0, deadline, why);
+    const std::optional<std::string> nonce0 = read_challenge(socket, deadline, where);
+    if (nonce0) {
+      const std::string nonce1 = random_bytes(kNonceBytes);
+      const SessionKeys keys(options.secret, *nonce0, nonce1);
+      write_all(socket.fd(), sealed_message(kHello, keys.hello, hello_plaintext(options), nonce1),
+                deadline, "while saying hello to " + where);
+      return read_answer(socket, options, keys, deadline);
+    }
+    // Turned away before the challenge (rank 0 bounds its pending connections): try again.
+    why = "rank 0 closed the connection before its challenge (busy with other connections?)";
+    pause_for(backoff, deadline, "while connecting to " + where);
+  }
 }
 
 std::string rendezvous(const RendezvousOptions& options, const std::string& blob) {
   validate_rendezvous_options(options);
   if (options.world_size == 1) return blob;
   if (options.rank > 0) return join_rendezvous(options);
-  Listener listener("", options.rank0.port);
-  serve_rendezvous(listener, options, blob);
+  const Deadline deadline(options.timeout);
+  Listener listener(options.rank0.host, options.rank0.port, options.timeout);
+  RendezvousOptions rest = options;  // the time the address took comes off the rendezvous's
+  rest.timeout = std::max(milliseconds(1), deadline.left());
+  serve_rendezvous(listener, rest, blob);
   return blob;
 }
 

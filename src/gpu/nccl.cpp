@@ -81,6 +81,7 @@ NcclGroup::NcclGroup(const std::string& id, const std::vector<int>& devices, int
                                   &config));
     }
   });
+  joining_ = false;
 }
 
 NcclGroup::~NcclGroup() {
@@ -134,6 +135,13 @@ void NcclGroup::fail(ncclResult_t rc, const std::string& what) {
   switch (rc) {
     case ncclUnhandledCudaError:
       throw Error(ExitCode::kGpuUnusable, message);
+    case ncclInvalidUsage:
+      if (!joining_) throw std::logic_error(message);
+      throw Error(ExitCode::kBadArguments,
+                  message +
+                      "; two ranks of the world on one GPU (NCCL's \"Duplicate GPU detected\" "
+                      "names both ranks and the GPU's bus id)? Each rank needs a GPU of its own: "
+                      "check nvidia.com/gpu, --gpus and CUDA_VISIBLE_DEVICES");
     case ncclSystemError:
     case ncclRemoteError:
       throw Error(ExitCode::kDataUnavailable,

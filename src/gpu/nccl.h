@@ -5,7 +5,10 @@
 //   exit 3 (kDataUnavailable)  a peer or the network failed (ncclRemoteError, ncclSystemError), or
 //                              the deadline passed: a Job retry may pass, as for the rendezvous
 //   exit 4 (kGpuUnusable)      a CUDA error under NCCL (ncclUnhandledCudaError)
-//   exit 1                     NCCL says we misused it (a bug)
+//   exit 2 (kBadArguments)     ncclInvalidUsage while joining the world: NCCL's "Duplicate GPU
+//                              detected", two ranks on one GPU (the rendezvous refuses such a
+//                              world first, by PCI bus id; this is the backstop)
+//   exit 1                     NCCL says we misused it otherwise (a bug)
 //   130 / 143                  a stop request that the work in flight did not finish within 5 s
 // NVLink SHARP (multicast, NCCL_NVLS_ENABLE) is left as the environment sets it: this code never
 // touches NCCL's environment.
@@ -15,11 +18,15 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstddef>
 #include <exception>
 #include <string>
 #include <vector>
 
 namespace mnist {
+
+// The size of NCCL's unique id, which the rendezvous checks before NCCL parses one.
+constexpr std::size_t kNcclIdBytes = NCCL_UNIQUE_ID_BYTES;
 
 // A fresh NCCL unique id (ncclGetUniqueId) as its 128 bytes.
 std::string new_nccl_id();
@@ -93,6 +100,7 @@ class NcclGroup {
   int first_rank_ = 0, ranks_ = 0;
   std::chrono::milliseconds timeout_;
   bool aborted_ = false;
+  bool joining_ = true;  // inside the constructor: ncclInvalidUsage is a misconfigured world
   ncclResult_t group_result_ = ncclSuccess;
 };
 

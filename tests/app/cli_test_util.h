@@ -2,7 +2,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +30,33 @@ inline std::string refusal(std::vector<const char*> args) {
   }
   ADD_FAILURE() << "accepted";
   return "";
+}
+
+// A rendezvous secret file (64 hex characters and a newline, as `openssl rand -hex 32` writes
+// it), made once per test process and removed at its exit: what --world_size > 1 needs.
+class SecretFile {
+ public:
+  explicit SecretFile(const std::string& content) {
+    char name[] = "/tmp/mnist-cli-secret-XXXXXX";
+    const int fd = ::mkstemp(name);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    ::close(fd);
+    path_ = name;
+  }
+  ~SecretFile() { ::unlink(path_.c_str()); }
+  SecretFile(const SecretFile&) = delete;
+  SecretFile& operator=(const SecretFile&) = delete;
+  const char* path() const { return path_.c_str(); }
+
+ private:
+  std::string path_;
+};
+
+inline const char* secret_file() {
+  static const SecretFile file(
+      "5e0c2a9d8b7f6e5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a2918f7e6d5c\n");
+  return file.path();
 }
 
 inline bool contains(const std::string& text, const std::string& part) {

@@ -303,9 +303,10 @@ TEST(Options, StepKernel) {
   EXPECT_TRUE(contains(refusal({"--step_kernel", "tiled", "--benchmark"}), "side by side"));
   EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--gpus", "2"}), "trains on one GPU"));
   EXPECT_TRUE(contains(refusal({"--step_kernel", "fused", "--gpus", "0,1"}), "trains on one GPU"));
-  EXPECT_TRUE(contains(
-      refusal({"--step_kernel", "fused", "--world_size", "2", "--rendezvous", "localhost:29400"}),
-      "trains on one GPU"));
+  EXPECT_TRUE(
+      contains(refusal({"--step_kernel", "fused", "--world_size", "2", "--rendezvous",
+                        "localhost:29400", "--rendezvous_secret_file", cli_test::secret_file()}),
+               "trains on one GPU"));
   EXPECT_NO_THROW(parse({"--step_kernel", "fused", "--gpus", "1"}));
   // Tiled runs anything the backend runs.
   EXPECT_NO_THROW(parse({"--step_kernel", "tiled", "--batch_size", "4096", "--precision", "bf16"}));

@@ -15,6 +15,7 @@ namespace {
 
 using cli_test::contains;
 using cli_test::refusal;
+using cli_test::secret_file;
 
 Options parse(std::vector<const char*> args) { return *cli_test::parse(std::move(args)); }
 
@@ -43,35 +44,67 @@ TEST(GpusFlag, RefusesWhatIsNotASelection) {
 }
 
 TEST(WorldFlags, SeveralProcessesNeedARendezvousAndTheCudaBackend) {
-  const Options o = parse({"--world_size", "4", "--rendezvous", "mnist-train-0.mnist-train:29400",
-                           "--rendezvous_timeout", "12.5"});
+  const Options o =
+      parse({"--world_size", "4", "--rendezvous_secret_file", secret_file(), "--rendezvous",
+             "mnist-train-0.mnist-train:29400", "--rendezvous_timeout", "12.5"});
   EXPECT_EQ(o.world_size, 4);
   EXPECT_EQ(o.rendezvous, "mnist-train-0.mnist-train:29400");
   EXPECT_DOUBLE_EQ(o.rendezvous_timeout_s, 12.5);
   EXPECT_EQ(parse({}).world_size, 1);
-  EXPECT_TRUE(contains(refusal({"--world_size", "2"}), "needs --rendezvous"));
-  EXPECT_TRUE(contains(refusal({"--world_size", "0"}), "out of range"));
-  EXPECT_TRUE(contains(refusal({"--world_size", "5000"}), "out of range"));
-  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "host"}), "host"));
-  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:0"}), "h:0"));
-  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:1", "--backend", "cublas"}),
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous_secret_file", secret_file()}),
+                       "needs --rendezvous"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "0", "--rendezvous_secret_file", secret_file()}),
+                       "out of range"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "5000", "--rendezvous_secret_file", secret_file()}),
+                       "out of range"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous_secret_file", secret_file(),
+                                "--rendezvous", "host"}),
+                       "host"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous_secret_file", secret_file(),
+                                "--rendezvous", "h:0"}),
+                       "h:0"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous_secret_file", secret_file(),
+                                "--rendezvous", "h:1", "--backend", "cublas"}),
                        "--backend cuda"));
   EXPECT_TRUE(contains(refusal({"--rendezvous_timeout", "0"}), "out of range"));
   EXPECT_TRUE(contains(refusal({"--rendezvous", "no-port"}), "no-port"));  // checked even alone
   EXPECT_TRUE(contains(refusal({"--rendezvous", "a\nb:80"}), "control character"));
-  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:1", "--benchmark"}),
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous_secret_file", secret_file(),
+                                "--rendezvous", "h:1", "--benchmark"}),
                        "one process"));
   EXPECT_TRUE(contains(refusal({"--gpus", "2", "--benchmark"}), "CUDA_VISIBLE_DEVICES"));
 }
 
+// Several processes need the Job's shared secret, read and checked while parsing (so --dry_run
+// checks the mounted Secret too); a world of one ignores the flag, as it ignores --rendezvous.
+TEST(WorldFlags, SeveralProcessesNeedTheSecretFile) {
+  const Options o = parse(
+      {"--world_size", "2", "--rendezvous", "h:1", "--rendezvous_secret_file", secret_file()});
+  EXPECT_EQ(o.rendezvous_secret_file, secret_file());
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:1"}),
+                       "needs --rendezvous_secret_file PATH"));
+  EXPECT_TRUE(contains(refusal({"--world_size", "2", "--rendezvous", "h:1",
+                                "--rendezvous_secret_file", "/nonexistent/secret"}),
+                       "/nonexistent/secret: No such file"));
+  const cli_test::SecretFile short_secret("0123456789abcdef0123456789abcde\n");  // 31 + newline
+  const std::string why = refusal({"--world_size", "2", "--rendezvous", "h:1",
+                                   "--rendezvous_secret_file", short_secret.path()});
+  EXPECT_TRUE(contains(why, "31 bytes, fewer than 32")) << why;
+  EXPECT_FALSE(contains(why, "0123456789abcdef")) << "the secret is never shown: " << why;
+  EXPECT_NO_THROW(parse({"--rendezvous_secret_file", "/nonexistent/secret"}));
+  EXPECT_NO_THROW(parse({"--world_size", "1", "--rendezvous_secret_file", short_secret.path()}));
+}
+
 TEST(WorldFlags, EveryGpuOfTheWorldNeedsARowOfTheBatch) {
-  EXPECT_TRUE(
-      contains(refusal({"--world_size", "101", "--rendezvous", "h:1", "--batch_size", "100"}),
-               "cannot be split over 101 GPUs"));
-  EXPECT_TRUE(contains(refusal({"--gpus", "8", "--world_size", "16", "--rendezvous", "h:1"}),
+  EXPECT_TRUE(contains(refusal({"--world_size", "101", "--rendezvous_secret_file", secret_file(),
+                                "--rendezvous", "h:1", "--batch_size", "100"}),
+                       "cannot be split over 101 GPUs"));
+  EXPECT_TRUE(contains(refusal({"--gpus", "8", "--world_size", "16", "--rendezvous_secret_file",
+                                secret_file(), "--rendezvous", "h:1"}),
                        "cannot be split over 128 GPUs"));
   EXPECT_TRUE(contains(refusal({"--gpus", "0,1,2", "--batch_size", "2"}), "over 3 GPUs"));
-  EXPECT_NO_THROW(parse({"--gpus", "4", "--world_size", "25", "--rendezvous", "h:1"}));  // 100
+  EXPECT_NO_THROW(parse({"--gpus", "4", "--world_size", "25", "--rendezvous_secret_file",
+                         secret_file(), "--rendezvous", "h:1"}));  // 100
   EXPECT_NO_THROW(parse({"--backend", "cpu", "--batch_size", "1"}));
 }
 
@@ -117,7 +150,8 @@ TEST(Shards, TheGlobalBatchSplitInOrderAsEvenlyAsItGoes) {
 }
 
 TEST(RendezvousConfiguration, DiffersWhenTheTrainingWouldDiffer) {
-  const Options base = parse({"--world_size", "2", "--rendezvous", "h:1"});
+  const Options base = parse(
+      {"--world_size", "2", "--rendezvous_secret_file", secret_file(), "--rendezvous", "h:1"});
   const std::string reference = rendezvous_configuration(base, 1);
   EXPECT_EQ(rendezvous_configuration(base, 1), reference);
   EXPECT_NE(rendezvous_configuration(base, 2), reference);  // GPUs per pod
@@ -131,14 +165,19 @@ TEST(RendezvousConfiguration, DiffersWhenTheTrainingWouldDiffer) {
                                            {"--model", "softmax"},
                                            {"--dataset", "fashion-mnist"},
                                            {"--fake_data"},
-                                           {"--cuda_graphs", "off"}}) {
-    std::vector<const char*> args = {"--world_size", "2", "--rendezvous", "h:1"};
+                                           {"--cuda_graphs", "off"},
+                                           {"--precision", "bf16"},
+                                           {"--precision", "tf32"},
+                                           {"--step_kernel", "tiled"}}) {
+    std::vector<const char*> args = {
+        "--world_size", "2", "--rendezvous_secret_file", secret_file(), "--rendezvous", "h:1"};
     args.insert(args.end(), changed.begin(), changed.end());
     EXPECT_NE(rendezvous_configuration(parse(args), 1), reference) << changed[0];
   }
   // Where each process keeps its files is its own business.
-  EXPECT_EQ(rendezvous_configuration(parse({"--world_size", "2", "--rendezvous", "h:1", "--log_dir",
-                                            "/x", "--data_dir", "/y", "--checkpoint_dir", "/z"}),
+  EXPECT_EQ(rendezvous_configuration(parse({"--world_size", "2", "--rendezvous_secret_file",
+                                            secret_file(), "--rendezvous", "h:1", "--log_dir", "/x",
+                                            "--data_dir", "/y", "--checkpoint_dir", "/z"}),
                                      1),
             reference);
 }

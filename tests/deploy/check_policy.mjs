@@ -19,7 +19,10 @@
 //     subdomain naming a headless Service (clusterIP None, publishNotReadyAddresses) that selects
 //     exactly this Job's pods (its job-name label) and exposes the rendezvous port, and a
 //     --rendezvous of <job>-0.<subdomain>:PORT with PORT a named containerPort; --gpus within
-//     the pod's nvidia.com/gpu, a deadline longer than --rendezvous_timeout;
+//     the pod's nvidia.com/gpu, a deadline longer than --rendezvous_timeout; the ranks' shared
+//     secret: --rendezvous_secret_file on a read-only Secret volume that provides that file; and
+//     a NetworkPolicy that selects the Job's pods and admits to them, on every port (rendezvous
+//     and NCCL), only the Job's own pods (no other pod, namespace or address block);
 //   - --expect: what the overlay's name promises: aks (tolerates the sku=gpu:NoSchedule taint),
 //     gke (selects cloud.google.com/gke-accelerator), eks (selects amd64 nodes), persistent
 //     (the training Job's logs and checkpoints on a claim, TensorBoard serving it), benchmark (the
@@ -233,6 +236,38 @@ for (const { d, spec, labels } of multiNode) {
   check(gpus >= 1, `${where}: each pod needs nvidia.com/gpu (is ${gpus})`);
   const wanted = sel === "all" ? [] : sel.includes(",") ? sel.split(",").map(Number) : [...Array(Number(sel)).keys()];
   check(wanted.every((o) => Number.isInteger(o) && o < gpus), `${where}: --gpus ${sel} asks for GPUs beyond the pod's nvidia.com/gpu ${gpus}`);
+  // The ranks' shared secret: a file on a read-only Secret volume.
+  const secretFile = flag(c.args, "rendezvous_secret_file");
+  if (check(secretFile, `${where}: must pass --rendezvous_secret_file (the ranks' shared secret; without it --world_size > 1 exits 2)`)) {
+    const mount = mountsOf(spec, c).filter(({ m }) => secretFile.startsWith(m.mountPath.replace(/\/?$/, "/")))
+      .sort((a, b) => b.m.mountPath.length - a.m.mountPath.length)[0];
+    if (check(mount?.v?.secret, `${where}: --rendezvous_secret_file ${secretFile} is not on a Secret volume`)) {
+      check(mount.m.readOnly === true, `${where}: the Secret volume ${mount.m.name} must be mounted readOnly`);
+      check(typeof mount.v.secret.secretName === "string" && mount.v.secret.secretName.length > 0, `${where}: the Secret volume ${mount.m.name} names no secretName`);
+      const file = secretFile.slice(mount.m.mountPath.replace(/\/?$/, "/").length);
+      const items = mount.v.secret.items;
+      check(!items || items.some((i) => i.path === file), `${where}: the Secret volume ${mount.m.name} provides no ${file} (its items: ${(items ?? []).map((i) => i.path).join(", ")})`);
+    }
+  }
+  // Only the Job's pods reach its pods: the rendezvous port and NCCL's.
+  const onlyJob = (sel) => !!sel && Object.keys(sel.matchExpressions ?? {}).length === 0 &&
+    jobNameLabels.some((k) => sel.matchLabels?.[k] === name);
+  const policies = docs.filter((p) => p.kind === "NetworkPolicy" &&
+    Object.entries(p.spec?.podSelector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+    !(p.spec?.podSelector?.matchExpressions ?? []).length && Object.keys(p.spec?.podSelector?.matchLabels ?? {}).length > 0);
+  if (check(policies.length > 0, `${where}: no NetworkPolicy selects the Job's pods (its job-name label): anyone in the cluster could reach the rendezvous and NCCL`)) {
+    for (const p of policies) {
+      check(onlyJob(p.spec.podSelector), `${id(p)}: podSelector must select only ${w}'s pods (its job-name label, batch.kubernetes.io/job-name: ${name})`);
+      check((p.spec.policyTypes ?? ["Ingress"]).includes("Ingress"), `${id(p)}: policyTypes must include Ingress`);
+      for (const [i, r] of (p.spec.ingress ?? []).entries()) {
+        const peers = r.from ?? [];
+        check(peers.length > 0 && peers.every((f) => onlyJob(f.podSelector) && !f.namespaceSelector && !f.ipBlock),
+          `${id(p)}: ingress rule ${i} admits pods other than ${w}'s (every from must be a podSelector on its job-name label, without namespaceSelector or ipBlock)`);
+      }
+    }
+    check(policies.some((p) => (p.spec.ingress ?? []).some((r) => !r.ports && (r.from ?? []).some((f) => onlyJob(f.podSelector)))),
+      `${where}: no NetworkPolicy admits the Job's pods to each other on every port (NCCL connects on ports it picks)`);
+  }
   // The headless Service.
   const svc = docs.find((s) => s.kind === "Service" && s.metadata.name === sub);
   if (!check(svc, `${where}: no Service named ${sub} (the pod template's subdomain) in this kustomization`)) continue;

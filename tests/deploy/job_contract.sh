@@ -21,7 +21,9 @@
 #     which its pods get and no other pod does): every pod 0..completions-1 is accepted as the rank
 #     of its index in a world of `completions`; a pod without JOB_COMPLETION_INDEX, or with
 #     completions as its index, is refused with 2; a rank other than 0 without a GPU fails with 4,
-#     its verdict in the termination message, and writes nothing to --log_dir (rank 0's).
+#     its verdict in the termination message, and writes nothing to --log_dir (rank 0's); its
+#     Secret (--rendezvous_secret_file) written where its volume is mounted, every pod is
+#     accepted, and without it every pod is refused with 2 naming the flag.
 # The runs use --backend cpu --fake_data where the Job asks for a GPU and the network.
 set -uo pipefail
 trainer=$1 manifest=$2 reference=${3:-} reference_name=${3:-}
@@ -46,7 +48,17 @@ mapfile -t jobs < <(node "$here/job_spec.mjs" "$rendered" --list) || true
 
 # spec JOB ROOT UID [--index I]: job_spec.mjs's description of JOB with its volumes under ROOT, as a
 # Job of uid UID (and, for an Indexed Job, its pod I).
-spec() { node "$here/job_spec.mjs" "$rendered" --job "$1" --trainer "$trainer" --root "$2" --uid "$3" "${@:4}"; }
+# The Secret the Job's pods mount (--rendezvous_secret_file) is written there, the same for every
+# pod, as the operator creates it once (README: kubectl create secret generic ...).
+secret_value=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+spec() {
+  local out file
+  out=$(node "$here/job_spec.mjs" "$rendered" --job "$1" --trainer "$trainer" --root "$2" --uid "$3" "${@:4}") || return
+  while IFS= read -r file; do
+    mkdir -p "$(dirname "$file")" && printf '%s\n' "$secret_value" >"$file"
+  done < <(sed -n 's/^secret\t//p' <<<"$out")
+  printf '%s\n' "$out"
+}
 field() { sed -n "s/^$1\t//p" <<<"$2"; }
 # path_of SPEC FLAG: where FLAG's output goes (mapped), empty when the Job has none.
 path_of() { awk -F'\t' -v f="$2" '$1 == "path" && $2 == f { print $3 }' <<<"$1"; }
@@ -253,6 +265,21 @@ multinode_contract() {
       fail "$job: a pod with JOB_COMPLETION_INDEX $i exited $rc, want 2 naming JOB_COMPLETION_INDEX: $(tail -n2 "$work/out")"
     fi
   done
+  # The Secret missing (its volume optional, so empty): every pod exits 2 at once, naming the flag.
+  local secret
+  secret=$(field secret "$s")
+  if [[ -n $secret ]]; then
+    mv "$secret" "$secret.away"
+    JOB_COMPLETION_INDEX=0 "$trainer" "${job_args[@]}" --dry_run >"$work/out" 2>&1
+    rc=$?
+    mv "$secret.away" "$secret"
+    line=$(grep 'error:' "$work/out" | tail -n1)
+    if [[ $rc == 2 && $line == *--rendezvous_secret_file* ]]; then
+      echo "ok   2   the Job without its Secret: ${line#*error: }"
+    else
+      fail "$job: the Job without its Secret exited $rc, want 2 naming --rendezvous_secret_file: $(tail -n2 "$work/out")"
+    fi
+  fi
   # The last rank on a node without a usable GPU: its own verdict, nothing in the log_dir.
   s1=$(spec "$job" "$work/rank" job-uid-1 --index $((n - 1))) || { fail "$job: job_spec"; return; }
   mapfile -t rank_args < <(field arg "$s1")

@@ -15,6 +15,9 @@
 //                                line, where Kubernetes reads the termination message, and the policy
 //         problem <TAB> TEXT     something the pod would get wrong (e.g. an output on the read-only
 //                                root filesystem, a downward-API label the Job controller never sets)
+//         secret <TAB> MAPPED    --rendezvous_secret_file's file (mapped), which the pod finds on
+//                                its Secret volume: the test writes one there, as the operator
+//                                creates the Secret
 //         indexed <TAB> N        (Indexed Jobs) its completions: pods 0..N-1, each started with
 //                                JOB_COMPLETION_INDEX set to its index (--index, default 0, here)
 //   UID stands for the Job's uid (each Job object gets a new one; its retried pods share it).
@@ -128,6 +131,16 @@ for (const flag of pathFlags) {
 for (const a of mapped) {
   if (a.includes("\n") || a.includes("\t")) problem(`argument with a newline or tab: ${JSON.stringify(a)}`);
   if (/\$\([A-Za-z_]/.test(a)) problem(`argument ${a} refers to a variable the container does not define`);
+}
+
+// The ranks' shared secret: a file the pod reads from a read-only Secret volume.
+const sf = args.findIndex((a) => a === "--rendezvous_secret_file" || a.startsWith("--rendezvous_secret_file="));
+if (sf >= 0) {
+  const file = args[sf].includes("=") ? args[sf].split("=").slice(1).join("=") : args[sf + 1];
+  const m = mountOf(file);
+  if (!m?.volume?.secret) problem(`--rendezvous_secret_file ${file} is on no Secret volume`);
+  else if (!m.readOnly) problem(`--rendezvous_secret_file ${file}: its Secret volume is mounted read-write`);
+  out.push(`secret\t${mapPath(file)}`);
 }
 
 // The verdict line: where the trainer writes it (--termination_log, or its default) and where

@@ -1,5 +1,5 @@
-// Broken copies of a rendered multi-node kustomization (an Indexed Job and its headless Service),
-// one mistake each, for multinode_mutants.sh to prove that the checks catch them:
+// Broken copies of a rendered multi-node kustomization (an Indexed Job, its headless Service and
+// its NetworkPolicy), one mistake each, for multinode_mutants.sh to prove that the checks catch them:
 //   node multinode_mutants.mjs --list
 //       one line per mutant: NAME <TAB> CHECKER <TAB> TEXT <TAB> WHAT, where CHECKER (policy:
 //       check_policy.mjs, contract: job_contract.sh) must fail on it with a FAIL line containing TEXT
@@ -18,6 +18,9 @@ function setArg(c, flag, value) {
 }
 const arg = (c, flag) => c.args[c.args.indexOf(`--${flag}`) + 1];
 const swapPort = (c, port) => setArg(c, "rendezvous", arg(c, "rendezvous").replace(/:\d+$/, `:${port}`));
+
+const secretVolume = (j, name) => (j.spec.template.spec.volumes ?? []).find((v) => v.name === name && v.secret);
+const policyOf = (docs) => docs.find((d) => d.kind === "NetworkPolicy");
 
 // name: [checker, text its FAIL line contains, what the mistake is, mutation(job, container, service)]
 const mutants = {
@@ -72,7 +75,30 @@ const mutants = {
     (j, c) => { j.spec.activeDeadlineSeconds = Number(arg(c, "rendezvous_timeout") ?? 300); }],
   "hostname": ["policy", "spec.hostname would override", "a fixed hostname for every rank",
     (j) => { j.spec.template.spec.hostname = "trainer"; }],
+  // The ranks' shared secret and the NetworkPolicy.
+  "no-secret-flag": ["policy", "must pass --rendezvous_secret_file", "no --rendezvous_secret_file: strangers could join",
+    (j, c) => setArg(c, "rendezvous_secret_file", undefined)],
+  "secret-off-volume": ["policy", "is not on a Secret volume", "--rendezvous_secret_file on the image's filesystem, not the Secret",
+    (j, c) => setArg(c, "rendezvous_secret_file", "/etc/rendezvous-secret")],
+  "secret-writable": ["policy", "must be mounted readOnly", "the Secret volume mounted read-write",
+    (j, c) => { for (const m of c.volumeMounts) if (secretVolume(j, m.name)) delete m.readOnly; }],
+  "secret-key": ["policy", "provides no secret", "the Secret volume maps its key to another file name",
+    (j) => { for (const v of j.spec.template.spec.volumes) if (v.secret) v.secret.items = [{ key: "secret", path: "key" }]; }],
+  "no-network-policy": ["policy", "no NetworkPolicy selects the Job's pods", "no NetworkPolicy: anyone in the cluster reaches the rendezvous",
+    (j, c, s, docs) => { docs.splice(docs.findIndex((d) => d.kind === "NetworkPolicy"), 1); }],
+  "policy-selects-others": ["policy", "no NetworkPolicy selects the Job's pods", "the NetworkPolicy selects another Job's pods",
+    (j, c, s, docs) => { policyOf(docs).spec.podSelector = { matchLabels: { "batch.kubernetes.io/job-name": "mnist-train" } }; }],
+  "policy-open": ["policy", "admits pods other than", "the NetworkPolicy admits every pod of the namespace",
+    (j, c, s, docs) => { policyOf(docs).spec.ingress.push({ from: [{ podSelector: {} }] }); }],
+  "policy-namespaces": ["policy", "admits pods other than", "the NetworkPolicy admits the Job's label from every namespace",
+    (j, c, s, docs) => { policyOf(docs).spec.ingress[0].from[0].namespaceSelector = {}; }],
+  "policy-anyone": ["policy", "admits pods other than", "an ingress rule without from: anyone",
+    (j, c, s, docs) => { policyOf(docs).spec.ingress.push({ ports: [{ port: 29400 }] }); }],
+  "policy-blocks-nccl": ["policy", "on every port", "the Job's pods admitted only to the rendezvous port: NCCL cannot connect",
+    (j, c, s, docs) => { policyOf(docs).spec.ingress[0].ports = [{ port: 29400, protocol: "TCP" }]; }],
   // What only the binary can tell.
+  "contract-no-secret": ["contract", "args are rejected", "--world_size 2 without --rendezvous_secret_file",
+    (j, c) => setArg(c, "rendezvous_secret_file", undefined)],
   "contract-not-indexed": ["contract", "args are rejected", "a NonIndexed Job: its pods have no JOB_COMPLETION_INDEX",
     (j) => { delete j.spec.completionMode; }],
   "contract-world-size": ["contract", "JOB_COMPLETION_INDEX 2 exited 0", "--world_size 3, completions 2: a third rank never comes",
@@ -107,5 +133,5 @@ if (!service) {
   console.error(`${input}: no Service named as the Job's subdomain`);
   process.exit(2);
 }
-mutants[name][3](job, container, service);
+mutants[name][3](job, container, service, docs);
 fs.writeFileSync(output, docs.map((d) => yaml.dump(d)).join("---\n"));

@@ -29,7 +29,8 @@ set_tests_properties(deploy_k8s_manifests deploy_dockerfile deploy_tensorboard_i
 # k8s/overlays/CLOUD[/persistent|/benchmark|/multinode]):
 #   deploy_render_NAME    rendered, schema, Pod Security, agreement, and what its path promises
 #                         (multinode: an Indexed Job whose completions, --world_size, subdomain,
-#                         headless Service and --rendezvous agree; check_policy.mjs)
+#                         headless Service and --rendezvous agree, its Secret (--rendezvous_secret_file)
+#                         mounted read-only, a NetworkPolicy admitting only its own pods; check_policy.mjs)
 #   deploy_contract_NAME  (overlays) each rendered Job's contract with the binary (an Indexed Job:
 #                         each pod's JOB_COMPLETION_INDEX accepted as its rank, none and
 #                         `completions` refused; job_contract.sh)

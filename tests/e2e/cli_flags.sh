@@ -3,6 +3,7 @@
 # "mnist-train: error:" line (never exit 1, which is for bugs); a flag without its value never
 # swallows the next flag; --version and --help exit 0.
 set -uo pipefail
+unset MNIST_MIRROR MNIST_BAKED_DATA JOB_COMPLETION_INDEX  # independent of the caller's environment
 trainer=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -71,6 +72,22 @@ for args in "--" "-" "-x" "stray" "--=" "--fake_data=" "--fake_data=maybe" "--ma
   # shellcheck disable=SC2086
   expect 2 $args
 done
+
+# Several processes need the Job's shared secret (a file of at least 32 bytes); the file's content
+# never appears in a message; a world of one ignores the flag, as it ignores --rendezvous.
+world=(--dry_run --world_size 2 --rendezvous 127.0.0.1:29400)
+printf '%s\n' 0123456789abcdef0123456789abcdef >"$work/secret"
+ln -s "$work/secret" "$work/secret-link"  # how Kubernetes mounts a Secret's key
+printf 'too-short-secret\n' >"$work/short"
+expect 2 "${world[@]}"
+expect_in err "needs --rendezvous_secret_file PATH"
+expect 2 "${world[@]}" --rendezvous_secret_file "$work/missing"
+expect_in err "missing: No such file"
+expect 2 "${world[@]}" --rendezvous_secret_file "$work/short"
+expect_in err "fewer than 32"
+grep -q too-short-secret "$work/err" && fail "the secret's content is in the message: $(cat "$work/err")"
+JOB_COMPLETION_INDEX=1 expect 0 "${world[@]}" --rendezvous_secret_file "$work/secret-link"
+expect 0 "${dry[@]}" --rendezvous_secret_file "$work/missing"
 
 (( failures == 0 )) && echo "PASS: command line"
 exit $(( failures > 0 ))

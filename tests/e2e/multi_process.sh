@@ -10,8 +10,11 @@
 # data-parallel runs' accuracy is within 0.01 of the one-GPU run's at every evaluation (float
 # reassociation only: the same global batch, samples and dropout masks), and their final parameters
 # agree on every GPU ("Parameters identical"); only rank 0 writes the log folder; a rank whose peer
-# never comes exits 3 after its --rendezvous_timeout; a mismatched configuration exits 2.
+# never comes exits 3 after its --rendezvous_timeout; a mismatched configuration (another batch
+# size, another --precision) exits 2 on both ranks, as do two ranks on one GPU (named by its PCI
+# bus id), before NCCL sees them; a rank with another --rendezvous_secret_file never joins.
 set -euo pipefail
+unset MNIST_MIRROR MNIST_BAKED_DATA JOB_COMPLETION_INDEX  # independent of the caller's environment
 source "$(dirname "$0")/serve_mnist.sh"
 trainer=$1 server=$2 idx_dir=$3
 
@@ -42,7 +45,11 @@ grep -q '^Parameters identical on all 2 GPUs' "$work/pod" || fail "no parameter 
 # Three free loopback ports (asked of the kernel, then released: a tiny window for a collision).
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port) port_alone=$(free_port) port_mismatch=$(free_port)
-world=(--world_size 2 --rendezvous "127.0.0.1:$port" --rendezvous_timeout 60 --gpus 1)
+port_precision=$(free_port) port_gpu=$(free_port) port_secret=$(free_port)
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/other-secret"
+secret=(--rendezvous_secret_file "$work/secret")
+world=(--world_size 2 --rendezvous "127.0.0.1:$port" --rendezvous_timeout 60 --gpus 1 "${secret[@]}")
 for rank in 0 1; do
   CUDA_VISIBLE_DEVICES=$rank JOB_COMPLETION_INDEX=$rank "$trainer" "${common[@]}" "${world[@]}" \
     --log_dir "$work/logs$rank" >"$work/rank$rank" 2>&1 &
@@ -73,7 +80,7 @@ grep 'all-reduce' "$work/pod" "$work/rank0"
 # A peer that never comes: rank 1 alone gives up after its timeout with exit 3.
 set +e
 CUDA_VISIBLE_DEVICES=1 JOB_COMPLETION_INDEX=1 "$trainer" "${common[@]}" --world_size 2 \
-  --rendezvous "127.0.0.1:$port_alone" --rendezvous_timeout 3 --gpus 1 >"$work/alone" 2>&1
+  --rendezvous "127.0.0.1:$port_alone" --rendezvous_timeout 3 --gpus 1 "${secret[@]}" >"$work/alone" 2>&1
 code=$?
 set -e
 (( code == 3 )) || fail "a rank whose peer never comes exited $code, not 3: $(tail -2 "$work/alone")"
@@ -81,7 +88,7 @@ set -e
 # Mismatched configuration (another batch size): refused, exit 2 on both.
 for rank in 0 1; do
   CUDA_VISIBLE_DEVICES=$rank JOB_COMPLETION_INDEX=$rank "$trainer" "${common[@]}" --world_size 2 \
-    --rendezvous "127.0.0.1:$port_mismatch" --rendezvous_timeout 30 --gpus 1 \
+    --rendezvous "127.0.0.1:$port_mismatch" --rendezvous_timeout 30 --gpus 1 "${secret[@]}" \
     --batch_size $((100 + rank)) >"$work/mismatch$rank" 2>&1 &
   pids+=($!)
 done
@@ -90,4 +97,36 @@ for rank in 0 1; do
   (( code == 2 )) || fail "mismatched rank $rank exited $code, not 2: $(tail -2 "$work/mismatch$rank")"
 done
 pids=()
-echo "PASS: one process over 2 GPUs and 2 processes match the one-GPU run; timeouts exit 3, mismatches 2"
+
+# both_exit NAME CODE TEXT PORT ARGS0 -- ARGS1: ranks 0 and 1 (each on CUDA_VISIBLE_DEVICES from
+# its args) both exit CODE, rank 0's log holding TEXT.
+both_exit() {
+  local name=$1 want=$2 text=$3 port=$4 rank code
+  shift 4
+  local -a args0=() args1=()
+  while [[ $1 != -- ]]; do args0+=("$1"); shift; done
+  shift
+  args1=("$@")
+  env "${args0[0]}" JOB_COMPLETION_INDEX=0 "$trainer" "${common[@]}" --world_size 2 \
+    --rendezvous "127.0.0.1:$port" --rendezvous_timeout 30 --gpus 1 "${args0[@]:1}" >"$work/${name}0" 2>&1 &
+  pids+=($!)
+  env "${args1[0]}" JOB_COMPLETION_INDEX=1 "$trainer" "${common[@]}" --world_size 2 \
+    --rendezvous "127.0.0.1:$port" --rendezvous_timeout 30 --gpus 1 "${args1[@]:1}" >"$work/${name}1" 2>&1 &
+  pids+=($!)
+  for rank in 0 1; do
+    set +e; wait "${pids[$rank]}"; code=$?; set -e
+    (( code == want )) || fail "$name: rank $rank exited $code, not $want: $(tail -2 "$work/$name$rank")"
+  done
+  pids=()
+  grep -qF -- "$text" "$work/${name}0" || fail "$name: rank 0 does not say '$text': $(tail -2 "$work/${name}0")"
+}
+# fp32 and bf16 ranks would average gradients of different arithmetic.
+both_exit precision 2 "precision=fp32" "$port_precision" CUDA_VISIBLE_DEVICES=0 "${secret[@]}" \
+  -- CUDA_VISIBLE_DEVICES=1 "${secret[@]}" --precision bf16
+# Two ranks on one GPU: a configuration error naming the GPU, not NCCL's internal error.
+both_exit gpu 2 "both use the GPU PCI" "$port_gpu" CUDA_VISIBLE_DEVICES=0 "${secret[@]}" \
+  -- CUDA_VISIBLE_DEVICES=0 "${secret[@]}"
+# Another secret: rank 0 drops rank 1's hello (rank 1 exits 3 at once), then times out (3).
+both_exit secret 3 "fails authentication" "$port_secret" CUDA_VISIBLE_DEVICES=0 "${secret[@]}" \
+  -- CUDA_VISIBLE_DEVICES=1 --rendezvous_secret_file "$work/other-secret"
+echo "PASS: one process over 2 GPUs and 2 processes match the one-GPU run; timeouts and strangers exit 3, mismatches 2"
