@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/check-prereqs.sh
 packages=(cmake g++ make libcurl4-openssl-dev zlib1g-dev libssl-dev libcli11-dev nlohmann-json3-dev
           libgtest-dev bc dataset-fashion-mnist python3
+          python3-jsonschema prometheus  # the verdict tests: docs/result.schema.json, promtool
           clang libclang-rt-14-dev)  # clang and its libFuzzer/sanitizer runtimes: the fuzz stage
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <sstream>
@@ -392,6 +393,10 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
   app.add_option("--result_file", o.result_file,
                  "Also write the run's verdict (log_dir/result.json) to this file")
       ->type_name("PATH");
+  app.add_option("--metrics_file", o.metrics_file,
+                 "Also write the verdict as Prometheus metrics to this file, for the node "
+                 "exporter's textfile collector (a name ending in .prom, which it reads)")
+      ->type_name("PATH");
   app.add_option("--termination_log", o.termination_log,
                  "Write a one-line verdict here at exit if the file exists (Kubernetes' "
                  "termination message); empty: never")
@@ -615,6 +620,14 @@ void convert(const FlagTexts& t, Options& o) {
            ", --world_size " + std::to_string(o.world_size) + "): each needs at least one row");
   }
 
+  // The textfile collector reads only *.prom files: any other name would be written and never read.
+  const std::string metrics_name = std::filesystem::path(o.metrics_file).filename().string();
+  const std::string prom = ".prom";
+  if (!o.metrics_file.empty() &&
+      (metrics_name.size() <= prom.size() ||
+       metrics_name.compare(metrics_name.size() - prom.size(), prom.size(), prom) != 0))
+    refuse("--metrics_file", o.metrics_file,
+           "not a NAME.prom file (the node exporter's textfile collector reads only those)");
   if (o.data_dir.empty()) refuse("--data_dir must not be empty");
   for (const std::string& mirror : o.mirrors) {
     if (!is_mirror_url(mirror))

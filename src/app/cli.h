@@ -37,6 +37,9 @@ struct Options {
   int download_attempts = 3;
   int summary_every = 10;   // statistics, histograms and images every N training steps
   std::string result_file;  // besides log_dir/result.json; empty: none
+  // The verdict as Prometheus metrics for the node exporter's textfile collector (a *.prom name);
+  // empty: none
+  std::string metrics_file;
   std::string termination_log = kDefaultTerminationLog;  // the verdict line, when it exists
   std::string checkpoint_dir;                            // empty: no checkpoints
   // Periodic checkpoints: "N" training steps, "Ns" seconds or "Nm" minutes; "0" never.

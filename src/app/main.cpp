@@ -106,6 +106,7 @@ void check_outputs(const Options& options) {
   if (!options.benchmark_out.empty() && !options.download_only)
     check_output_file(options.benchmark_out, "--benchmark_out");
   if (!options.result_file.empty()) check_output_file(options.result_file, "--result_file");
+  if (!options.metrics_file.empty()) check_output_file(options.metrics_file, "--metrics_file");
   for (const VerdictFile& file : verdict_files(options)) check_verdict_file(file);
 }
 
@@ -215,6 +216,7 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
   record.backend = kind;
   const bool gpu_present = kind != BackendKind::kCpu || (options.benchmark && gpu_visible());
   const GpuPlan plan = options.benchmark ? GpuPlan{} : plan_gpus(options, kind, std::cout);
+  record.self_checked_gpus = static_cast<int>(plan.devices.size());
   if (gpu_present || options.backend == BackendKind::kAuto)
     record.note_gpus(gpu_present, plan.ordinals);
 

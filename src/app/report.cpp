@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "app/metrics.h"
 #include "data/fileio.h"
 #include "progress.h"
 
@@ -298,9 +299,55 @@ std::string kernel_file_refusal(const char* file_system) {
 std::string verdict_file_problem(const VerdictFile& target) {
   struct stat st {};
   if (::lstat(target.path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return "";
-  if (!S_ISDIR(st.st_mode) && target.flag != "--result_file") return "";
+  if (!S_ISDIR(st.st_mode) && target.flag == "--log_dir") return "";
   return target.path + ": " + describe_entry(st) + " is in the verdict's place (" + target.flag +
          "), and is never written over: remove it or name another file";
+}
+
+// A check in the verdict: a non-finite number is null (JSON has none).
+json check_json(const RunCheck& c) {
+  const auto number = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
+  json value = std::holds_alternative<double>(c.check.value)
+                   ? number(std::get<double>(c.check.value))
+                   : json(std::get<std::string>(c.check.value));
+  return {{"gpu", c.gpu ? json(*c.gpu) : json(nullptr)},
+          {"name", c.check.name},
+          {"value", value},
+          {"threshold", c.check.threshold ? number(*c.check.threshold) : json(nullptr)},
+          {"unit", c.check.unit},
+          {"status", health::status_name(c.check.status)},
+          {"detail", c.check.detail}};
+}
+
+// The termination message's part from " | " is at most this long (a node name of 253 bytes, a
+// check's detail cut to kCheckDetailLimit): the run's own message keeps most of the 4 KiB.
+constexpr std::size_t kCheckDetailLimit = 512;
+constexpr std::size_t kTailLimit = 1024;
+
+std::string number_text(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", x);
+  return text;
+}
+
+// "GPU 0 ecc_uncorrected_volatile 2 errors (threshold 0): detail"
+std::string check_in_a_few_words(const RunCheck& c) {
+  std::string text = c.gpu ? "GPU " + std::to_string(*c.gpu) + " " : "";
+  text += c.check.name + " ";
+  text += std::holds_alternative<double>(c.check.value)
+              ? number_text(std::get<double>(c.check.value))
+              : std::get<std::string>(c.check.value);
+  if (!c.check.unit.empty()) text += " " + c.check.unit;
+  if (c.check.threshold) text += " (threshold " + number_text(*c.check.threshold) + ")";
+  if (!c.check.detail.empty()) text += ": " + one_line(c.check.detail, kCheckDetailLimit);
+  return text;
+}
+
+// What a verdict file holds in its format.
+std::string verdict_text(const VerdictFile& target, const json& verdict,
+                         SystemClock::time_point finished_at) {
+  return target.format == VerdictFile::Format::kPrometheus ? metrics_text(verdict, finished_at)
+                                                           : dump(verdict);
 }
 
 // Writes one verdict file, making its folder first (a run can fail before check_outputs made it).
@@ -353,8 +400,148 @@ std::string exit_code_name(int code) {
   return "exit " + std::to_string(code);
 }
 
+std::string exit_code_token(int code) {
+  switch (static_cast<ExitCode>(code)) {
+    case ExitCode::kOk:
+      return "ok";
+    case ExitCode::kInternal:
+      return "internal";
+    case ExitCode::kBadArguments:
+      return "bad_arguments";
+    case ExitCode::kDataUnavailable:
+      return "data_unavailable";
+    case ExitCode::kGpuUnusable:
+      return "gpu_unusable";
+    case ExitCode::kDiverged:
+      return "diverged";
+    case ExitCode::kOutputFailed:
+      return "output_failed";
+    case ExitCode::kDataInvalid:
+      return "data_invalid";
+    case ExitCode::kInterrupted:
+      return "interrupted";
+    case ExitCode::kTerminated:
+      return "terminated";
+  }
+  return "exit_" + std::to_string(code);
+}
+
+const std::vector<Reason>& reasons() {
+  using C = ExitCode;
+  static const std::vector<Reason> all = {
+      {"ok", C::kOk, "the run passed"},
+      {"internal", C::kInternal, "a bug: an exception nothing expected"},
+      {"usage", C::kBadArguments,
+       "a flag, a batch too large, a checkpoint folder in use, host memory too small"},
+      {"data_unavailable", C::kDataUnavailable, "the data could not be fetched"},
+      {"peers_lost", C::kDataUnavailable,
+       "another process of the run, NCCL or the network between them failed (after the data "
+       "loaded)"},
+      {"cuda_error", C::kGpuUnusable, "a CUDA call failed"},
+      {"no_device", C::kGpuUnusable, "no CUDA device, or fewer than --gpus asks for"},
+      {"driver_too_old", C::kGpuUnusable, "the NVIDIA driver is older than the CUDA runtime"},
+      {"wrong_answer", C::kGpuUnusable, "a GPU computed a wrong answer in its self-check"},
+      {"unhealthy", C::kGpuUnusable, "a GPU health check failed (NVML)"},
+      {"slow", C::kGpuUnusable, "a GPU was slower than its floor (the speed probe)"},
+      {"stalled", C::kGpuUnusable, "a GPU step did not finish in time"},
+      {"diverged", C::kDiverged, "the loss became NaN or Inf"},
+      {"accuracy_below_floor", C::kDiverged, "the final test accuracy is below its floor"},
+      {"output_failed", C::kOutputFailed, "an output could not be written"},
+      {"data_invalid", C::kDataInvalid, "data or checkpoint present but corrupt"},
+      {"interrupted", C::kInterrupted, "stopped by SIGINT"},
+      {"terminated", C::kTerminated, "stopped by SIGTERM"},
+  };
+  return all;
+}
+
+std::string node_name(const char* node_env, const std::string& host) {
+  const auto valid = [](const std::string& name) {
+    return !name.empty() && name.size() <= 253 &&
+           std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c < 0x7f; });
+  };
+  if (node_env && valid(node_env)) return node_env;
+  return valid(host) ? host : "unknown";
+}
+
+std::string node_name() { return node_name(std::getenv("NODE_NAME"), host_name()); }
+
+json provenance_json(SystemClock::time_point now) {
+  return {{"timestamp", iso8601_utc(now)}, {"host", host_name()}, {"node", node_name()}};
+}
+
+std::string run_reason(const RunRecord& r, const Outcome& outcome) {
+  const auto known = std::find_if(reasons().begin(), reasons().end(), [&](const Reason& x) {
+    return x.token == r.reason && x.code == outcome.code;
+  });
+  if (known != reasons().end()) return known->token;
+  if (outcome.code == ExitCode::kDataUnavailable && r.data) return "peers_lost";
+  if (outcome.code == ExitCode::kGpuUnusable) {
+    // check_gpus() names a wrong product so (gpu/gpu_check.cpp); the error carries no reason.
+    const std::string& m = outcome.message;
+    if (m.find("computes a wrong answer") != std::string::npos ||
+        m.find("gives a different answer") != std::string::npos)
+      return "wrong_answer";
+    if (r.probe && r.probe->device_count == 0) {
+      // No driver at all (version 0) reads as an insufficient one too: that is no device.
+      const bool old_driver =
+          r.probe->driver_version > 0 &&
+          (r.probe->driver_version < r.probe->runtime_version ||
+           r.probe->error.find("cudaErrorInsufficientDriver") != std::string::npos);
+      return old_driver ? "driver_too_old" : "no_device";
+    }
+    if (r.probe && r.options) {
+      const GpuSelection& gpus = r.options->gpus;
+      const int visible = r.probe->device_count;
+      if ((gpus.kind == GpuSelection::Kind::kFirst && gpus.first > visible) ||
+          std::any_of(gpus.list.begin(), gpus.list.end(), [&](int g) { return g >= visible; }))
+        return "no_device";
+    }
+  }
+  for (const Reason& x : reasons())
+    if (x.code == outcome.code) return x.token;
+  return "internal";
+}
+
+std::vector<RunCheck> run_checks(const RunRecord& r, const Outcome& outcome) {
+  using health::Check;
+  using health::Status;
+  std::vector<RunCheck> checks = r.gpu_checks;
+  const auto add = [&checks](Check check) { checks.push_back({std::nullopt, std::move(check)}); };
+  if (run_reason(r, outcome) == "wrong_answer") {
+    add({"gpu_self_check", std::string("wrong answer"), std::nullopt, "", Status::kFail,
+         outcome.message});
+  } else if (r.self_checked_gpus > 0) {
+    add({"gpu_self_check", double(r.self_checked_gpus), std::nullopt, "GPUs", Status::kPass,
+         "each GPU's GEMM product on fixed data is within fp32 rounding of the host's, and GPUs "
+         "of one model agree bit for bit"});
+  }
+  if (r.training) {
+    const TrainResult& t = *r.training;
+    const double floor = r.accuracy_floor;
+    const bool below = floor > 0 && !(t.final_accuracy >= floor);
+    add({"accuracy", t.final_accuracy, floor > 0 ? std::optional<double>(floor) : std::nullopt, "",
+         below ? Status::kFail : Status::kPass,
+         "final test accuracy " + format_accuracy(t.final_accuracy) +
+             (floor > 0 ? (below ? " is below the floor " : " reaches the floor ") +
+                              format_accuracy(floor)
+                        : std::string(" (no floor set)"))});
+  }
+  if (outcome.code == ExitCode::kDiverged && run_reason(r, outcome) == "diverged") {
+    add({"finite_loss", std::string("NaN or Inf"), std::nullopt, "", Status::kFail,
+         outcome.message});
+  } else if (r.training) {
+    const double loss = r.training->final_loss;
+    if (std::isfinite(loss))
+      add({"finite_loss", loss, std::nullopt, "", Status::kPass, "the final loss is finite"});
+    else
+      add({"finite_loss", std::string("none"), std::nullopt, "", Status::kUnavailable,
+           "no training step ran in this process"});
+  }
+  return checks;
+}
+
 RunRecord::RunRecord(int argc, const char* const* argv)
-    : started_at(SystemClock::now()), started(std::chrono::steady_clock::now()) {
+    : started_at(SystemClock::now()), started(std::chrono::steady_clock::now()), node(node_name()) {
   for (int i = 0; i < argc; ++i) command_line.emplace_back(argv[i] ? argv[i] : "");
 }
 
@@ -396,16 +583,22 @@ json verdict_json(const RunRecord& r, const Outcome& outcome, SystemClock::time_
   json v;
   v["program"] = "mnist-train";
   v["version"] = program_version();
+  v["schema_version"] = kResultSchemaVersion;
   v["verdict"] = code == 0 ? "passed" : "failed";
+  v["reason"] = run_reason(r, outcome);
   v["exit_code"] = code;
-  v["exit_name"] = exit_code_name(code);
+  v["exit_name"] = exit_code_token(code);
+  v["exit_description"] = exit_code_name(code);
   if (code != 0) v["error"] = outcome.message;
+  v["node"] = r.node;
+  v["hostname"] = host_name();
   v["started_at"] = iso8601_utc(r.started_at);
   v["finished_at"] = iso8601_utc(finished_at);
   v["wall_seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started).count();
-  v["hostname"] = host_name();
   v["command_line"] = r.command_line;
+  v["checks"] = json::array();
+  for (const RunCheck& check : run_checks(r, outcome)) v["checks"].push_back(check_json(check));
   if (!r.options) return v;
   const Options& o = *r.options;
   v["mode"] = mode_name(mode_of(o));
@@ -469,7 +662,20 @@ std::string termination_line(const RunRecord& r, const Outcome& outcome) {
     text += "passed";
     if (r.options) text += ": " + passed_in_a_few_words(r);
   }
-  return one_line(text, kTerminationMessageLimit - 1);
+  // What a fleet acts on comes last and is never cut: the reason, the node, the first failing
+  // check (else the first warning).
+  std::string tail = " | reason=" + run_reason(r, outcome) + " node=" + r.node;
+  const std::vector<RunCheck> checks = run_checks(r, outcome);
+  const auto first = [&checks](health::Status status) {
+    return std::find_if(checks.begin(), checks.end(),
+                        [status](const RunCheck& c) { return c.check.status == status; });
+  };
+  if (const auto failed = first(health::Status::kFail); failed != checks.end())
+    tail += " check=" + check_in_a_few_words(*failed);
+  else if (const auto warned = first(health::Status::kWarn); warned != checks.end())
+    tail += " warning=" + check_in_a_few_words(*warned);
+  tail = one_line(tail, kTailLimit);
+  return one_line(text, kTerminationMessageLimit - 1 - tail.size()) + tail;
 }
 
 std::vector<VerdictFile> verdict_files(const Options& o) {
@@ -477,6 +683,8 @@ std::vector<VerdictFile> verdict_files(const Options& o) {
   if (mode_of(o) == Mode::kTrain && !o.log_dir.empty())
     files.push_back({(std::filesystem::path(o.log_dir) / "result.json").string(), "--log_dir"});
   if (!o.result_file.empty()) files.push_back({o.result_file, "--result_file"});
+  if (!o.metrics_file.empty())
+    files.push_back({o.metrics_file, "--metrics_file", VerdictFile::Format::kPrometheus});
   return files;
 }
 
@@ -602,9 +810,10 @@ int finish_run(RunRecord& record, const Outcome& outcome, std::ostream& err) noe
     const std::vector<VerdictFile> paths = verdict_files(o);
     std::vector<bool> written(paths.size(), false);
     std::string first_failure;
-    const std::string text = dump(verdict_json(record, final, finished_at));
+    const json verdict = verdict_json(record, final, finished_at);
     for (std::size_t i = 0; i < paths.size(); ++i) {
-      const std::string problem = write_verdict_file(paths[i], text);
+      const std::string problem =
+          write_verdict_file(paths[i], verdict_text(paths[i], verdict, finished_at));
       written[i] = problem.empty();
       if (!written[i]) {
         clear_status();
@@ -615,10 +824,11 @@ int finish_run(RunRecord& record, const Outcome& outcome, std::ostream& err) noe
     if (!first_failure.empty() && final.code == ExitCode::kOk) {
       // The run did not pass after all: the verdicts already written must say so too.
       final = {ExitCode::kOutputFailed, "cannot write the verdict: " + first_failure};
-      const std::string corrected = dump(verdict_json(record, final, finished_at));
+      const json corrected = verdict_json(record, final, finished_at);
       for (std::size_t i = 0; i < paths.size(); ++i) {
         if (!written[i]) continue;
-        const std::string problem = write_verdict_file(paths[i], corrected);
+        const std::string problem =
+            write_verdict_file(paths[i], verdict_text(paths[i], corrected, finished_at));
         if (!problem.empty())
           err << "mnist-train: error: cannot write the verdict: " << problem << std::endl;
       }

@@ -1,15 +1,21 @@
-// The verdict (result.json, --result_file), the termination message and the summary line: their
-// content, Kubernetes' 4096-byte cap, and the termination-message file's hostile cases (missing,
-// a link, a FIFO, a folder, read-only): never created, never written through, never waited on.
+// The verdict (result.json, --result_file, --metrics_file), the termination message and the summary
+// line: their content, the versioned fields (schema_version, reason, node, checks) against
+// docs/result.schema.json, Kubernetes' 4096-byte cap, and the termination-message file's hostile
+// cases (missing, a link, a FIFO, a folder, read-only): never created, never written through, never
+// waited on.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "app/cli.h"
@@ -147,7 +153,8 @@ TEST(Verdict, FailureNamesTheExitCodeAndMessage) {
   const json v = verdict_json(r, {ExitCode::kGpuUnusable, "no usable CUDA GPU: ..."}, kNow);
   EXPECT_EQ(v["verdict"], "failed");
   EXPECT_EQ(v["exit_code"], 4);
-  EXPECT_EQ(v["exit_name"], "GPU unusable");
+  EXPECT_EQ(v["exit_name"], "gpu_unusable");
+  EXPECT_EQ(v["exit_description"], "GPU unusable");
   EXPECT_EQ(v["error"], "no usable CUDA GPU: ...");
   EXPECT_TRUE(v["backend"].is_null()) << "not resolved";
   EXPECT_EQ(v["devices"]["kind"], "none");
@@ -183,14 +190,273 @@ TEST(Verdict, EveryExitCodeHasAName) {
   EXPECT_EQ(exit_code_name(99), "exit 99");
 }
 
+TEST(Verdict, EveryExitCodeHasAToken) {
+  EXPECT_EQ(exit_code_token(0), "ok");
+  EXPECT_EQ(exit_code_token(1), "internal");
+  EXPECT_EQ(exit_code_token(2), "bad_arguments");
+  EXPECT_EQ(exit_code_token(3), "data_unavailable");
+  EXPECT_EQ(exit_code_token(4), "gpu_unusable");
+  EXPECT_EQ(exit_code_token(5), "diverged");
+  EXPECT_EQ(exit_code_token(6), "output_failed");
+  EXPECT_EQ(exit_code_token(7), "data_invalid");
+  EXPECT_EQ(exit_code_token(130), "interrupted");
+  EXPECT_EQ(exit_code_token(143), "terminated");
+}
+
+constexpr ExitCode kEveryCode[] = {ExitCode::kOk,           ExitCode::kInternal,
+                                   ExitCode::kBadArguments, ExitCode::kDataUnavailable,
+                                   ExitCode::kGpuUnusable,  ExitCode::kDiverged,
+                                   ExitCode::kOutputFailed, ExitCode::kDataInvalid,
+                                   ExitCode::kInterrupted,  ExitCode::kTerminated};
+
+TEST(Verdict, VersionedFieldsFirst) {
+  RunRecord r = gpu_run();
+  r.node = "gpu-node-7";
+  const json v = verdict_json(r, Outcome{}, kNow);
+  EXPECT_EQ(v["schema_version"], 1);
+  EXPECT_EQ(v["schema_version"], kResultSchemaVersion);
+  EXPECT_EQ(v["reason"], "ok");
+  EXPECT_EQ(v["exit_name"], "ok");
+  EXPECT_EQ(v["exit_description"], "ok");
+  EXPECT_EQ(v["node"], "gpu-node-7");
+  ASSERT_TRUE(v["checks"].is_array());
+  const json f = verdict_json(r, {ExitCode::kTerminated, "stopped by SIGTERM"}, kNow);
+  EXPECT_EQ(f["reason"], "terminated");
+  EXPECT_EQ(f["exit_name"], "terminated");
+  EXPECT_EQ(f["exit_description"], "terminated (SIGTERM)");
+}
+
+// Each exit code's default reason is its own; a finer one applies only to the code it belongs to.
+TEST(RunReason, EachCodeHasItsDefault) {
+  const RunRecord r = record_of({});
+  const std::map<ExitCode, std::string> expected = {
+      {ExitCode::kOk, "ok"},
+      {ExitCode::kInternal, "internal"},
+      {ExitCode::kBadArguments, "usage"},
+      {ExitCode::kDataUnavailable, "data_unavailable"},
+      {ExitCode::kGpuUnusable, "cuda_error"},
+      {ExitCode::kDiverged, "diverged"},
+      {ExitCode::kOutputFailed, "output_failed"},
+      {ExitCode::kDataInvalid, "data_invalid"},
+      {ExitCode::kInterrupted, "interrupted"},
+      {ExitCode::kTerminated, "terminated"}};
+  for (ExitCode code : kEveryCode) EXPECT_EQ(run_reason(r, {code, "x"}), expected.at(code));
+}
+
+TEST(RunReason, AFinerReasonOnlyForItsCode) {
+  RunRecord r = gpu_run();
+  r.reason = "unhealthy";
+  EXPECT_EQ(run_reason(r, {ExitCode::kGpuUnusable, "GPU 0: ECC"}), "unhealthy");
+  EXPECT_EQ(run_reason(r, {ExitCode::kTerminated, "stopped by SIGTERM"}), "terminated")
+      << "a SIGTERM after the health check failed";
+  EXPECT_EQ(run_reason(r, Outcome{}), "ok");
+  r.reason = "accuracy_below_floor";
+  EXPECT_EQ(run_reason(r, {ExitCode::kDiverged, "accuracy 0.5 below 0.9"}), "accuracy_below_floor");
+  r.reason = "no such reason";
+  EXPECT_EQ(run_reason(r, {ExitCode::kGpuUnusable, "x"}), "cuda_error");
+}
+
+TEST(RunReason, Exit3AfterTheDataLoadedIsThePeers) {
+  RunRecord r = record_of({});
+  EXPECT_EQ(run_reason(r, {ExitCode::kDataUnavailable, "all mirrors failed"}), "data_unavailable");
+  r = gpu_run();
+  EXPECT_EQ(run_reason(r, {ExitCode::kDataUnavailable, "NCCL: a peer process is stuck or gone"}),
+            "peers_lost");
+}
+
+TEST(RunReason, Exit4SplitByWhatCudaSaw) {
+  RunRecord r = record_of({"--backend", "cuda"});
+  const Outcome gpu{ExitCode::kGpuUnusable, "no usable CUDA GPU: ..."};
+  EXPECT_EQ(run_reason(r, gpu), "cuda_error") << "CUDA not asked";
+  r.probe = GpuProbe{0, 0, 13000, "cudaErrorNoDevice: no CUDA-capable device is detected"};
+  EXPECT_EQ(run_reason(r, gpu), "no_device") << "no driver at all";
+  r.probe = GpuProbe{0, 0, 13000, "cudaErrorInsufficientDriver: CUDA driver version is ..."};
+  EXPECT_EQ(run_reason(r, gpu), "no_device") << "what CUDA says without a driver";
+  r.probe = GpuProbe{0, 13000, 13000, "cudaErrorNoDevice: no CUDA-capable device is detected"};
+  EXPECT_EQ(run_reason(r, gpu), "no_device");
+  r.probe = GpuProbe{0, 12040, 13000, "cudaErrorInsufficientDriver: CUDA driver version is ..."};
+  EXPECT_EQ(run_reason(r, gpu), "driver_too_old");
+  r.probe = GpuProbe{1, 13000, 13000, ""};
+  EXPECT_EQ(run_reason(r, {ExitCode::kGpuUnusable,
+                           "GPU 0 (...) is not usable: cudaErrorECCUncorrectable"}),
+            "cuda_error");
+  EXPECT_EQ(run_reason(r, {ExitCode::kGpuUnusable,
+                           "GPU 1 (NVIDIA H200, ...) computes a wrong answer in its check: element "
+                           "3 is 0.5, expected 1.5"}),
+            "wrong_answer");
+  EXPECT_EQ(run_reason(r, {ExitCode::kGpuUnusable,
+                           "GPU 1 (...) gives a different answer in its check than GPU 0 (...), "
+                           "the same model"}),
+            "wrong_answer");
+  for (const char* gpus : {"3", "0,2"}) {
+    RunRecord short_of_gpus = record_of({"--backend", "cuda", "--gpus", gpus});
+    short_of_gpus.probe = GpuProbe{2, 13000, 13000, ""};
+    EXPECT_EQ(run_reason(short_of_gpus, gpu), "no_device") << gpus;
+    short_of_gpus.probe = GpuProbe{3, 13000, 13000, ""};
+    EXPECT_EQ(run_reason(short_of_gpus, gpu), "cuda_error") << gpus << ": every GPU is there";
+  }
+}
+
+TEST(RunReason, EveryReasonBelongsToADocumentedCode) {
+  std::set<std::string> tokens;
+  for (const Reason& reason : reasons()) {
+    EXPECT_TRUE(tokens.insert(reason.token).second) << reason.token << " twice";
+    EXPECT_TRUE(std::regex_match(reason.token, std::regex("[a-z][a-z0-9_]*"))) << reason.token;
+    EXPECT_NE(std::find(std::begin(kEveryCode), std::end(kEveryCode), reason.code),
+              std::end(kEveryCode));
+    EXPECT_STRNE(reason.meaning, "");
+  }
+  for (ExitCode code : kEveryCode) {  // each code's default comes first among its reasons
+    const auto first = std::find_if(reasons().begin(), reasons().end(),
+                                    [code](const Reason& x) { return x.code == code; });
+    ASSERT_NE(first, reasons().end()) << static_cast<int>(code);
+    EXPECT_EQ(run_reason(record_of({}), {code, "x"}), first->token);
+  }
+}
+
+TEST(NodeName, TheDownwardApisNodeElseTheHost) {
+  EXPECT_EQ(node_name("gke-pool-1-abcd", "pod-xyz"), "gke-pool-1-abcd");
+  EXPECT_EQ(node_name(nullptr, "pod-xyz"), "pod-xyz");
+  EXPECT_EQ(node_name("", "pod-xyz"), "pod-xyz");
+  EXPECT_EQ(node_name("two words", "pod-xyz"), "pod-xyz") << "one word in the termination line";
+  EXPECT_EQ(node_name("line\nbreak", "pod-xyz"), "pod-xyz");
+  EXPECT_EQ(node_name("caf\xc3\xa9", "pod-xyz"), "pod-xyz") << "ASCII only";
+  EXPECT_EQ(node_name(std::string(253, 'n').c_str(), "pod-xyz"), std::string(253, 'n'));
+  EXPECT_EQ(node_name(std::string(254, 'n').c_str(), "pod-xyz"), "pod-xyz");
+  EXPECT_EQ(node_name(nullptr, ""), "unknown");
+  EXPECT_EQ(node_name("bad\tname", "bad host"), "unknown");
+}
+
+TEST(NodeName, ReadFromNodeNameAtStart) {
+  ASSERT_EQ(::setenv("NODE_NAME", "node-from-env", 1), 0);
+  const RunRecord r = record_of({});
+  EXPECT_EQ(r.node, "node-from-env");
+  EXPECT_EQ(node_name(), "node-from-env");
+  ASSERT_EQ(::unsetenv("NODE_NAME"), 0);
+  EXPECT_NE(node_name(), "node-from-env");
+  EXPECT_FALSE(node_name().empty());
+}
+
+TEST(Provenance, TimestampHostAndNode) {
+  ASSERT_EQ(::setenv("NODE_NAME", "node-b", 1), 0);
+  const json p = provenance_json(std::chrono::system_clock::time_point(std::chrono::seconds(0)));
+  ::unsetenv("NODE_NAME");
+  EXPECT_EQ(p["timestamp"], "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(p["node"], "node-b");
+  EXPECT_TRUE(p["host"].is_string());
+}
+
+// The checks a run makes itself, beside the per-GPU ones other stages add.
+TEST(Checks, RunLevelChecks) {
+  RunRecord r = gpu_run();
+  std::vector<RunCheck> checks = run_checks(r, Outcome{});
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_EQ(checks[0].check.name, "accuracy");
+  EXPECT_FALSE(checks[0].gpu);
+  EXPECT_EQ(std::get<double>(checks[0].check.value), 0.9555);
+  EXPECT_FALSE(checks[0].check.threshold) << "no floor";
+  EXPECT_EQ(checks[0].check.status, health::Status::kPass);
+  EXPECT_EQ(checks[1].check.name, "finite_loss");
+  EXPECT_EQ(std::get<double>(checks[1].check.value), 0.15);
+  EXPECT_EQ(checks[1].check.status, health::Status::kPass);
+
+  r.accuracy_floor = 0.97;
+  checks = run_checks(r, Outcome{});
+  EXPECT_EQ(checks[0].check.threshold, 0.97);
+  EXPECT_EQ(checks[0].check.status, health::Status::kFail);
+  EXPECT_EQ(checks[0].check.detail, "final test accuracy 0.9555 is below the floor 0.97");
+  r.accuracy_floor = 0.95;
+  EXPECT_EQ(run_checks(r, Outcome{})[0].check.status, health::Status::kPass);
+
+  r.self_checked_gpus = 2;
+  checks = run_checks(r, Outcome{});
+  ASSERT_EQ(checks.size(), 3u);
+  EXPECT_EQ(checks[0].check.name, "gpu_self_check");
+  EXPECT_EQ(std::get<double>(checks[0].check.value), 2.0);
+  EXPECT_EQ(checks[0].check.status, health::Status::kPass);
+
+  RunRecord diverged = gpu_run();
+  diverged.training.reset();
+  checks = run_checks(diverged, {ExitCode::kDiverged, "training diverged: loss is NaN at step 3"});
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0].check.name, "finite_loss");
+  EXPECT_EQ(checks[0].check.status, health::Status::kFail);
+  EXPECT_EQ(checks[0].check.detail, "training diverged: loss is NaN at step 3");
+
+  RunRecord wrong = gpu_run();
+  wrong.training.reset();
+  checks = run_checks(wrong, {ExitCode::kGpuUnusable,
+                              "GPU 1 (...) computes a wrong answer in its "
+                              "check: element 0 is 1, expected 2"});
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0].check.name, "gpu_self_check");
+  EXPECT_EQ(checks[0].check.status, health::Status::kFail);
+
+  RunRecord none = record_of({});
+  EXPECT_TRUE(run_checks(none, {ExitCode::kTerminated, "stopped"}).empty());
+}
+
+RunCheck gpu_check(int gpu, const char* name, double value, health::Status status) {
+  return {gpu, {name, value, 0.0, "errors", status, std::string(name) + " detail"}};
+}
+
+TEST(Checks, PerGpuChecksComeFirstInTheVerdict) {
+  RunRecord r = gpu_run();
+  r.gpu_checks = {gpu_check(0, "ecc_uncorrected_volatile", 2, health::Status::kFail),
+                  gpu_check(0, "temperature", std::nan(""), health::Status::kPass)};
+  const json v = verdict_json(r, {ExitCode::kGpuUnusable, "GPU 0 unhealthy"}, kNow);
+  ASSERT_EQ(v["checks"].size(), 4u);
+  EXPECT_EQ(v["checks"][0], json({{"gpu", 0},
+                                  {"name", "ecc_uncorrected_volatile"},
+                                  {"value", 2.0},
+                                  {"threshold", 0.0},
+                                  {"unit", "errors"},
+                                  {"status", "fail"},
+                                  {"detail", "ecc_uncorrected_volatile detail"}}));
+  EXPECT_TRUE(v["checks"][1]["value"].is_null()) << "JSON has no NaN";
+  EXPECT_EQ(v["checks"][2]["name"], "accuracy");
+  EXPECT_TRUE(v["checks"][2]["gpu"].is_null());
+  EXPECT_TRUE(v["checks"][2]["threshold"].is_null());
+  EXPECT_EQ(v["checks"][3]["name"], "finite_loss");
+}
+
+// docs/result.schema.json enumerates what the code writes: the reasons in order, the exit tokens,
+// the check statuses, the schema version.
+TEST(Schema, EnumerationsMatchTheCode) {
+  std::ifstream in(MNIST_RESULT_SCHEMA);
+  ASSERT_TRUE(in) << MNIST_RESULT_SCHEMA;
+  const json schema = json::parse(in);
+  const json& p = schema["properties"];
+  std::vector<std::string> tokens;
+  for (const Reason& reason : reasons()) tokens.push_back(reason.token);
+  EXPECT_EQ(p["reason"]["enum"], json(tokens));
+  std::vector<std::string> exits;
+  std::vector<int> codes;
+  for (ExitCode code : kEveryCode) {
+    exits.push_back(exit_code_token(static_cast<int>(code)));
+    codes.push_back(static_cast<int>(code));
+  }
+  EXPECT_EQ(p["exit_name"]["enum"], json(exits));
+  EXPECT_EQ(p["exit_code"]["enum"], json(codes));
+  EXPECT_EQ(p["schema_version"]["const"], kResultSchemaVersion);
+  std::vector<std::string> statuses;
+  for (health::Status s : {health::Status::kPass, health::Status::kWarn, health::Status::kFail,
+                           health::Status::kUnavailable})
+    statuses.push_back(health::status_name(s));
+  EXPECT_EQ(schema["$defs"]["check"]["properties"]["status"]["enum"], json(statuses));
+}
+
 TEST(TerminationLine, PassedAndFailed) {
-  EXPECT_EQ(termination_line(gpu_run(), Outcome{}),
+  RunRecord r = gpu_run();
+  r.node = "gpu-node-7";
+  EXPECT_EQ(termination_line(r, Outcome{}),
             std::string("mnist-train ") + program_version() +
                 " passed: test accuracy 0.9555 (best 0.9561) after 450 steps, 1.23M images/s, "
-                "NVIDIA H200 GPU-8f6e1a2b-0c3d-4e5f-9a8b-7c6d5e4f3a2b");
-  EXPECT_EQ(termination_line(gpu_run(), {ExitCode::kGpuUnusable, "CUDA error: oops"}),
+                "NVIDIA H200 GPU-8f6e1a2b-0c3d-4e5f-9a8b-7c6d5e4f3a2b | reason=ok node=gpu-node-7");
+  EXPECT_EQ(termination_line(r, {ExitCode::kGpuUnusable, "CUDA error: oops"}),
             std::string("mnist-train ") + program_version() +
-                " failed (exit 4, GPU unusable): CUDA error: oops");
+                " failed (exit 4, GPU unusable): CUDA error: oops | reason=cuda_error "
+                "node=gpu-node-7");
   RunRecord cpu = record_of({"--backend", "cpu"});
   cpu.backend = BackendKind::kCpu;
   cpu.training = sample_result();
@@ -199,6 +465,7 @@ TEST(TerminationLine, PassedAndFailed) {
 
 TEST(TerminationLine, BenchmarkInAFewWords) {
   RunRecord r = gpu_run({"--benchmark"});
+  r.node = "n1";
   r.training.reset();
   r.benchmark = json::object();
   r.benchmark["seed_job"] = json::array(
@@ -210,17 +477,55 @@ TEST(TerminationLine, BenchmarkInAFewWords) {
             std::string("mnist-train ") + program_version() +
                 " passed: benchmark on NVIDIA H200 GPU-8f6e1a2b-0c3d-4e5f-9a8b-7c6d5e4f3a2b: seed "
                 "job cuda 37.6 ms (1.10x with summaries); fastest step cuda 16.5M images/s at "
-                "batch 8192");
+                "batch 8192 | reason=ok node=n1");
+}
+
+// The first failing check (else the first warning) follows the reason and the node.
+TEST(TerminationLine, NamesTheFirstFailingCheck) {
+  RunRecord r = gpu_run();
+  r.node = "n1";
+  r.reason = "unhealthy";
+  r.gpu_checks = {gpu_check(0, "temperature", 84, health::Status::kWarn),
+                  gpu_check(1, "ecc_uncorrected_volatile", 2, health::Status::kFail),
+                  gpu_check(1, "xid_events", 1, health::Status::kFail)};
+  const std::string failed = termination_line(r, {ExitCode::kGpuUnusable, "GPU 1 is unhealthy"});
+  EXPECT_EQ(failed, std::string("mnist-train ") + program_version() +
+                        " failed (exit 4, GPU unusable): GPU 1 is unhealthy | reason=unhealthy "
+                        "node=n1 check=GPU 1 ecc_uncorrected_volatile 2 errors (threshold 0): "
+                        "ecc_uncorrected_volatile detail");
+  r.gpu_checks.resize(1);
+  EXPECT_NE(termination_line(r, Outcome{})
+                .find(" | reason=ok node=n1 warning=GPU 0 temperature 84 errors (threshold 0): "
+                      "temperature detail"),
+            std::string::npos)
+      << termination_line(r, Outcome{});
+  r.accuracy_floor = 0.99;  // a run-level check that fails: no GPU named
+  r.reason = "accuracy_below_floor";
+  EXPECT_NE(termination_line(r, {ExitCode::kDiverged, "accuracy below its floor"})
+                .find(" | reason=accuracy_below_floor node=n1 check=accuracy 0.9555 (threshold "
+                      "0.99): final test accuracy 0.9555 is below the floor 0.99"),
+            std::string::npos)
+      << termination_line(r, {ExitCode::kDiverged, "accuracy below its floor"});
 }
 
 TEST(TerminationLine, OneLineWithinKubernetesLimit) {
   const std::string message = "first line\nsecond\tline\r" + std::string(10000, 'x');
-  const std::string line = termination_line(gpu_run(), {ExitCode::kDataInvalid, message});
+  RunRecord r = gpu_run();
+  r.node = std::string(253, 'n');
+  r.gpu_checks = {{0,
+                   {"xid_events", 79.0, std::nullopt, "", health::Status::kFail,
+                    "line\nbreak " + std::string(5000, 'd')}}};
+  const std::string line = termination_line(r, {ExitCode::kDataInvalid, message});
   EXPECT_EQ(line.size(), kTerminationMessageLimit - 1) << "room for the newline";
   EXPECT_EQ(line.find('\n'), std::string::npos);
   EXPECT_EQ(line.find('\r'), std::string::npos);
   EXPECT_EQ(line.find('\t'), std::string::npos);
   EXPECT_NE(line.find("first line second line"), std::string::npos);
+  // The message is cut, never what follows it: the reason, the node and the check's start.
+  const std::size_t tail = line.find("... | reason=data_invalid node=" + r.node +
+                                     " check=GPU 0 xid_events 79: line break ddd");
+  EXPECT_NE(tail, std::string::npos) << line;
+  EXPECT_GT(tail, 3000u) << "the message keeps most of the line";
   EXPECT_EQ(line.substr(line.size() - 3), "...");
 }
 
@@ -498,6 +803,78 @@ TEST_F(FinishRun, VerdictFilesAreKnownAndCheckedBeforeTheRun) {
   fs::create_symlink(path("target"), result);
   EXPECT_NO_THROW(check_verdict_file(files[0]));
   EXPECT_THROW(check_verdict_file(files[1]), Error);
+}
+
+// --metrics_file: a *.prom name (the textfile collector reads no other), checked before the run
+// like --result_file, written by finish_run() with every outcome.
+TEST_F(FinishRun, MetricsFileIsAVerdictFile) {
+  const std::string metrics = path("node/mnist.prom");
+  const std::vector<VerdictFile> files =
+      verdict_files(parse({"--log_dir", "", "--metrics_file", metrics.c_str()}));
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].path, metrics);
+  EXPECT_EQ(files[0].flag, "--metrics_file");
+  EXPECT_EQ(files[0].format, VerdictFile::Format::kPrometheus);
+  EXPECT_EQ(verdict_files(parse({"--benchmark", "--metrics_file", metrics.c_str()})).size(), 1u);
+  EXPECT_EQ(verdict_files(parse({"--download_only", "--metrics_file", metrics.c_str()})).size(),
+            1u);
+  // Like --result_file: a link there is never written over.
+  fs::create_directories(path("node"));
+  put(path("target"), "precious");
+  fs::create_symlink(path("target"), metrics);
+  EXPECT_THROW(check_verdict_file(files[0]), Error);
+}
+
+TEST(MetricsFlag, NeedsAPromName) {
+  EXPECT_EQ(parse({"--metrics_file", "/var/lib/node_exporter/mnist.prom"}).metrics_file,
+            "/var/lib/node_exporter/mnist.prom");
+  EXPECT_EQ(parse({}).metrics_file, "");
+  for (const char* bad : {"/var/lib/node_exporter/mnist.txt", "mnist.prom.tmp", "dir/.prom",
+                          "/var/lib/node_exporter/", "prom"}) {
+    std::vector<const char*> argv = {"mnist-train", "--metrics_file", bad};
+    try {
+      parse_command_line(static_cast<int>(argv.size()), argv.data());
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kBadArguments);
+      EXPECT_NE(std::string(e.what()).find("--metrics_file"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("not a NAME.prom file"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(FinishRun, WritesTheMetricsFileWithEveryOutcome) {
+  const std::string metrics = path("textfile/mnist.prom");
+  RunRecord r =
+      gpu_run({"--log_dir", "", "--metrics_file", metrics.c_str(), "--termination_log", ""});
+  r.node = "gpu-node-7";
+  std::ostringstream err;
+  EXPECT_EQ(finish_run(r, Outcome{}, err), 0) << err.str();
+  std::string text = content(metrics);
+  EXPECT_NE(text.find("mnist_train_passed{node=\"gpu-node-7\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("mnist_train_test_accuracy{node=\"gpu-node-7\"} 0.9555\n"), std::string::npos)
+      << text;
+  EXPECT_EQ(std::count_if(fs::directory_iterator(path("textfile")), fs::directory_iterator(),
+                          [](const fs::directory_entry&) { return true; }),
+            1)
+      << "no temporary left beside it";
+
+  EXPECT_EQ(finish_run(r, {ExitCode::kTerminated, "stopped by SIGTERM"}, err), 143);
+  text = content(metrics);
+  EXPECT_NE(text.find("mnist_train_passed{node=\"gpu-node-7\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("mnist_train_exit_code{node=\"gpu-node-7\"} 143\n"), std::string::npos);
+  EXPECT_NE(text.find("reason=\"terminated\""), std::string::npos);
+
+  // A passing run whose other verdict file cannot be written is exit 6 in the metrics too.
+  put(path("a_file"), "");
+  const std::string result = path("a_file/verdict.json");
+  RunRecord six = gpu_run({"--log_dir", "", "--metrics_file", metrics.c_str(), "--result_file",
+                           result.c_str(), "--termination_log", ""});
+  six.node = "gpu-node-7";
+  EXPECT_EQ(finish_run(six, Outcome{}, err), 6);
+  EXPECT_NE(content(metrics).find("mnist_train_exit_code{node=\"gpu-node-7\"} 6\n"),
+            std::string::npos)
+      << content(metrics);
 }
 
 // A legal name of the folder's longest length still gets its temporary (write_file_atomically).

@@ -1,7 +1,12 @@
-# The run's verdict (included by tests/CMakeLists.txt): result.json, --result_file, the termination
-# message and the summary line. Unit tests in unit_tests; the real binary's verdicts end to end.
+# The run's verdict (included by tests/CMakeLists.txt): result.json, --result_file, --metrics_file,
+# the termination message and the summary line. Unit tests in unit_tests; the real binary's
+# verdicts end to end, each checked against docs/result.schema.json (validate_verdict.py, the
+# jsonschema module) or by promtool.
 target_sources(unit_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/test_report.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/test_parallel.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/test_metrics.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_parallel.cpp ${CMAKE_CURRENT_LIST_DIR}/test_benchmark_stats.cpp)
+set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/test_report.cpp APPEND PROPERTY COMPILE_DEFINITIONS
+             MNIST_RESULT_SCHEMA="${PROJECT_SOURCE_DIR}/docs/result.schema.json")
 
 # Success, failures (exit 2, 4, 6, 7), SIGTERM (143), --result_file, termination-message files.
 add_test(NAME e2e_verdict COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/verdict.sh

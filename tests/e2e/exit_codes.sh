@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
-# exit_codes.sh TRAINER SERVER IDX_DIR: each documented exit code, produced by the failure it stands for.
+# exit_codes.sh TRAINER SERVER IDX_DIR: each documented exit code, produced by the failure it stands
+# for; every verdict those runs write (result.json, --metrics_file) is valid (validate_verdict.py:
+# the schema, promtool) and names the code.
 set -uo pipefail
 trainer=$1 server=$2 idx_dir=$3  # idx_dir: the raw MNIST idx files (scripts/fetch-test-data.sh)
-unset MNIST_MIRROR MNIST_BAKED_DATA NVIDIA_VISIBLE_DEVICES  # the caller's data and GPUs play no part
+here=$(cd "$(dirname "$0")" && pwd)
+unset MNIST_MIRROR MNIST_BAKED_DATA NVIDIA_VISIBLE_DEVICES NODE_NAME  # the caller's data, GPUs, node play no part
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
+verdict_codes=()  # the exit codes whose verdicts were checked
 
+# check_verdicts CODE WHAT: the verdicts the last run left in $work/logs and $work/metrics are valid
+# and say exit CODE; then they are removed, so that each run's are its own.
+check_verdicts() {
+  local files=()
+  for f in "$work/logs/result.json" "$work/metrics/run.prom"; do [[ -e $f ]] && files+=("$f"); done
+  ((${#files[@]})) || return 0
+  if python3 "$here/../app/validate_verdict.py" "${files[@]}" &&
+     { [[ ! -e $work/logs/result.json ]] || grep -Eq "\"exit_code\": $1," "$work/logs/result.json"; } &&
+     { [[ ! -e $work/metrics/run.prom ]] || grep -Eq "^mnist_train_exit_code\{[^}]*\} $1\$" "$work/metrics/run.prom"; }; then
+    verdict_codes+=("$1")
+  else
+    echo "FAIL $2: its verdict (${files[*]}) is invalid or does not say exit $1"; failures=$((failures + 1))
+  fi
+  rm -f "${files[@]}"
+}
 expect() {  # expect CODE DESCRIPTION -- ARGS...
   local want=$1 what=$2; shift 3
   "$@" >"$work/out" 2>"$work/err"
@@ -16,8 +35,10 @@ expect() {  # expect CODE DESCRIPTION -- ARGS...
   else
     echo "FAIL $what: exit $got, expected $want"; cat "$work/out" "$work/err"; failures=$((failures + 1))
   fi
+  check_verdicts "$got" "$what"
 }
-fake=(--fake_data --backend cpu --log_dir "$work/logs")
+outputs=(--log_dir "$work/logs" --metrics_file "$work/metrics/run.prom")
+fake=(--fake_data --backend cpu "${outputs[@]}")
 
 expect 0 "trained" -- "$trainer" "${fake[@]}" --max_steps 21
 grep -q '^Final test accuracy: ' "$work/out" || { echo "FAIL: no final accuracy line"; failures=$((failures + 1)); }
@@ -31,16 +52,17 @@ expect 2 "benchmark batch larger than the training set" -- "$trainer" "${fake[@]
 grep -q -- '--benchmark_batches 20000 exceeds the 10000 training images' "$work/err" \
   || { echo "FAIL: benchmark batch message"; failures=$((failures + 1)); }
 expect 3 "all mirrors fail" -- "$trainer" --backend cpu --data_dir "$work/data" --download_attempts 1 \
-  --mirror "http://127.0.0.1:9/" --mirror "file://$work/nowhere/"
+  --mirror "http://127.0.0.1:9/" --mirror "file://$work/nowhere/" "${outputs[@]}"
 grep -q 'train-images-idx3-ubyte.gz: could not get a valid copy' "$work/err" || { echo "FAIL: message"; failures=$((failures + 1)); }
 
 mkdir -p "$work/bad"
 printf 'not gzip' >"$work/bad/train-images-idx3-ubyte.gz"
 expect 7 "corrupt file on the mirror" -- "$trainer" --backend cpu --data_dir "$work/data2" --download_attempts 1 \
-  --mirror "file://$work/bad/"
+  --mirror "file://$work/bad/" "${outputs[@]}"
 [[ ! -e $work/data2/train-images-idx3-ubyte.gz ]] || { echo "FAIL: corrupt file cached"; failures=$((failures + 1)); }
 
-expect 4 "--backend cuda without a visible GPU" -- env CUDA_VISIBLE_DEVICES= "$trainer" --backend cuda --fake_data
+expect 4 "--backend cuda without a visible GPU" -- env CUDA_VISIBLE_DEVICES= "$trainer" --backend cuda --fake_data \
+  "${outputs[@]}"
 grep -q 'CUDA devices visible: 0' "$work/err" || { echo "FAIL: exit 4 message"; failures=$((failures + 1)); }
 expect 0 "--backend auto without a GPU falls back with a warning" -- env CUDA_VISIBLE_DEVICES= "$trainer" --fake_data --backend auto --log_dir "$work/logs" --max_steps 2
 grep -q 'warning: no CUDA GPU found' "$work/out" || { echo "FAIL: no fallback warning"; failures=$((failures + 1)); }
@@ -55,6 +77,7 @@ signal_mid_training() {
   kill -"$1" "$pid"; wait "$pid"; got=$?
   if [[ $got == "$2" && -s $work/ckpt/model.ckpt ]]; then echo "ok   $2 SIG$1: $(tail -n1 "$work/err")"
   else echo "FAIL SIG$1: exit $got"; cat "$work/err"; failures=$((failures + 1)); fi
+  check_verdicts "$got" "SIG$1"
 }
 
 # 143: SIGTERM; a rerun resumes from the checkpoint it saved.
@@ -72,6 +95,7 @@ pid=$!
 for _ in $(seq 200); do grep -q 'Accuracy at step 10:' "$work/out1" && break; sleep 0.05; done
 expect 2 "a checkpoint folder in use by another run" -- "$trainer" "${fake[@]}" --max_steps 20 --checkpoint_dir "$work/ckpt2"
 kill -TERM "$pid"; wait "$pid"
+check_verdicts 143 "the first run, stopped"
 
 # 7: every checkpoint damaged is an error, never a silent fresh start.
 printf 'garbage' >"$work/ckpt2/model.ckpt"; printf 'garbage' >"$work/ckpt2/model.ckpt.1"
@@ -98,15 +122,23 @@ expect 6 "--benchmark_out naming a folder" -- "$trainer" "${fake[@]}" --benchmar
 got=$(cat "$work/rc")
 [[ $got == 6 ]] && echo "ok   6   stdout closed: $(tail -n1 "$work/err")" \
   || { echo "FAIL stdout closed: exit $got"; cat "$work/err"; failures=$((failures + 1)); }
+check_verdicts "$got" "stdout closed"
 # A FIFO on a local mirror is never read (it would block past any timeout).
 mkdir -p "$work/fifo_mirror" && mkfifo "$work/fifo_mirror/train-images-idx3-ubyte.gz"
 expect 7 "a FIFO on a file:// mirror" -- timeout 60 "$trainer" --backend cpu --data_dir "$work/data3" \
-  --download_attempts 1 --mirror "file://$work/fifo_mirror/"
+  --download_attempts 1 --mirror "file://$work/fifo_mirror/" "${outputs[@]}"
 if [[ -w /dev/full ]]; then
   "$trainer" "${fake[@]}" --max_steps 20 >/dev/full 2>"$work/err"; got=$?
   [[ $got == 6 ]] && echo "ok   6   stdout on a full disk: $(tail -n1 "$work/err")" \
     || { echo "FAIL stdout on /dev/full: exit $got"; cat "$work/err"; failures=$((failures + 1)); }
+  check_verdicts "$got" "stdout on /dev/full"
 fi
+
+# Every code a verdict stands for was seen in a valid one.
+for code in 0 2 3 4 5 6 7 130 143; do
+  [[ " ${verdict_codes[*]} " == *" $code "* ]] || { echo "FAIL: no valid verdict checked for exit $code"; failures=$((failures + 1)); }
+done
+echo "checked ${#verdict_codes[@]} verdicts: exit ${verdict_codes[*]}"
 
 (( failures == 0 )) && echo "all exit codes as documented"
 exit $(( failures > 0 ))

@@ -3,10 +3,12 @@
 # name no file system holds: exit 2; something in a verdict file's place: exit 6), and the process
 # survives what its caller leaves it: closed standard descriptors (no lock or data file becomes
 # stdout), a file-size limit (`ulimit -f`: exit 6 naming the file, and a verdict), a termination-log
-# path that is no regular file (exit 2 at start).
+# path that is no regular file (exit 2 at start). Every verdict these runs write is valid
+# (validate_verdict.py: docs/result.schema.json, promtool).
 set -uo pipefail
 trainer=$1 idx_dir=$2  # idx_dir: the raw MNIST idx files (scripts/fetch-test-data.sh)
-unset MNIST_MIRROR MNIST_BAKED_DATA NVIDIA_VISIBLE_DEVICES  # the caller's data sources play no part
+here=$(cd "$(dirname "$0")" && pwd)
+unset MNIST_MIRROR MNIST_BAKED_DATA NVIDIA_VISIBLE_DEVICES NODE_NAME  # the caller's data sources play no part
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -76,7 +78,8 @@ err_has "--data_dir $work"; err_has "(PATH_MAX)"; not_started
 
 # Closed standard descriptors: /dev/null takes their place, so no lock or data file becomes
 # stdout; a closed stdout is exit 6 at start (the log has nowhere to go), with a verdict.
-"$trainer" "${fake[@]}" "${t21[@]}" --log_dir "" --checkpoint_dir "$work/ck3" --result_file "$work/r3.json" >&- 2>"$work/err"
+"$trainer" "${fake[@]}" "${t21[@]}" --log_dir "" --checkpoint_dir "$work/ck3" --result_file "$work/r3.json" \
+  --metrics_file "$work/m3.prom" >&- 2>"$work/err"
 got=$?
 [[ $got == 6 ]] && echo "ok   6  stdout closed: $(tail -n1 "$work/err")" || fail "stdout closed: exit $got"
 err_has "stdout is closed"
@@ -104,13 +107,13 @@ check_verdict() {
     || fail "no exit-6 verdict in $1"
 }
 expect 6 "a checkpoint past ulimit -f" -- bash -c 'ulimit -f 50 && exec "$@"' - "$trainer" "${fake[@]}" "${t21[@]}" \
-  --model softmax --log_dir "" --checkpoint_dir "$work/ck4" --result_file "$work/r4.json"
+  --model softmax --log_dir "" --checkpoint_dir "$work/ck4" --result_file "$work/r4.json" --metrics_file "$work/m4.prom"
 err_has "$work/ck4/model.ckpt: write failed: File too large"; check_verdict "$work/r4.json"
 expect 6 "summaries past ulimit -f" -- bash -c 'ulimit -f 40 && exec "$@"' - "$trainer" "${fake[@]}" \
   --max_steps 200 --summary_every 1 --termination_log "" --log_dir "$work/logs4"
 err_has "events.out.tfevents."; err_has "File too large"; check_verdict "$work/logs4/result.json"
 expect 6 "a download into the cache past ulimit -f" -- bash -c 'ulimit -f 1000 && exec "$@"' - "$trainer" \
-  "${real[@]}" --data_dir "$work/data4" --result_file "$work/r4d.json"
+  "${real[@]}" --data_dir "$work/data4" --result_file "$work/r4d.json" --metrics_file "$work/m4d.prom"
 err_has "$work/data4/train-images-idx3-ubyte.gz: write failed: File too large"; check_verdict "$work/r4d.json"
 
 # The termination message goes into a regular file or nowhere: anything else is exit 2 at start.
@@ -119,6 +122,14 @@ for target in /proc/self/comm "$work/fifo" /dev/null; do
   expect 2 "--termination_log $target" -- timeout 60 "$trainer" "${fake[@]}" --max_steps 21 --log_dir "" --termination_log "$target"
   err_has "--termination_log $target: "; not_started
 done
+
+# Every verdict written above, against the schema or through promtool.
+mapfile -t verdicts < <(find "$work" -path "$work/mirror" -prune -o -type f \( -name '*.json' -o -name '*.prom' \) -print | sort)
+(( ${#verdicts[@]} >= 8 )) || fail "only ${#verdicts[@]} verdict files: ${verdicts[*]}"
+python3 "$here/../app/validate_verdict.py" "${verdicts[@]}" && echo "ok   ${#verdicts[@]} verdict files valid" \
+  || fail "invalid verdicts among ${verdicts[*]}"
+[[ $(grep -lx 'mnist_train_exit_code{node="[^"]*"} 6' "$work/m3.prom" "$work/m4.prom" "$work/m4d.prom" | wc -l) == 3 ]] \
+  || fail "exit 6 metrics: $(grep -H exit_code "$work"/m*.prom)"
 
 (( failures == 0 )) && echo "PASS: outputs checked up front, descriptors and size limits survived"
 exit $(( failures > 0 ))
