@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace mnist {
 
@@ -23,13 +24,19 @@ enum class ExitCode : int {
   kTerminated = 143,   // SIGTERM: checkpoint saved when configured, then stopped (128 + 15)
 };
 
+// `reason`, when given, is the finer cause the verdict reports (a token of app/report.h's
+// reasons() that belongs to `code`, e.g. "wrong_answer" for kGpuUnusable); empty: the verdict
+// works it out from the code and what the run had reached.
 class Error : public std::runtime_error {
  public:
-  Error(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  Error(ExitCode code, const std::string& message, std::string reason = "")
+      : std::runtime_error(message), code_(code), reason_(std::move(reason)) {}
   ExitCode code() const { return code_; }
+  const std::string& reason() const { return reason_; }
 
  private:
   ExitCode code_;
+  std::string reason_;
 };
 
 }  // namespace mnist

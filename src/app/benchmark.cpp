@@ -383,6 +383,7 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
   json report;
   report["program"] = "mnist-train";
   report["version"] = program_version();
+  report.update(provenance_json(std::chrono::system_clock::now()));  // timestamp, host, node
   report["device"] = gpu_present ? "GPU" : "CPU (no GPU visible)";
   char line[512];
   if (gpu_present) {

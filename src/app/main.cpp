@@ -290,6 +290,7 @@ int main(int argc, char** argv) {
   try {
     mnist::run(argc, argv, record, stdout_closed);
   } catch (const mnist::Error& e) {
+    if (!e.reason().empty()) record.reason = e.reason();
     outcome = mnist::fail("error", e.what(), e.code());
   } catch (const mnist::CudaError& e) {  // from the kernels or a CUDA resource
     outcome = mnist::fail("error", e.what(), ExitCode::kGpuUnusable);

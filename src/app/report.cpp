@@ -476,11 +476,6 @@ std::string run_reason(const RunRecord& r, const Outcome& outcome) {
   if (known != reasons().end()) return known->token;
   if (outcome.code == ExitCode::kDataUnavailable && r.data) return "peers_lost";
   if (outcome.code == ExitCode::kGpuUnusable) {
-    // check_gpus() names a wrong product so (gpu/gpu_check.cpp); the error carries no reason.
-    const std::string& m = outcome.message;
-    if (m.find("computes a wrong answer") != std::string::npos ||
-        m.find("gives a different answer") != std::string::npos)
-      return "wrong_answer";
     if (r.probe && r.probe->device_count == 0) {
       // No driver at all (version 0) reads as an insufficient one too: that is no device.
       const bool old_driver =

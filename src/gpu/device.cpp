@@ -136,13 +136,16 @@ void require_gpu_and_log(std::ostream& log) {
   const GpuProbe p = probe_gpus();
   if (p.device_count == 0) {
     std::string hint;
+    std::string reason = "no_device";
     if (p.driver_version == 0)
       hint =
           " (no NVIDIA driver found: is this a GPU node, and is the device plugin exposing the "
           "GPU?)";
-    else if (p.driver_version < p.runtime_version)
+    else if (p.driver_version < p.runtime_version) {
       hint = " (the driver is older than the CUDA runtime: update the driver)";
-    throw Error(ExitCode::kGpuUnusable, "no usable CUDA GPU: " + describe(p) + hint);
+      reason = "driver_too_old";
+    }
+    throw Error(ExitCode::kGpuUnusable, "no usable CUDA GPU: " + describe(p) + hint, reason);
   }
   std::string line;
   try {

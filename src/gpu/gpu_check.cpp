@@ -118,7 +118,8 @@ std::vector<DeviceInfo> check_gpus(const std::vector<int>& ordinals, std::ostrea
         throw Error(ExitCode::kGpuUnusable,
                     gpu_label(info) + " computes a wrong answer in its check: element " +
                         std::to_string(i) + " is " + std::to_string(y[i]) + ", expected " +
-                        std::to_string(product.expected[i]));
+                        std::to_string(product.expected[i]),
+                    "wrong_answer");
       }
     }
     // The same model runs the same kernels in the same order: the same bits.
@@ -127,7 +128,8 @@ std::vector<DeviceInfo> check_gpus(const std::vector<int>& ordinals, std::ostrea
       if (std::memcmp(answers[j].data(), y.data(), y.size() * sizeof(float)) != 0) {
         throw Error(ExitCode::kGpuUnusable, gpu_label(info) +
                                                 " gives a different answer in its check than " +
-                                                gpu_label(infos[j]) + ", the same model");
+                                                gpu_label(infos[j]) + ", the same model",
+                    "wrong_answer");
       }
       break;
     }

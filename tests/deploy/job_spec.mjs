@@ -77,6 +77,7 @@ for (const e of container.env ?? []) {
       env[e.name] = podLabels[label[1]] ?? "";
     } else if (f === "metadata.name") env[e.name] = `${name}-pod`;
     else if (f === "metadata.namespace") env[e.name] = "default";
+    else if (f === "spec.nodeName") env[e.name] = "gpu-node-1";
     else problem(`env ${e.name}: fieldRef ${f} is not modelled by this test`);
   } else problem(`env ${e.name}: only values and fieldRefs are modelled by this test`);
 }

@@ -25,13 +25,15 @@ grep -Eq '^cpu +[0-9.]+ ms   final accuracy ' "$work/out" || fail "no seed job r
 grep -q '== seed job with summaries' "$work/out" || fail "no seed job with summaries"
 grep -Eq '^cpu +[0-9.]+ ms without, +[0-9.]+ ms with summaries: [0-9.]+x$' "$work/out" || fail "no summaries row"
 grep -q 'time to 98%' "$work/out" || fail "no time to 98%"
-for key in '"images_per_s"' '"median_us"' '"p90_us"' '"seed_job"' '"time_to_98"' '"evaluation"' '"device": "CPU' \
+for key in '"images_per_s"' '"min_us"' '"median_us"' '"p90_us"' '"seed_job"' '"time_to_98"' '"evaluation"' '"device": "CPU' \
   "\"version\": \"$version\"" '"program": "mnist-train"' '"ms_with_summaries"' '"summaries_ratio"'; do
   grep -q "$key" "$work/bench.json" || fail "JSON lacks $key"
 done
 python3 - "$work/bench.json" "$work/verdict.json" <<'PY' || fail "JSON content"
-import json, sys
+import json, re, sys
 b = json.load(open(sys.argv[1]))
+assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", b["timestamp"]), b["timestamp"]
+assert b["host"] and b["node"], (b["host"], b["node"])
 row = b["seed_job"][0]
 assert row["backend"] == "cpu" and row["ms"] > 0 and row["ms_with_summaries"] > 0, row
 assert abs(row["summaries_ratio"] - row["ms_with_summaries"] / row["ms"]) < 1e-9, row
@@ -41,7 +43,7 @@ assert v["verdict"] == "passed" and v["mode"] == "benchmark", v
 assert v["benchmark"] == b, "the verdict holds the benchmark's report"
 PY
 [[ -z $(ls -A "$work/tmp") ]] || fail "the temporary --log_dir was left behind: $(ls -A "$work/tmp")"
-grep -q "^mnist-train $version passed: benchmark on CPU backend: seed job cpu [0-9.]* ms ([0-9.]*x with summaries); fastest step cpu .* images/s at batch [0-9]*\$" \
+grep -q "^mnist-train $version passed: benchmark on CPU backend: seed job cpu [0-9.]* ms ([0-9.]*x with summaries); fastest step cpu .* images/s at batch [0-9]* | reason=ok node=[^ ]*\$" \
   "$work/termination" || fail "termination message: $(cat "$work/termination")"
 
 # No temporary folder to be had: the summaries row is skipped with the reason, the rest runs.
