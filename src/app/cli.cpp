@@ -295,6 +295,8 @@ struct FlagTexts {
   std::string download_timeout, download_attempts, benchmark_steps;
   std::string backend = "auto", model = "mlp", cuda_graphs = "on", precision = "fp32";
   std::string step_kernel = "auto";
+  std::string min_accuracy = "auto", min_speed_ratio = "0.5", min_sibling_ratio = "0.8";
+  std::string stall_timeout = "120";
   std::vector<std::string> benchmark_batches, benchmark_backends, benchmark_precisions;
 };
 
@@ -401,6 +403,40 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
                  "Write a one-line verdict here at exit if the file exists (Kubernetes' "
                  "termination message); empty: never")
       ->type_name("PATH")
+      ->capture_default_str();
+  app.add_option("--min_accuracy", t.min_accuracy,
+                 "The final test accuracy a training run must reach, else exit 5 (reason "
+                 "accuracy_below_floor); auto: 0.9 for real MNIST over 500 iterations or more (the "
+                 "sample reaches 0.956 at 500; a broken optimiser stays far below), none for "
+                 "shorter or synthetic runs; 0: none" +
+                     in(0.0, 1.0))
+      ->type_name("FLOAT|auto")
+      ->capture_default_str();
+  app.add_option("--min_speed_ratio", t.min_speed_ratio,
+                 "GPU runs: each GPU's FP32 throughput and memory bandwidth must reach this "
+                 "fraction of what its SM count, clocks and bus width promise, else exit 4 "
+                 "(reason slow); a healthy H200 reaches about 0.9" +
+                     in(0.0, 1.0))
+      ->type_name("FLOAT")
+      ->capture_default_str();
+  app.add_option("--min_sibling_ratio", t.min_sibling_ratio,
+                 "With several GPUs of one model: each must reach this fraction of the median of "
+                 "the others, else exit 4 (reason slow)" +
+                     in(0.0, 1.0))
+      ->type_name("FLOAT")
+      ->capture_default_str();
+  app.add_option("--warn_only", o.warn_only,
+                 "Checks whose failure only warns (comma-separated names from the verdict, e.g. "
+                 "pcie_generation,nvlink_down); the others fail the run")
+      ->type_name("CHECK,...")
+      ->delimiter(',');
+  app.add_option(
+         "--stall_timeout_s", t.stall_timeout,
+         "No progress (a step, an evaluation, a chunk of a download) for this many seconds "
+         "ends the run with exit 4 (reason stalled) and a verdict, well before the Job's "
+         "deadline; downloads and the first CUDA context have a longer allowance; 0: never" +
+             in(0.0, 86400.0))
+      ->type_name("SECONDS")
       ->capture_default_str();
   app.add_option("--checkpoint_dir", o.checkpoint_dir,
                  "Save parameters here periodically, on SIGTERM/SIGINT and at the end; resume "
@@ -520,6 +556,11 @@ void convert(const FlagTexts& t, Options& o) {
       real_number("--download_timeout", t.download_timeout, kMinTimeout, kMaxTimeout);
   o.download_attempts = whole_number("--download_attempts", t.download_attempts, 1, kMaxAttempts);
   o.benchmark_steps = whole_number("--benchmark_steps", t.benchmark_steps, 1, kMaxBenchmarkSteps);
+  o.min_accuracy =
+      t.min_accuracy == "auto" ? -1.0 : real_number("--min_accuracy", t.min_accuracy, 0.0, 1.0);
+  o.min_speed_ratio = real_number("--min_speed_ratio", t.min_speed_ratio, 0.0, 1.0);
+  o.min_sibling_ratio = real_number("--min_sibling_ratio", t.min_sibling_ratio, 0.0, 1.0);
+  o.stall_timeout_s = real_number("--stall_timeout_s", t.stall_timeout, 0.0, 86400.0);
 
   o.backend = *value_in(kBackendNames, one_of("--backend", t.backend, names_in(kBackendNames)));
   o.model = *value_in(kModelNames, one_of("--model", t.model, names_in(kModelNames)));
@@ -721,6 +762,12 @@ RunConfig run_config(const Options& o) {
   run.dataset = o.dataset;
   run.fake_data = o.fake_data;
   return run;
+}
+
+double accuracy_floor(const Options& o) {
+  if (o.min_accuracy >= 0) return o.min_accuracy;
+  const bool seed_like = !o.fake_data && o.dataset == "mnist" && o.max_steps >= 500;
+  return seed_like ? kSeedAccuracyFloor : 0.0;
 }
 
 DataSource data_source(const Options& o) {

@@ -56,8 +56,14 @@ struct Options {
   // and checks it at parsing; ignored (never read) in a world of one, like --rendezvous.
   std::string rendezvous_secret_file;
   double rendezvous_timeout_s = 300.0;
-  bool download_only = false;  // fetch and verify the data into data_dir, then exit
-  bool dry_run = false;        // validate the flags, print the configuration, exit
+  // Pass criteria of the node check (app/node_check.h; the verdict's checks).
+  double min_accuracy = -1.0;    // final test accuracy a run must reach; < 0: auto (accuracy_floor)
+  double min_speed_ratio = 0.5;  // of each GPU's FP32 and memory promise (gpu/speed_probe.h)
+  double min_sibling_ratio = 0.8;  // of the median of the other GPUs of its model in this process
+  std::vector<std::string> warn_only;  // checks whose failure only warns
+  double stall_timeout_s = 120.0;      // no progress for this long: exit 4, "stalled"; 0: never
+  bool download_only = false;          // fetch and verify the data into data_dir, then exit
+  bool dry_run = false;                // validate the flags, print the configuration, exit
 
   // --benchmark mode.
   bool benchmark = false;
@@ -83,5 +89,11 @@ RunConfig run_config(const Options& options);
 
 // Where the flags say the data comes from.
 DataSource data_source(const Options& options);
+
+// The final test accuracy the run must reach (0: none). --min_accuracy when given; else, for the
+// sample's own run and longer (real MNIST, at least 500 iterations), kSeedAccuracyFloor; else none
+// (a short or synthetic run has no accuracy it must reach).
+constexpr double kSeedAccuracyFloor = 0.90;
+double accuracy_floor(const Options& options);
 
 }  // namespace mnist

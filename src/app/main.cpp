@@ -17,6 +17,7 @@
 #include "app/backends.h"
 #include "app/benchmark.h"
 #include "app/cli.h"
+#include "app/node_check.h"
 #include "app/parallel.h"
 #include "app/report.h"
 #include "data/catalog.h"
@@ -29,6 +30,7 @@
 #include "stop.h"
 #include "train/checkpoint.h"
 #include "train/loop.h"
+#include "watchdog.h"
 
 namespace mnist {
 namespace {
@@ -137,6 +139,13 @@ void check_stdout() {
     throw Error(ExitCode::kOutputFailed, "cannot write to stdout: full disk or closed pipe?");
 }
 
+Outcome fail(const char* kind, const std::string& message, ExitCode code) {
+  std::cout.flush();
+  clear_status();
+  std::cerr << "mnist-train: " << kind << ": " << message << std::endl;
+  return {code, message};
+}
+
 // The run; `record` collects what the verdict reports, whatever happens.
 void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
   install_stop_handlers();
@@ -152,6 +161,22 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
                 "stdout is closed: nowhere to write the log (redirect it to /dev/null to drop it)");
   }
   check_termination_log(record);
+  check_warn_only(options.warn_only);
+  // A hung GPU (or driver) ends the run in minutes, not at the Job's deadline: the watchdog's
+  // thread writes the verdict while this one is stuck (watchdog.h). A hung mirror or checkpoint
+  // volume is no GPU fault: those phases keep their own exit codes, with "stalled" in the message.
+  Watchdog watchdog(options.stall_timeout_s, [&record](const Stall& stall) {
+    const std::string phase = stall.phase;
+    const ExitCode code = phase == "download"     ? ExitCode::kDataUnavailable
+                          : phase == "checkpoint" ? ExitCode::kOutputFailed
+                                                  : ExitCode::kGpuUnusable;
+    if (code == ExitCode::kGpuUnusable) record.reason = "stalled";
+    return finish_run(record, fail("error", stall_message(stall), code), std::cerr);
+  });
+  // The rendezvous and NCCL's waits have their own deadline: theirs, and a margin.
+  watchdog.allow("rendezvous", options.rendezvous_timeout_s + 60);
+  watchdog.allow("nccl", options.rendezvous_timeout_s + 60);
+  watchdog.allow("benchmark", 600);
   RunConfig config = run_config(options);
   // A run over several processes: only rank 0 writes summaries, checkpoints and result.json
   // (the others print the same lines and their own verdict).
@@ -212,6 +237,7 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
   const BackendKind requested =
       options.backend == BackendKind::kAuto && wants_gpu && !options.benchmark ? BackendKind::kCuda
                                                                                : options.backend;
+  heartbeat("cuda_init");  // a first CUDA context may take minutes
   const BackendKind kind = resolve_backend(requested, std::cout);
   record.backend = kind;
   const bool gpu_present = kind != BackendKind::kCpu || (options.benchmark && gpu_visible());
@@ -227,6 +253,7 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
   require_batch_fits(config.train.batch_size, data.train.count);
 
   if (options.benchmark) {
+    heartbeat("benchmark");  // whole timed runs (the seed job, time to 98 %) between beats
     record.benchmark = run_benchmark(options, data, gpu_present, std::cout);
     check_stdout();
     return;
@@ -234,6 +261,7 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
 
   std::unique_ptr<DataParallelBackend> parallel;
   std::unique_ptr<Backend> backend;
+  heartbeat("cuda_init");
   if (plan.data_parallel) {
     parallel = make_data_parallel(options, config.train, data, plan, record, std::cout);
   } else {
@@ -241,6 +269,11 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
   }
   Backend& trainer = parallel ? *parallel : *backend;
   record.step_kernel = trainer.step_kernel();
+  record.accuracy_floor = accuracy_floor(options);
+  // The node check watches the GPUs from here to after the last step (CPU runs have none).
+  std::unique_ptr<NodeCheck> node_check;
+  if (kind != BackendKind::kCpu)
+    node_check = std::make_unique<NodeCheck>(options, record.used, record, std::cout);
   std::cout << "Training " << model_name(config.train.model) << " ("
             << make_layout(config.train.model, config.train.hidden_units).total
             << " parameters) on " << data.train.count << " images, testing on " << data.test.count
@@ -267,14 +300,15 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
             << result.train_steps << " training steps (" << result.seconds << " s in the loop)"
             << std::endl;
   std::cout << summary_line(result, data.origin) << std::endl;
+  if (node_check) node_check->finish(record, std::cout);
+  if (record.accuracy_floor > 0 && !(result.final_accuracy >= record.accuracy_floor)) {
+    throw Error(ExitCode::kDiverged,
+                "final test accuracy " + format_accuracy(result.final_accuracy) +
+                    " is below --min_accuracy " + format_accuracy(record.accuracy_floor) +
+                    ": the training did not learn (check the optimiser flags or the GPU)",
+                "accuracy_below_floor");
+  }
   check_stdout();
-}
-
-Outcome fail(const char* kind, const std::string& message, ExitCode code) {
-  std::cout.flush();
-  clear_status();
-  std::cerr << "mnist-train: " << kind << ": " << message << std::endl;
-  return {code, message};
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "progress.h"
 #include "stop.h"
+#include "watchdog.h"
 
 namespace mnist {
 
@@ -108,6 +109,7 @@ size_t append_body(char* data, size_t size, size_t count, void* user) {
 // libcurl calls this many times a second while data flows (and about once a second while nothing
 // arrives): a stop request ends the transfer here, or in perform_until_stopped's loop.
 int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
+  heartbeat("download");           // libcurl is alive, and its timeouts bound the transfer
   if (stop_requested()) return 1;  // CURLE_ABORTED_BY_CALLBACK
   const auto* t = static_cast<const Transfer*>(user);
   if (t->show_progress && now > 0) show_status(progress_text(*t, total, now));
@@ -334,6 +336,7 @@ void pause_unless_stopped(double seconds, const std::string& name) {
   const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(seconds));
   for (;;) {
+    heartbeat("download");
     if (stop_requested()) throw_stopped("while downloading " + name);
     const auto now = Clock::now();
     if (now >= end) return;
@@ -475,6 +478,7 @@ std::vector<std::uint8_t> fetch_verified(const DataFileSpec& file, const std::st
     }
     make_data_dir(data_dir);
     // One process at a time checks and fetches: the others wait here, then find its copy.
+    heartbeat("download");
     FolderLock lock(data_dir);
     throw_if_stop_requested("before loading " + file.name);
     // A file that appeared while this one waited is another fetcher's verified copy: check it

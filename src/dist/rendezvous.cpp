@@ -24,6 +24,7 @@
 
 #include "error.h"
 #include "stop.h"
+#include "watchdog.h"
 
 namespace mnist {
 namespace {
@@ -1174,6 +1175,7 @@ std::string join_rendezvous(const RendezvousOptions& options) {
 std::string rendezvous(const RendezvousOptions& options, const std::string& blob) {
   validate_rendezvous_options(options);
   if (options.world_size == 1) return blob;
+  heartbeat("rendezvous");  // bounded by options.timeout, which the watchdog allows for
   if (options.rank > 0) return join_rendezvous(options);
   const Deadline deadline(options.timeout);
   Listener listener(options.rank0.host, options.rank0.port, options.timeout);

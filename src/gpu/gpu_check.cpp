@@ -126,9 +126,9 @@ std::vector<DeviceInfo> check_gpus(const std::vector<int>& ordinals, std::ostrea
     for (std::size_t j = 0; j < infos.size(); ++j) {
       if (infos[j].name != info.name || infos[j].multiprocessors != info.multiprocessors) continue;
       if (std::memcmp(answers[j].data(), y.data(), y.size() * sizeof(float)) != 0) {
-        throw Error(ExitCode::kGpuUnusable, gpu_label(info) +
-                                                " gives a different answer in its check than " +
-                                                gpu_label(infos[j]) + ", the same model",
+        throw Error(ExitCode::kGpuUnusable,
+                    gpu_label(info) + " gives a different answer in its check than " +
+                        gpu_label(infos[j]) + ", the same model",
                     "wrong_answer");
       }
       break;

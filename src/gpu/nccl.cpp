@@ -8,6 +8,7 @@
 #include "error.h"
 #include "kernels/cuda_error.h"
 #include "stop.h"
+#include "watchdog.h"
 
 namespace mnist {
 namespace {
@@ -65,6 +66,7 @@ NcclGroup::NcclGroup(const std::string& id, const std::vector<int>& devices, int
       first_rank_(first_rank),
       ranks_(ranks),
       timeout_(timeout) {
+  heartbeat("nccl");  // joining the world is bounded by `timeout`, which the watchdog allows for
   ncclUniqueId unique{};
   if (id.size() != sizeof unique.internal)
     throw std::invalid_argument("NcclGroup: an NCCL unique id is 128 bytes");
@@ -199,6 +201,7 @@ void NcclGroup::settle(ncclResult_t rc, const std::string& what) {
 
 void NcclGroup::wait(const std::vector<cudaStream_t>& streams, const std::string& what,
                      std::chrono::milliseconds limit) {
+  heartbeat("nccl");  // bounded by the timeout below, which the watchdog allows for
   const auto timeout = limit > std::chrono::milliseconds::zero() ? limit : timeout_;
   const auto start = Clock::now();
   std::optional<Clock::time_point> stop_seen;

@@ -13,6 +13,7 @@
 #include "data/sha256.h"
 #include "error.h"
 #include "train/model.h"
+#include "watchdog.h"
 
 namespace mnist {
 
@@ -255,6 +256,7 @@ void check_compatible(const Checkpoint& c, const RunConfig& run, std::size_t par
 
 ResumePoint load_checkpoint_if_present(const RunConfig& run, Backend& backend, std::ostream& log) {
   if (run.checkpoint_dir.empty()) return {};
+  heartbeat("checkpoint");
   std::string faults;
   for (const char* file : {kNewest, kPrevious}) {
     const std::string path = path_in(run, file);
@@ -283,6 +285,7 @@ ResumePoint load_checkpoint_if_present(const RunConfig& run, Backend& backend, s
 
 void save_checkpoint(const RunConfig& run, Backend& backend, std::int64_t next_iteration,
                      float last_loss) {
+  heartbeat("checkpoint");
   std::error_code ec;
   fs::create_directories(run.checkpoint_dir, ec);  // a failure shows in the write below
   remove_stale_temporaries(run.checkpoint_dir);

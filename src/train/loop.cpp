@@ -1,5 +1,7 @@
 #include "train/loop.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "stop.h"
 #include "train/epochs.h"
 #include "train/summaries.h"
+#include "watchdog.h"
 
 namespace mnist {
 
@@ -72,6 +75,20 @@ class CheckpointSchedule {
   std::int64_t last_iteration_;
   Clock::time_point last_time_;
 };
+
+// MNIST_TEST_STALL_AT_STEP (loop.h: test-only), or -1.
+std::int64_t test_stall_step() {
+  const char* text = std::getenv("MNIST_TEST_STALL_AT_STEP");
+  if (!text || !*text) return -1;
+  char* end = nullptr;
+  const long long step = std::strtoll(text, &end, 10);
+  return *end == '\0' && step >= 0 ? step : -1;
+}
+
+// A hung GPU call, for tests: no heartbeat, no stop request, no return.
+[[noreturn]] void stall_forever() {
+  for (;;) ::pause();
+}
 
 }  // namespace
 
@@ -147,7 +164,10 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
   const auto start = Clock::now();
   auto interval_start = start;  // images/s between evaluations (summaries)
   std::int64_t interval_steps = 0;
+  const std::int64_t stall_at = test_stall_step();
   for (std::int64_t i = resume.iteration; i < run.max_steps; ++i) {
+    heartbeat(i % run.eval_every == 0 ? "evaluation" : "training");
+    if (i == stall_at) stall_forever();
     if (stop_requested()) {
       if (run.checkpoint_dir.empty())
         throw_stopped("at step " + std::to_string(i), "no --checkpoint_dir, nothing saved");
@@ -167,8 +187,10 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
         const double rate =
             interval_steps > 0 && seconds > 0 ? interval_steps * run.train.batch_size / seconds : 0;
         std::optional<Evaluation> validation;
-        if (summaries.validation_due(i))
+        if (summaries.validation_due(i)) {
+          heartbeat("evaluation");
           validation = backend.evaluate(EvalSplit::kValidation, true);
+        }
         summarise(i, [&] { summaries.evaluated(i, test, validation, rate); });
       }
       show_progress(i, run, resume.iteration, result.steps_this_run,
@@ -201,6 +223,7 @@ TrainResult run_training_loop(const RunConfig& run, Backend& backend, const Mnis
   result.final_loss = result.train_steps > 0 ? newest_loss() : std::nanf("");
   if (result.train_steps > 0) check_finite(result.final_loss, run.max_steps);
   if (!evaluated_last) {
+    heartbeat("evaluation");
     accuracy = double(backend.evaluate_test()) / data.test.count;
     note_best(accuracy, std::max<std::int64_t>(run.max_steps, resume.iteration));
   }

@@ -27,7 +27,12 @@ struct TrainResult {
 // Appends summaries under log_dir; with a checkpoint_dir, saves checkpoints periodically
 // (checkpoint_every_*), on a stop request and at the end. Throws Error(kDiverged) on a non-finite
 // loss, Error(kTerminated/kInterrupted) after SIGTERM/SIGINT (checkpoint saved when configured),
-// Error(kOutputFailed) when the log or a summary cannot be written.
+// Error(kOutputFailed) when the log or a summary cannot be written. Sends a heartbeat
+// (watchdog.h) at every iteration: "training" or "evaluation", and "checkpoint" for the saves.
+//
+// Test-only stand-in for a hung GPU: with the environment variable MNIST_TEST_STALL_AT_STEP=N
+// (read once, when the loop starts), iteration N blocks forever, ignoring stop requests, as a
+// CUDA call that never returns does; only the stall watchdog (or SIGKILL) ends the process.
 TrainResult run_training_loop(const RunConfig& run, Backend& backend, const MnistData& data,
                               const ResumePoint& resume, std::ostream& out);
 

@@ -28,14 +28,14 @@ struct Case {
 TEST(BenchmarkStatistics, MedianAndP90AreTheDocumentedOrderStatistics) {
   const Case cases[] = {
       {{7.5}, 7.5, 7.5, 7.5},
-      {{5, 1, 4, 2, 3}, 1, 3, 5},          // n = 5: v[2]; ceil(4.5) = 5th: v[4]
-      {{4, 1, 3, 2}, 1, 2.5, 4},           // n = 4: (v[1] + v[2]) / 2; ceil(3.6) = 4th: v[3]
-      {{2, 9, 2, 1, 2}, 1, 2, 9},          // duplicates
-      {{30, 10, 20}, 10, 20, 30},          // n = 3: v[1]; ceil(2.7) = 3rd: v[2]
-      {shuffled_one_to(10), 1, 5.5, 9},    // (v[4] + v[5]) / 2; the 9th: v[8]
-      {shuffled_one_to(20), 1, 10.5, 18},  // (v[9] + v[10]) / 2; the 18th: v[17]
-      {shuffled_one_to(21), 1, 11, 19},    // v[10]; ceil(18.9) = 19th: v[18]
-      {shuffled_one_to(100), 1, 50.5, 90}, // (v[49] + v[50]) / 2; the 90th: v[89]
+      {{5, 1, 4, 2, 3}, 1, 3, 5},           // n = 5: v[2]; ceil(4.5) = 5th: v[4]
+      {{4, 1, 3, 2}, 1, 2.5, 4},            // n = 4: (v[1] + v[2]) / 2; ceil(3.6) = 4th: v[3]
+      {{2, 9, 2, 1, 2}, 1, 2, 9},           // duplicates
+      {{30, 10, 20}, 10, 20, 30},           // n = 3: v[1]; ceil(2.7) = 3rd: v[2]
+      {shuffled_one_to(10), 1, 5.5, 9},     // (v[4] + v[5]) / 2; the 9th: v[8]
+      {shuffled_one_to(20), 1, 10.5, 18},   // (v[9] + v[10]) / 2; the 18th: v[17]
+      {shuffled_one_to(21), 1, 11, 19},     // v[10]; ceil(18.9) = 19th: v[18]
+      {shuffled_one_to(100), 1, 50.5, 90},  // (v[49] + v[50]) / 2; the 90th: v[89]
   };
   for (const Case& c : cases) {
     const TimingSummary s = summarise_timings(c.samples);

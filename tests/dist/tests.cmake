@@ -2,7 +2,8 @@
 # as forked processes over loopback, stray and hostile clients on both sides, timeouts and stop
 # requests. No GPU and no NCCL: the rendezvous needs only src/dist and the stop request, so its
 # tests link a small library of those instead of mnist_core.
-add_library(mnist_dist STATIC ${PROJECT_SOURCE_DIR}/src/dist/rendezvous.cpp ${PROJECT_SOURCE_DIR}/src/stop.cpp)
+add_library(mnist_dist STATIC ${PROJECT_SOURCE_DIR}/src/dist/rendezvous.cpp ${PROJECT_SOURCE_DIR}/src/stop.cpp
+  ${PROJECT_SOURCE_DIR}/src/watchdog.cpp)
 target_include_directories(mnist_dist PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(mnist_dist PRIVATE OpenSSL::Crypto mnist_warnings)
 

@@ -9,7 +9,9 @@ foreach(fake IN ITEMS fake_nvml fake_nvml_minimal)
 endforeach()
 
 # Loaded through MNIST_TEST_NVML_LIBRARY, never linked: the paths come in as compile definitions.
-add_executable(health_tests ${CMAKE_CURRENT_LIST_DIR}/test_health.cpp)
+# The node check's decision (tests/app/test_node_check.cpp) runs on the same stand-in.
+add_executable(health_tests ${CMAKE_CURRENT_LIST_DIR}/test_health.cpp
+  ${PROJECT_SOURCE_DIR}/tests/app/test_node_check.cpp)
 target_compile_definitions(health_tests PRIVATE
   FAKE_NVML_LIBRARY="$<TARGET_FILE:fake_nvml>"
   FAKE_NVML_MINIMAL_LIBRARY="$<TARGET_FILE:fake_nvml_minimal>")

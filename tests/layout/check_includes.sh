@@ -13,7 +13,7 @@ root=${1:?usage: check_includes.sh ROOT}
 cd "$root" || exit 2
 rank() {  # the layer of a path under src/
   case $1 in
-    src/error.h | src/stop.h | src/progress.h | src/progress.cpp | src/stop.cpp) echo 0 ;;
+    src/error.h | src/stop.h | src/progress.h | src/progress.cpp | src/stop.cpp | src/watchdog.h | src/watchdog.cpp) echo 0 ;;
     src/data/*) echo 1 ;;
     src/summary/*) echo 2 ;;
     src/train/*) echo 3 ;;

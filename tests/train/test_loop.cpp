@@ -1,14 +1,18 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "app/backends.h"
 #include "app/cli.h"
@@ -17,11 +21,15 @@
 #include "stop.h"
 #include "train/checkpoint.h"
 #include "train/loop.h"
+#include "watchdog.h"
 
 namespace mnist {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The loop's test-only stall stand-in (loop.h) plays no part unless a test sets it.
+[[maybe_unused]] const bool kStallStandInCleared = ::unsetenv("MNIST_TEST_STALL_AT_STEP") == 0;
 
 struct RunOutput {
   std::string log;
@@ -344,6 +352,167 @@ TEST(TrainingLoop, UnwritableOutputsAreExitCode6) {
     EXPECT_EQ(e.code(), ExitCode::kOutputFailed);
   }
   fs::remove_all(dir);
+}
+
+// The stall watchdog (watchdog.h). A stall ends the process with _exit, so every test whose
+// watchdog may fire runs in a child process (a death test).
+
+// The callback of these tests: the stall's message on stderr; exit 9 for a stall in `phase`, 8 for
+// any other.
+Watchdog::OnStall exit_9_for(const char* phase) {
+  return [phase](const Stall& stall) {
+    std::cerr << stall_message(stall) << std::endl;
+    return std::strcmp(stall.phase, phase) == 0 ? 9 : 8;
+  };
+}
+
+void sleep_s(double seconds) {
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+}
+
+class WatchdogTest : public ::testing::Test {
+ protected:
+  // The child re-executes the binary: a forked copy of a threaded process may deadlock.
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+TEST_F(WatchdogTest, EndsTheRunWithTheCallbacksCodeWhenHeartbeatsStop) {
+  EXPECT_EXIT(
+      {
+        Watchdog watchdog(0.2, exit_9_for("training"));
+        heartbeat("training");
+        sleep_s(20);  // a hundred times the limit
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(9),
+      "stalled: no progress for .* s in phase training \\(its limit is 0.2 s\\)");
+}
+
+TEST_F(WatchdogTest, StaysQuietWhileHeartbeatsCome) {
+  EXPECT_EXIT(
+      {
+        {
+          Watchdog watchdog(2.0, exit_9_for("training"));
+          const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+          while (std::chrono::steady_clock::now() < end) {
+            heartbeat("training");
+            sleep_s(0.01);
+          }
+        }
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(WatchdogTest, GivesEachPhaseItsAllowance) {
+  EXPECT_EXIT(
+      {
+        Watchdog watchdog(0.3, exit_9_for("training"));
+        watchdog.allow("test_slow_phase", 60);
+        // Five times the default limit in each: "cuda_init" and "download" have at least
+        // kSlowPhaseLimitS, "test_slow_phase" what allow() gave it.
+        for (const char* phase : {"cuda_init", "download", "test_slow_phase"}) {
+          heartbeat(phase);
+          sleep_s(1.5);
+        }
+        heartbeat("training");
+        sleep_s(20);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(9), "in phase training");
+}
+
+TEST_F(WatchdogTest, ASilentPhaseWithTheDefaultLimitStalls) {
+  EXPECT_EXIT(
+      {
+        Watchdog watchdog(0.3, exit_9_for("test_other_phase"));
+        watchdog.allow("test_slow_phase", 60);
+        heartbeat("test_other_phase");
+        sleep_s(20);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(9), "in phase test_other_phase \\(its limit is 0.3 s\\)");
+}
+
+TEST_F(WatchdogTest, DestructorStopsTheThreadPromptly) {
+  EXPECT_EXIT(
+      {
+        ::alarm(60);  // SIGALRM ends a child whose watchdog thread is not woken (it sleeps 900 s)
+        {
+          Watchdog watchdog(3600, exit_9_for("none"));
+          heartbeat("training");
+          sleep_s(0.5);  // the thread is waiting by now
+        }
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(WatchdogTest, IsOffWhenTheLimitIsZero) {
+  EXPECT_EXIT(
+      {
+        {
+          Watchdog watchdog(0, exit_9_for("training"));
+          heartbeat("training");
+          sleep_s(1);
+        }
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(WatchdogTest, EndsTheRunWhenTheCallbackHangs) {
+  EXPECT_EXIT(
+      {
+        Watchdog watchdog(
+            0.2,
+            [](const Stall&) -> int {
+              for (;;) ::pause();
+            },
+            0.5);
+        heartbeat("training");
+        sleep_s(30);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(4), "stalled, and the verdict was not written in time");
+}
+
+TEST_F(WatchdogTest, AStallNeverPasses) {
+  auto stall_with = [](Watchdog::OnStall on_stall) {
+    Watchdog watchdog(0.2, std::move(on_stall));
+    heartbeat("training");
+    sleep_s(20);
+    std::exit(0);
+  };
+  EXPECT_EXIT(stall_with([](const Stall&) { return 0; }), ::testing::ExitedWithCode(4), "");
+  EXPECT_EXIT(stall_with([](const Stall&) -> int { throw std::runtime_error("verdict"); }),
+              ::testing::ExitedWithCode(4), "");
+  EXPECT_EXIT(stall_with({}), ::testing::ExitedWithCode(4),
+              "stalled: no progress .* in phase training");
+}
+
+TEST(TrainingLoop, SendsAHeartbeatAtTheEnd) {
+  heartbeat("test_before_the_loop");
+  const auto before = std::chrono::steady_clock::now();
+  run(fake_options(3));
+  const Heartbeat last = last_heartbeat();
+  EXPECT_STREQ(last.phase, "evaluation");  // the final evaluation (step 3 is not an eval step)
+  EXPECT_GE(last.at, before);
+}
+
+// The test-only stand-in for a hung GPU call: the loop blocks at that iteration, in that
+// iteration's phase, until the watchdog ends the run.
+TEST(TrainingLoop, TheStallStandInHangsUntilTheWatchdogEndsTheRun) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto stall_at = [](const char* step, const char* phase) {
+    ::alarm(120);  // SIGALRM ends the child if nothing else does: the stand-in never returns
+    ::setenv("MNIST_TEST_STALL_AT_STEP", step, 1);
+    Watchdog watchdog(3.0, exit_9_for(phase));
+    run(fake_options(30));
+    std::exit(0);  // the loop finished: no stall
+  };
+  EXPECT_EXIT(stall_at("5", "training"), ::testing::ExitedWithCode(9), "in phase training");
+  EXPECT_EXIT(stall_at("20", "evaluation"), ::testing::ExitedWithCode(9), "in phase evaluation");
 }
 
 }  // namespace

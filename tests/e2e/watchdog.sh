@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# watchdog.sh TRAINER: a run whose training step hangs (the loop's test-only stand-in for a hung GPU
+# call, MNIST_TEST_STALL_AT_STEP: src/train/loop.h) ends after --stall_timeout_s without progress
+# with exit 4, one error line naming the stall and its phase, and a verdict (result.json, the
+# termination message) with reason "stalled". The same run without the stand-in passes under a
+# short limit: a healthy run sends its heartbeats.
+set -uo pipefail
+trainer=$1
+unset MNIST_MIRROR MNIST_BAKED_DATA MNIST_TEST_STALL_AT_STEP  # the caller's environment plays no part
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# check_json FILE PYTHON-EXPRESSION...: each expression (over the document `d`) must be true.
+check_json() {
+  local file=$1; shift
+  python3 - "$file" "$@" <<'EOF' || failures=$((failures + 1))
+import json, sys
+path, checks = sys.argv[1], sys.argv[2:]
+try:
+    d = json.load(open(path))
+except Exception as e:
+    print(f"FAIL: {path}: not JSON: {e}"); sys.exit(1)
+bad = [c for c in checks if not eval(c, {"d": d})]
+for c in bad:
+    print(f"FAIL: {path}: {c}")
+if bad:
+    print(json.dumps(d, indent=1)[:3000])
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# The stand-in ignores SIGTERM, as a hung CUDA call does: a watchdog that never fires is killed
+# here (exit 137), which fails the check below instead of hanging the suite.
+: >"$work/termination"
+MNIST_TEST_STALL_AT_STEP=15 timeout -s KILL 120 "$trainer" --backend cpu --fake_data --max_steps 40 \
+  --log_dir "$work/logs" --termination_log "$work/termination" --stall_timeout_s 2 \
+  >"$work/out" 2>"$work/err"
+rc=$?
+if [[ $rc == 4 ]]; then echo "ok   4  a hung training step ends the run"
+else fail "hung step: exit $rc, expected 4"; cat "$work/out" "$work/err"; fi
+grep -Eq '^mnist-train: error: stalled: no progress for [0-9.]+ s in phase training \(its limit is 2 s\)' \
+  "$work/err" || { fail "no stall line on stderr"; cat "$work/err"; }
+grep -q '^Accuracy at step 10: ' "$work/out" || fail "the run did not train up to the stall"
+grep -q '^Accuracy at step 20: ' "$work/out" && fail "the run went past the stalled step"
+check_json "$work/logs/result.json" \
+  'd["verdict"] == "failed" and d["exit_code"] == 4 and d["reason"] == "stalled"' \
+  '"phase training" in d["error"]'
+grep -q ' reason=stalled ' "$work/termination" || { fail "termination message"; cat "$work/termination"; }
+
+# A healthy run of several seconds, the limit well above any step or evaluation: no stall.
+timeout -s KILL 300 "$trainer" --backend cpu --fake_data --max_steps 600 --log_dir "$work/ok" \
+  --stall_timeout_s 5 >"$work/out" 2>"$work/err"
+rc=$?
+if [[ $rc == 0 ]]; then echo "ok   0  a healthy run under --stall_timeout_s 5"
+else fail "healthy run: exit $rc, expected 0"; cat "$work/err"; fi
+grep -q stalled "$work/err" && fail "a healthy run reported a stall"
+check_json "$work/ok/result.json" 'd["verdict"] == "passed" and d["reason"] == "ok"'
+
+if ((failures > 0)); then echo "$failures failure(s)"; exit 1; fi
+echo "watchdog: all checks passed"
