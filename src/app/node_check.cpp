@@ -1,6 +1,7 @@
 #include "app/node_check.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "error.h"
@@ -74,6 +75,7 @@ void check_warn_only(const std::vector<std::string>& names) {
 NodeCheck::NodeCheck(const Options& options, const std::vector<DeviceInfo>& gpus, RunRecord& record,
                      std::ostream& log)
     : gpus_(gpus) {
+  const auto start = std::chrono::steady_clock::now();
   for (const std::string& name : options.warn_only) thresholds_.severity[name] = Severity::kWarn;
   std::vector<std::string> bus_ids;
   for (const DeviceInfo& gpu : gpus_) bus_ids.push_back(gpu.pci_bus_id);
@@ -95,6 +97,7 @@ NodeCheck::NodeCheck(const Options& options, const std::vector<DeviceInfo>& gpus
     for (Check& check : evaluate_speed(probes, i, lines))
       record.gpu_checks.push_back({p.ordinal, with_severity(std::move(check), thresholds_)});
   }
+  seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void record_health(const std::vector<health::GpuHealth>& healths, const std::vector<int>& ordinals,
@@ -115,7 +118,9 @@ void throw_if_a_check_failed(const RunRecord& record) {
 }
 
 void NodeCheck::finish(RunRecord& record, std::ostream& log) {
+  const auto start = std::chrono::steady_clock::now();
   const std::vector<health::GpuHealth> healths = monitor_->finish();
+  monitor_.reset();  // the sampler thread joined and NVML shut down: part of the check's cost
   std::vector<int> ordinals;
   for (const DeviceInfo& gpu : gpus_) ordinals.push_back(gpu.ordinal);
   record_health(healths, ordinals, record);
@@ -126,6 +131,11 @@ void NodeCheck::finish(RunRecord& record, std::ostream& log) {
         << (warnings ? " (" + std::to_string(warnings) + " warning(s) in the verdict)" : "")
         << std::endl;
   }
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  char line[96];
+  std::snprintf(line, sizeof line, "Node check (health and speed of %zu GPU%s): %.0f ms",
+                gpus_.size(), gpus_.size() == 1 ? "" : "s", 1e3 * seconds_);
+  log << line << std::endl;
   throw_if_a_check_failed(record);
 }
 

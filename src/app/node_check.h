@@ -43,12 +43,13 @@ class NodeCheck {
 
   // After training: the end readings and the health checks, added to `record`; then throws
   // Error(kGpuUnusable, ..., "unhealthy" or "slow") naming the first failing check, when a check
-  // with severity "fail" failed. Logs a line per GPU with warnings.
+  // with severity "fail" failed. Logs a line per GPU, and the time the node check took in all.
   void finish(RunRecord& record, std::ostream& log);
 
  private:
   std::vector<DeviceInfo> gpus_;
   health::Thresholds thresholds_;
+  double seconds_ = 0;  // spent in the node check so far (what it adds to the run's wall time)
   std::unique_ptr<health::Monitor> monitor_;
 };
 

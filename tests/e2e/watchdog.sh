@@ -48,6 +48,8 @@ check_json "$work/logs/result.json" \
   'd["verdict"] == "failed" and d["exit_code"] == 4 and d["reason"] == "stalled"' \
   '"phase training" in d["error"]'
 grep -q ' reason=stalled ' "$work/termination" || { fail "termination message"; cat "$work/termination"; }
+python3 "$(dirname "$0")/../app/validate_verdict.py" "$work/logs/result.json" ||
+  fail "the stalled run's verdict is off docs/result.schema.json"
 
 # A healthy run of several seconds, the limit well above any step or evaluation: no stall.
 timeout -s KILL 300 "$trainer" --backend cpu --fake_data --max_steps 600 --log_dir "$work/ok" \
