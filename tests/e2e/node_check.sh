@@ -91,13 +91,14 @@ for c in json.load(open(sys.argv[1]))["checks"]:
     print(f"  {c[\"name\"]:26} {c[\"status\"]:11} {c[\"value\"]!s:>10} {c[\"unit\"] or \"\":8} {c[\"detail\"][:90]}")' \
     "$work/healthy/logs/result.json"
   for fault in ecc_uncorrected:ecc_uncorrected_volatile pending_remap:remapped_rows_pending \
-               thermal_throttle:clock_events_thermal pcie_x8_gen3:pcie_width xid:xid_events; do
+               thermal_throttle:clock_events_thermal pcie_x8_gen3:pcie_generation xid:xid_events; do
     scenario=${fault%%:*} check=${fault#*:}
     MNIST_TEST_NVML_LIBRARY=$fake_nvml FAKE_NVML_SCENARIO=$scenario run "$scenario" 4 "${short[@]}"
     verdict "$scenario" 'd["reason"] == "unhealthy" and d["exit_name"] == "gpu_unusable"' \
       "checks['$check']['status'] == 'fail' and checks['$check']['gpu'] == 0"
     grep -q "failed the check $check" "$work/$scenario/err" || fail "$scenario: no line naming $check"
   done
+  verdict pcie_x8_gen3 'checks["pcie_width"]["status"] == "fail"'  # x8 of x16, beside Gen3 of 5
   MNIST_TEST_NVML_LIBRARY=$fake_nvml FAKE_NVML_SCENARIO=pending_remap run warned 0 "${short[@]}" \
     --warn_only remapped_rows_pending
   verdict warned 'checks["remapped_rows_pending"]["status"] == "warn"'
