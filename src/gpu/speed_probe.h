@@ -67,14 +67,13 @@ struct SpeedProbeResult {
 // (kGpuUnusable) when the device's properties cannot be read.
 SpeedProbeResult probe_speed(int ordinal);
 
-// Where the checks draw the line, as fractions. Public figures for a healthy H200 (the GH100 die of
-// the H100 with HBM3e): its FMA reaches about 0.9 of the promise (132 SMs x 128 lanes x 1980 MHz x
-// 2 = 66.9 TFLOP/s, the published 67) and its copy about 0.85-0.9 of 4.8 TB/s (copy benchmarks of
-// the H100 reach 2.9-3.0 of its 3.35 TB/s). The coordinator measures both on an H200 (the gpu test
-// speed_gpu_tests prints them). The fail lines sit far below: a GPU at half its clock (FMA ~0.45)
-// or with half its memory bandwidth (~0.43) fails, a healthy one passes with a margin of ~1.8x,
-// which covers power and thermal variation between runs. The warn lines catch a GPU that is held
-// back (a power cap, a hot node) without being broken.
+// Where the checks draw the line, as fractions. Measured on a healthy H200 (speed_gpu_tests and the
+// seed job, docs/PERFORMANCE.md "Node check"): its FMA reaches 0.97 of the promise (65.1 of 132 SMs
+// x 128 lanes x 1980 MHz x 2 = 66.9 TFLOP/s) and its copy 0.79-0.80 of 4814 GB/s (3807-3835 GB/s,
+// read + write). The fail lines sit far below: a GPU at half its clock (FMA ~0.49) or with half
+// its memory bandwidth (~0.40) fails, a healthy one passes with a margin of 1.6-1.9x, which covers
+// power and thermal variation between runs. The warn lines catch a GPU that is held back (a power
+// cap, a hot node) without being broken.
 struct SpeedThresholds {
   double fail_fp32_ratio = 0.5;  // of the FP32 promise
   double warn_fp32_ratio = 0.7;
