@@ -18,24 +18,7 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 version=$("$trainer" --version | awk '{print $2}')
 [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "FAIL: --version printed '$version'"; exit 1; }
 
-# check_json FILE PYTHON-EXPRESSION...: each expression (over the document `d`) must be true.
-check_json() {
-  local file=$1; shift
-  python3 - "$file" "$@" <<'EOF' || failures=$((failures + 1))
-import json, sys
-path, checks = sys.argv[1], sys.argv[2:]
-try:
-    d = json.load(open(path))
-except Exception as e:
-    print(f"FAIL: {path}: not JSON: {e}"); sys.exit(1)
-bad = [c for c in checks if not eval(c, {"d": d, "re": __import__("re")})]
-for c in bad:
-    print(f"FAIL: {path}: {c}")
-if bad:
-    print(json.dumps(d, indent=1)[:3000])
-sys.exit(1 if bad else 0)
-EOF
-}
+source "$(dirname "$0")/check_json.sh"
 # validate FILE...: each verdict file as published (JSON against the schema, .prom by promtool).
 validate() { python3 "$here/../app/validate_verdict.py" "$@" || fail "not a valid verdict: $*"; }
 

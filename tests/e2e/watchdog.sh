@@ -12,24 +12,7 @@ trap 'rm -rf "$work"' EXIT
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
-# check_json FILE PYTHON-EXPRESSION...: each expression (over the document `d`) must be true.
-check_json() {
-  local file=$1; shift
-  python3 - "$file" "$@" <<'EOF' || failures=$((failures + 1))
-import json, sys
-path, checks = sys.argv[1], sys.argv[2:]
-try:
-    d = json.load(open(path))
-except Exception as e:
-    print(f"FAIL: {path}: not JSON: {e}"); sys.exit(1)
-bad = [c for c in checks if not eval(c, {"d": d})]
-for c in bad:
-    print(f"FAIL: {path}: {c}")
-if bad:
-    print(json.dumps(d, indent=1)[:3000])
-sys.exit(1 if bad else 0)
-EOF
-}
+source "$(dirname "$0")/check_json.sh"
 
 # The stand-in ignores SIGTERM, as a hung CUDA call does: a watchdog that never fires is killed
 # here (exit 137), which fails the check below instead of hanging the suite.
