@@ -26,6 +26,7 @@
 #include "stop.h"
 #include "train/epochs.h"
 #include "train/loop.h"
+#include "watchdog.h"
 
 namespace mnist {
 
@@ -71,13 +72,15 @@ json time_steps(const Options& o, BackendKind kind, int batch, Precision precisi
   EpochFeeder feed(*backend, o.seed, batch, data.train.count);
   for (int i = 0; i < warmup; ++i) {
     feed.before_step();
+    heartbeat("benchmark");  // each timed step is progress (watchdog.h)
     backend->train_step();
   }
   backend->synchronize();
   auto watch = backend->stopwatch();
   for (int i = 0; i < steps; ++i) {
     throw_if_stop_requested("during --benchmark");
-    feed.before_step();  // may copy an epoch order: kept outside the timed pairs
+    feed.before_step();      // may copy an epoch order: kept outside the timed pairs
+    heartbeat("benchmark");  // outside the timed span
     watch->mark();
     backend->train_step();
     watch->mark();
@@ -108,6 +111,7 @@ json time_evaluation(const Options& o, BackendKind kind, Precision precision,
   EpochFeeder feed(*backend, o.seed, config.batch_size, data.train.count);
   for (int i = 0; i < 10; ++i) {
     feed.before_step();
+    heartbeat("benchmark");
     backend->train_step();
   }
   for (int i = 0; i < (cpu ? 0 : 3); ++i) backend->evaluate_test();
@@ -153,6 +157,7 @@ json data_parallel_scaling(const Options& o, int gpus, int per_gpu, const MnistD
   EpochFeeder feed(backend, o.seed, config.batch_size, data.train.count);
   for (int i = 0; i < 20; ++i) {
     feed.before_step();
+    heartbeat("benchmark");
     backend.train_step();
   }
   backend.synchronize();
@@ -161,6 +166,7 @@ json data_parallel_scaling(const Options& o, int gpus, int per_gpu, const MnistD
   for (int i = 0; i < steps; ++i) {
     throw_if_stop_requested("during --benchmark");
     feed.before_step();
+    heartbeat("benchmark");  // outside the timed span
     watch->mark();
     backend.train_step();
     watch->mark();
@@ -277,6 +283,7 @@ json time_to_accuracy(const Options& o, BackendKind kind, const MnistData& data,
     throw_if_stop_requested("during --benchmark");
     for (int i = 0; i < 100; ++i) {
       feed.before_step();
+      heartbeat("benchmark");  // outside the timed span
       watch->mark();
       backend->train_step();
       watch->mark();
@@ -490,6 +497,7 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
       auto probe = fresh_backend(options, kind, 100, data);
       EpochFeeder feed(*probe, options.seed, 100, data.train.count);
       feed.before_step();
+      heartbeat("benchmark");
       probe->train_step();
       probe->evaluate_test();
       r["device_memory_mib"] = double(free_before - device_free_bytes()) / (1 << 20);
