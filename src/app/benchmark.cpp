@@ -121,6 +121,7 @@ json time_evaluation(const Options& o, BackendKind kind, Precision precision,
   int correct = 0;
   for (int i = 0; i < repeats; ++i) {
     throw_if_stop_requested("during --benchmark");
+    heartbeat("benchmark");  // outside the timed span
     watch->mark();
     correct = backend->evaluate_test();
     watch->mark();
