@@ -7,20 +7,30 @@
 #include "gpu/cublas_backend.h"
 #include "gpu/cuda_backend.h"
 #include "gpu/device.h"
+#include "gpu/libraries.h"
 #include "train/cpu_backend.h"
 
 namespace mnist {
 
+void load_baseline_libraries() {
+  lib::cublas();
+  lib::cudnn();
+}
+
 BackendKind resolve_backend(BackendKind requested, std::ostream& log) {
   if (requested == BackendKind::kCpu) return requested;
+  // A missing library is this installation's fault, whatever the node: said before the GPU is.
+  if (requested == BackendKind::kCublas) load_baseline_libraries();
   if (requested == BackendKind::kAuto) {
     const GpuProbe probe = probe_gpus();
     if (probe.device_count == 0) {
-      // The NVIDIA device plugin sets NVIDIA_VISIBLE_DEVICES in a container that was given a GPU:
-      // then a missing device is a broken node, never a reason to train on the CPU and pass.
+      // The NVIDIA device plugin lists the GPUs it gave a container in NVIDIA_VISIBLE_DEVICES
+      // (their UUIDs or indices, or the folder of a volume-mounted list): then a missing device is
+      // a broken node, never a reason to train on the CPU and pass. "all" is no such list: NVIDIA's
+      // CUDA images set it in every container, GPU or not.
       const char* assigned = std::getenv("NVIDIA_VISIBLE_DEVICES");
       const std::string a = assigned ? assigned : "";
-      if (!a.empty() && a != "void" && a != "none") {
+      if (!a.empty() && a != "void" && a != "none" && a != "all") {
         throw Error(ExitCode::kGpuUnusable,
                     "this container was assigned a GPU (NVIDIA_VISIBLE_DEVICES=" + a +
                         ") but CUDA cannot use it: " + describe(probe));

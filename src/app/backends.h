@@ -9,9 +9,15 @@
 
 namespace mnist {
 
-// auto -> cuda when a device is visible, else cpu (with a warning on `log`). cuda or cublas with no
-// usable device throws Error(kGpuUnusable). Logs the device when a GPU backend is chosen.
+// auto -> cuda when a device is visible, else cpu (with a warning on `log`): exit 4 instead when
+// NVIDIA_VISIBLE_DEVICES lists the GPUs this container was given (a value other than "all", "void"
+// or "none"). cuda or cublas with no usable device throws Error(kGpuUnusable); cublas loads its
+// libraries first (load_baseline_libraries). Logs the device when a GPU backend is chosen.
 BackendKind resolve_backend(BackendKind requested, std::ostream& log);
+
+// Loads cuBLAS and cuDNN (src/gpu/libraries.h), which the cublas backend and the benchmark's
+// comparison need: Error(kBadArguments, ..., "library_missing") when one cannot be loaded.
+void load_baseline_libraries();
 
 // Whether CUDA sees at least one device.
 bool gpu_visible();

@@ -25,6 +25,7 @@
 #include "data/fileio.h"
 #include "dist/rendezvous.h"
 #include "error.h"
+#include "gpu/libraries.h"
 #include "kernels/cuda_error.h"
 #include "progress.h"
 #include "stop.h"
@@ -245,6 +246,9 @@ void run(int argc, char** argv, RunRecord& record, bool stdout_closed) {
   record.self_checked_gpus = static_cast<int>(plan.devices.size());
   if (gpu_present || options.backend == BackendKind::kAuto)
     record.note_gpus(gpu_present, plan.ordinals);
+  // Libraries the run will load later are loaded now: a missing one fails before any download.
+  if (options.benchmark && gpu_present) load_baseline_libraries();  // the cublas comparison
+  if (plan.data_parallel) lib::nccl();
 
   const MnistData data = options.fake_data ? make_fake_data(config.train.seed)
                                            : load_dataset(data_source(options), std::cout);

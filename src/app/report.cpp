@@ -433,6 +433,9 @@ const std::vector<Reason>& reasons() {
       {"internal", C::kInternal, "a bug: an exception nothing expected"},
       {"usage", C::kBadArguments,
        "a flag, a batch too large, a checkpoint folder in use, host memory too small"},
+      {"library_missing", C::kBadArguments,
+       "a library the run needs cannot be loaded: cuBLAS or cuDNN for the cublas backend, NCCL "
+       "for several GPUs or processes"},
       {"data_unavailable", C::kDataUnavailable, "the data could not be fetched"},
       {"peers_lost", C::kDataUnavailable,
        "another process of the run, NCCL or the network between them failed (after the data "

@@ -32,7 +32,7 @@ const char* program_version();
 // could reject or a reader could misread: a field added, removed or renamed, a type or meaning
 // changed, a value added to an enumeration (a reason, a status). Check names are not enumerated:
 // a new check keeps the version.
-constexpr int kResultSchemaVersion = 1;
+constexpr int kResultSchemaVersion = 2;
 
 // What an exit code stands for, in a few words ("GPU unusable"); "ok" for 0. For people: the
 // termination message, result.json's "exit_description".

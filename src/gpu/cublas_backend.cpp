@@ -23,13 +23,15 @@ void sgemm_row_major(cublasHandle_t h, bool transpose_a, bool transpose_b, int m
   const cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (precision == Precision::kFp32) {
-    MNIST_CUBLAS_CHECK(cublasSgemm(h, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, n));
+    MNIST_CUBLAS_CHECK(
+        lib::cublas().cublasSgemm(h, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, n));
     return;
   }
   const cublasComputeType_t compute =
       precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_FAST_16BF;
-  MNIST_CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F,
-                                  lda, &beta, c, CUDA_R_32F, n, compute, CUBLAS_GEMM_DEFAULT));
+  MNIST_CUBLAS_CHECK(lib::cublas().cublasGemmEx(h, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb,
+                                                a, CUDA_R_32F, lda, &beta, c, CUDA_R_32F, n,
+                                                compute, CUBLAS_GEMM_DEFAULT));
 }
 
 CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
@@ -112,8 +114,9 @@ void CublasBackend::record_step(cudaStream_t s) {
     });
     op("cublasSgemm +b1", s, [&] { bias_add(batch, l1.out, p + l1.b, z_.get()); });
     op("cudnnActivationForward relu", s, [&] {
-      MNIST_CUDNN_CHECK(cudnnActivationForward(dnn, relu_.get(), &one, batch_hidden_.get(),
-                                               z_.get(), &zero, batch_hidden_.get(), a_.get()));
+      MNIST_CUDNN_CHECK(lib::cudnn().cudnnActivationForward(dnn, relu_.get(), &one,
+                                                            batch_hidden_.get(), z_.get(), &zero,
+                                                            batch_hidden_.get(), a_.get()));
     });
     op("dropout_forward", s, [&] {
       k::dropout_forward(a_.get(), h_.get(), h_.size(), config_.keep_prob, config_.seed,
@@ -128,19 +131,19 @@ void CublasBackend::record_step(cudaStream_t s) {
   op("cublasSgemm +b2", s, [&] { bias_add(batch, out.out, p + out.b, logits_.get()); });
   // Loss: log-softmax (cuDNN), NLL and its gradient (counts the step), dlogits (cuDNN).
   op("cudnnSoftmaxForward log", s, [&] {
-    MNIST_CUDNN_CHECK(cudnnSoftmaxForward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
-                                          batch_classes_.get(), logits_.get(), &zero,
-                                          batch_classes_.get(), logp_.get()));
+    MNIST_CUDNN_CHECK(lib::cudnn().cudnnSoftmaxForward(
+        dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, batch_classes_.get(),
+        logits_.get(), &zero, batch_classes_.get(), logp_.get()));
   });
   op("nll_from_log_softmax", s, [&] {
     k::nll_from_log_softmax(logp_.get(), y_.get(), row_loss_.get(), row_correct_.get(),
                             dlogp_.get(), batch, kClasses, step_.get(), s);
   });
   op("cudnnSoftmaxBackward log", s, [&] {
-    MNIST_CUDNN_CHECK(cudnnSoftmaxBackward(dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE,
-                                           &one, batch_classes_.get(), logp_.get(),
-                                           batch_classes_.get(), dlogp_.get(), &zero,
-                                           batch_classes_.get(), dlogits_.get()));
+    MNIST_CUDNN_CHECK(lib::cudnn().cudnnSoftmaxBackward(
+        dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, batch_classes_.get(),
+        logp_.get(), batch_classes_.get(), dlogp_.get(), &zero, batch_classes_.get(),
+        dlogits_.get()));
   });
   // Backward: [dW2; db2] = [h; 1]^T dlogits, then through W2, dropout and ReLU to [dW1; db1].
   op("cublasSgemm dW2", s, [&] {
@@ -159,7 +162,7 @@ void CublasBackend::record_step(cudaStream_t s) {
       k::relu_dropout_backward(dh_.get(), h_.get(), da_.get(), da_.size(), config_.keep_prob, s);
     });
     op("cudnnActivationBackward relu", s, [&] {
-      MNIST_CUDNN_CHECK(cudnnActivationBackward(
+      MNIST_CUDNN_CHECK(lib::cudnn().cudnnActivationBackward(
           dnn, relu_.get(), &one, batch_hidden_.get(), a_.get(), batch_hidden_.get(), da_.get(),
           batch_hidden_.get(), z_.get(), &zero, batch_hidden_.get(), dz_.get()));
     });
@@ -189,9 +192,9 @@ void CublasBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss
     sgemm_row_major(cublas_.get(), false, false, count, l1.out, l1.in, input, p + l1.w,
                     eval_hidden_.get(), 0.0f, config_.precision);
     bias_add(count, l1.out, p + l1.b, eval_hidden_.get());
-    MNIST_CUDNN_CHECK(cudnnActivationForward(cudnn_.get(), relu_.get(), &one, hidden_desc.get(),
-                                             eval_hidden_.get(), &zero, hidden_desc.get(),
-                                             eval_hidden_.get()));
+    MNIST_CUDNN_CHECK(lib::cudnn().cudnnActivationForward(
+        cudnn_.get(), relu_.get(), &one, hidden_desc.get(), eval_hidden_.get(), &zero,
+        hidden_desc.get(), eval_hidden_.get()));
     input = eval_hidden_.get();
   }
   const Layer& out = layout_.layers.back();

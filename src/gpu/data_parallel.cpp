@@ -106,8 +106,9 @@ void DataParallelBackend::all_reduce_gradients() {
     for (std::size_t i = 0; i < replicas_.size(); ++i) {
       on_device(static_cast<int>(i));
       float* g = replicas_[i]->gradient();
-      nccl_->note(ncclAllReduce(g, g, parameters_, ncclFloat, ncclSum,
-                                nccl_->comm(static_cast<int>(i)), replicas_[i]->stream()));
+      nccl_->note(lib::nccl().ncclAllReduce(g, g, parameters_, ncclFloat, ncclSum,
+                                            nccl_->comm(static_cast<int>(i)),
+                                            replicas_[i]->stream()));
     }
   });
 }
@@ -288,10 +289,10 @@ ResumePoint DataParallelBackend::agree_on_start(const ResumePoint& resume) {
       on_device(static_cast<int>(i));
       const cudaStream_t s = replicas_[i]->stream();
       const ncclComm_t comm = nccl_->comm(static_cast<int>(i));
-      nccl_->note(ncclBroadcast(payloads[i].get(), payloads[i].get(), payload.size(), ncclFloat, 0,
-                                comm, s));
-      nccl_->note(
-          ncclBroadcast(headers[i].get(), headers[i].get(), header.size(), ncclInt64, 0, comm, s));
+      nccl_->note(lib::nccl().ncclBroadcast(payloads[i].get(), payloads[i].get(), payload.size(),
+                                            ncclFloat, 0, comm, s));
+      nccl_->note(lib::nccl().ncclBroadcast(headers[i].get(), headers[i].get(), header.size(),
+                                            ncclInt64, 0, comm, s));
     }
   });
   synchronize();
@@ -381,8 +382,9 @@ void DataParallelBackend::check_replicas_agree(const std::vector<DeviceInfo>& in
   nccl_->group("comparing the parameters of every rank", [&] {
     for (std::size_t i = 0; i < replicas_.size(); ++i) {
       on_device(static_cast<int>(i));
-      nccl_->note(ncclAllGather(sends[i].get(), receives[i].get(), n, ncclUint8,
-                                nccl_->comm(static_cast<int>(i)), replicas_[i]->stream()));
+      nccl_->note(lib::nccl().ncclAllGather(sends[i].get(), receives[i].get(), n, ncclUint8,
+                                            nccl_->comm(static_cast<int>(i)),
+                                            replicas_[i]->stream()));
     }
   });
   synchronize();

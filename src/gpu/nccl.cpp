@@ -42,18 +42,19 @@ class Poller {
 
 std::string new_nccl_id() {
   ncclUniqueId id{};
-  const ncclResult_t rc = ncclGetUniqueId(&id);
+  const ncclResult_t rc = lib::nccl().ncclGetUniqueId(&id);
   if (rc != ncclSuccess) {
     throw Error(ExitCode::kDataUnavailable,
                 std::string("NCCL cannot create its unique id (ncclGetUniqueId: ") +
-                    ncclGetErrorString(rc) + "): no usable network interface for its bootstrap?");
+                    lib::nccl().ncclGetErrorString(rc) +
+                    "): no usable network interface for its bootstrap?");
   }
   return std::string(id.internal, sizeof id.internal);
 }
 
 std::string nccl_version_string() {
   int v = 0;
-  if (ncclGetVersion(&v) != ncclSuccess) return "NCCL (version unknown)";
+  if (lib::nccl().ncclGetVersion(&v) != ncclSuccess) return "NCCL (version unknown)";
   // Since 2.9: major * 10000 + minor * 100 + patch.
   return "NCCL " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." +
          std::to_string(v % 100);
@@ -79,8 +80,8 @@ NcclGroup::NcclGroup(const std::string& id, const std::vector<int>& devices, int
   group(what, [&] {
     for (std::size_t i = 0; i < devices_.size(); ++i) {
       MNIST_CUDA_CHECK(cudaSetDevice(devices_[i]));
-      note(ncclCommInitRankConfig(&comms_[i], ranks, unique, first_rank + static_cast<int>(i),
-                                  &config));
+      note(lib::nccl().ncclCommInitRankConfig(&comms_[i], ranks, unique,
+                                              first_rank + static_cast<int>(i), &config));
     }
   });
   joining_ = false;
@@ -92,7 +93,7 @@ NcclGroup::~NcclGroup() {
   // background), poll it, bounded; destroy what finished cleanly, abort the rest.
   std::vector<bool> clean(comms_.size(), true);
   for (std::size_t i = 0; i < comms_.size(); ++i) {
-    const ncclResult_t rc = comms_[i] ? ncclCommFinalize(comms_[i]) : ncclSuccess;
+    const ncclResult_t rc = comms_[i] ? lib::nccl().ncclCommFinalize(comms_[i]) : ncclSuccess;
     if (rc != ncclSuccess && rc != ncclInProgress) clean[i] = false;
   }
   const auto deadline = Clock::now() + kFinalizeLimit;
@@ -100,17 +101,17 @@ NcclGroup::~NcclGroup() {
   for (std::size_t i = 0; i < comms_.size(); ++i) {
     if (!comms_[i] || !clean[i]) continue;
     ncclResult_t state = ncclInProgress;
-    while (ncclCommGetAsyncError(comms_[i], &state) == ncclSuccess && state == ncclInProgress &&
-           Clock::now() < deadline)
+    while (lib::nccl().ncclCommGetAsyncError(comms_[i], &state) == ncclSuccess &&
+           state == ncclInProgress && Clock::now() < deadline)
       poller.pause();
     clean[i] = state == ncclSuccess;
   }
   for (std::size_t i = 0; i < comms_.size(); ++i) {
     if (!comms_[i]) continue;
     if (clean[i])
-      ncclCommDestroy(comms_[i]);
+      lib::nccl().ncclCommDestroy(comms_[i]);
     else
-      ncclCommAbort(comms_[i]);
+      lib::nccl().ncclCommAbort(comms_[i]);
   }
 }
 
@@ -118,15 +119,15 @@ void NcclGroup::abort() {
   if (aborted_) return;
   aborted_ = true;
   for (ncclComm_t& comm : comms_) {
-    if (comm) ncclCommAbort(comm);
+    if (comm) lib::nccl().ncclCommAbort(comm);
     comm = nullptr;
   }
 }
 
 void NcclGroup::fail(ncclResult_t rc, const std::string& what) {
-  std::string detail = ncclGetErrorString(rc);
+  std::string detail = lib::nccl().ncclGetErrorString(rc);
   for (ncclComm_t comm : comms_) {
-    const char* last = comm ? ncclGetLastError(comm) : nullptr;
+    const char* last = comm ? lib::nccl().ncclGetLastError(comm) : nullptr;
     if (last && *last) {
       detail += " (" + std::string(last) + ")";
       break;
@@ -164,7 +165,7 @@ void NcclGroup::poll_async_errors(const std::string& what) {
   }
   for (ncclComm_t comm : comms_) {
     ncclResult_t state = ncclSuccess;
-    check(ncclCommGetAsyncError(comm, &state), what);
+    check(lib::nccl().ncclCommGetAsyncError(comm, &state), what);
     if (state != ncclSuccess && state != ncclInProgress) fail(state, what);
   }
 }
@@ -177,7 +178,7 @@ void NcclGroup::settle(ncclResult_t rc, const std::string& what) {
   for (ncclComm_t comm : comms_) {
     for (;;) {
       ncclResult_t state = ncclSuccess;
-      check(ncclCommGetAsyncError(comm, &state), what);
+      check(lib::nccl().ncclCommGetAsyncError(comm, &state), what);
       if (state == ncclSuccess) break;
       if (state != ncclInProgress) fail(state, what);
       if (Clock::now() - start > timeout_) {

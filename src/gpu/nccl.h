@@ -15,13 +15,14 @@
 #pragma once
 
 #include <cuda_runtime.h>
-#include <nccl.h>
 
 #include <chrono>
 #include <cstddef>
 #include <exception>
 #include <string>
 #include <vector>
+
+#include "gpu/libraries.h"
 
 namespace mnist {
 
@@ -56,7 +57,7 @@ class NcclGroup {
   // abort inside an open group would be queued into it and lost).
   template <class Enqueue>
   void group(const std::string& what, Enqueue&& enqueue) {
-    check(ncclGroupStart(), what);
+    check(lib::nccl().ncclGroupStart(), what);
     group_result_ = ncclSuccess;
     std::exception_ptr error;
     try {
@@ -64,7 +65,7 @@ class NcclGroup {
     } catch (...) {
       error = std::current_exception();
     }
-    const ncclResult_t end = ncclGroupEnd();
+    const ncclResult_t end = lib::nccl().ncclGroupEnd();
     if (error) {
       abort();
       std::rethrow_exception(error);

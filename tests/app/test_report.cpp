@@ -213,7 +213,7 @@ TEST(Verdict, VersionedFieldsFirst) {
   RunRecord r = gpu_run();
   r.node = "gpu-node-7";
   const json v = verdict_json(r, Outcome{}, kNow);
-  EXPECT_EQ(v["schema_version"], 1);
+  EXPECT_EQ(v["schema_version"], 2);
   EXPECT_EQ(v["schema_version"], kResultSchemaVersion);
   EXPECT_EQ(v["reason"], "ok");
   EXPECT_EQ(v["exit_name"], "ok");

@@ -66,6 +66,15 @@ expect 4 "--backend cuda without a visible GPU" -- env CUDA_VISIBLE_DEVICES= "$t
 grep -q 'CUDA devices visible: 0' "$work/err" || { echo "FAIL: exit 4 message"; failures=$((failures + 1)); }
 expect 0 "--backend auto without a GPU falls back with a warning" -- env CUDA_VISIBLE_DEVICES= "$trainer" --fake_data --backend auto --log_dir "$work/logs" --max_steps 2
 grep -q 'warning: no CUDA GPU found' "$work/out" || { echo "FAIL: no fallback warning"; failures=$((failures + 1)); }
+# NVIDIA_VISIBLE_DEVICES: a list of GPUs the device plugin gave this container makes a missing GPU
+# a broken node; "all", which NVIDIA's CUDA images set in every container, does not.
+expect 0 "--backend auto, NVIDIA_VISIBLE_DEVICES=all, no GPU: falls back" -- env CUDA_VISIBLE_DEVICES= \
+  NVIDIA_VISIBLE_DEVICES=all "$trainer" --fake_data --backend auto --log_dir "$work/logs" --max_steps 2
+grep -q 'warning: no CUDA GPU found' "$work/out" || { echo "FAIL: no fallback warning with NVIDIA_VISIBLE_DEVICES=all"; failures=$((failures + 1)); }
+expect 4 "--backend auto, NVIDIA_VISIBLE_DEVICES=GPU-UUID, no GPU" -- env CUDA_VISIBLE_DEVICES= \
+  NVIDIA_VISIBLE_DEVICES=GPU-8f6c1b2e-0000-4000-8000-000000000000 "$trainer" --fake_data --backend auto \
+  "${outputs[@]}" --max_steps 2
+grep -q 'this container was assigned a GPU' "$work/err" || { echo "FAIL: exit 4 names the assignment"; failures=$((failures + 1)); }
 expect 5 "divergence" -- "$trainer" "${fake[@]}" --learning_rate 1e30 --max_steps 40
 
 # signal_mid_training SIGNAL CODE: the signal mid-training saves a checkpoint, then exits CODE.

@@ -78,7 +78,7 @@ summary=$(grep -A1 '^Final test accuracy: ' "$work/out" | tail -n1)
 check_json "$work/logs/result.json" \
   'd["program"] == "mnist-train"' "d['version'] == '$version'" \
   'd["verdict"] == "passed" and d["exit_code"] == 0 and d["exit_name"] == "ok" and "error" not in d' \
-  'd["schema_version"] == 1 and d["reason"] == "ok" and d["exit_description"] == "ok"' \
+  'd["schema_version"] == 2 and d["reason"] == "ok" and d["exit_description"] == "ok"' \
   'd["node"] == "node-a.example" and d["hostname"]' \
   'd["mode"] == "train" and d["backend"] == "cpu" and d["model"] == "mlp"' \
   'd["batch_size"] == 100 and d["seed"] == 1 and d["max_steps"] == 21' \
