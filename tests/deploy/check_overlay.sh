@@ -2,8 +2,8 @@
 # check_overlay.sh KUSTOMIZATION_DIR [EXPECT]: renders the folder as `kubectl apply -k` would and
 # checks every object: the strict API schema (validate_k8s.mjs), then Pod Security "restricted",
 # this project's rules, the objects' agreement and what EXPECT (aks,gke,eks,plain,persistent,
-# benchmark,multinode; from the overlay's path) promises (check_policy.mjs). Exits 77 (skipped) without
-# kubectl, except under CI.
+# benchmark,multinode,pool,runtimeclass; from the overlay's path) promises (check_policy.mjs).
+# Exits 77 (skipped) without kubectl, except under CI.
 set -uo pipefail
 dir=$1 expect=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)

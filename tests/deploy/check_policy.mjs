@@ -27,7 +27,10 @@
 //     gke (selects cloud.google.com/gke-accelerator), eks (selects amd64 nodes), persistent
 //     (the training Job's logs and checkpoints on a claim, TensorBoard serving it), benchmark (the
 //     benchmark JSON and the run's result.json on a claim), plain (no cloud-specific scheduling),
-//     multinode (a Job over several pods, as above).
+//     multinode (a Job over several pods, as above, one rank per node), pool (scripts/check-pool.sh's
+//     per-node Job: pinned by node affinity on the node's name, not nodeName, backoffLimit 0,
+//     --gpus all), runtimeclass (runtimeClassName nvidia; without it, none). Every Job selects
+//     kubernetes.io/arch amd64 nodes.
 import fs from "node:fs";
 import yaml from "js-yaml";
 
@@ -268,6 +271,12 @@ for (const { d, spec, labels } of multiNode) {
     check(policies.some((p) => (p.spec.ingress ?? []).some((r) => !r.ports && (r.from ?? []).some((f) => onlyJob(f.podSelector)))),
       `${where}: no NetworkPolicy admits the Job's pods to each other on every port (NCCL connects on ports it picks)`);
   }
+  // One rank per node (the point of several pods): a required anti-affinity on the node's hostname
+  // against the Job's own pods.
+  const antiTerms = spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+  check(antiTerms.some((t) => t.topologyKey === "kubernetes.io/hostname" && !t.namespaceSelector &&
+      !(t.labelSelector?.matchExpressions ?? []).length && onlyJob(t.labelSelector)),
+    `${where}: one rank per node: needs a required podAntiAffinity on topologyKey kubernetes.io/hostname selecting the Job's pods (its job-name label)`);
   // The headless Service.
   const svc = docs.find((s) => s.kind === "Service" && s.metadata.name === sub);
   if (!check(svc, `${where}: no Service named ${sub} (the pod template's subdomain) in this kustomization`)) continue;
@@ -291,11 +300,33 @@ check(jobs.length > 0 || !expects.length, "no Job rendered");
 for (const { d, spec } of jobs) {
   const sel = spec.nodeSelector ?? {};
   check(tolerates(spec, { key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" }), `${id(d)}: tolerates the nvidia.com/gpu:NoSchedule taint`);
+  check(sel["kubernetes.io/arch"] === "amd64", `${id(d)}: nodeSelector kubernetes.io/arch amd64 (the image is x86-64; Arm GPU nodes exist)`);
   if (expects.includes("aks")) check(tolerates(spec, { key: "sku", value: "gpu", effect: "NoSchedule" }), `${id(d)}: aks: tolerates sku=gpu:NoSchedule`);
-  if (expects.includes("gke")) check(/^nvidia-/.test(sel["cloud.google.com/gke-accelerator"] ?? ""), `${id(d)}: gke: nodeSelector cloud.google.com/gke-accelerator`);
+  if (expects.includes("gke")) {
+    const acc = sel["cloud.google.com/gke-accelerator"];
+    check(typeof acc === "string" && /^nvidia-[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(acc) && acc.length <= 63,
+      `${id(d)}: gke: nodeSelector cloud.google.com/gke-accelerator must be a GPU type like nvidia-l4 (is ${JSON.stringify(acc)})`);
+  }
+  if (expects.includes("runtimeclass")) check(spec.runtimeClassName === "nvidia", `${id(d)}: runtimeclass: runtimeClassName nvidia`);
+  else check(spec.runtimeClassName === undefined, `${id(d)}: runtimeClassName only with the runtimeclass component (is ${spec.runtimeClassName})`);
+  if (expects.includes("pool")) {
+    // scripts/check-pool.sh's per-node Job: through the scheduler (no nodeName) onto one node by
+    // name, every GPU there, the first failure its verdict.
+    const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+    const f = terms.length === 1 && !(terms[0].matchExpressions ?? []).length ? terms[0].matchFields ?? [] : [];
+    check(f.length === 1 && f[0].key === "metadata.name" && f[0].operator === "In" && f[0].values?.length === 1,
+      `${id(d)}: pool: pinned by one required nodeAffinity term matching metadata.name to one node`);
+    check(spec.nodeName === undefined, `${id(d)}: pool: no nodeName (it skips the scheduler's fit and taint checks)`);
+    check(d.spec.backoffLimit === 0, `${id(d)}: pool: backoffLimit 0 (the first failure is the node's verdict)`);
+    const c = spec.containers.find((k) => k.name === "mnist-train") ?? spec.containers[0];
+    check(flag(c.args, "gpus") === "all", `${id(d)}: pool: --gpus all (every GPU of the node)`);
+    check(Number.isInteger(Number(c.resources?.limits?.["nvidia.com/gpu"])) && Number(c.resources.limits["nvidia.com/gpu"]) >= 1,
+      `${id(d)}: pool: nvidia.com/gpu limit`);
+    check(d.spec.completions === undefined || d.spec.completions === 1, `${id(d)}: pool: one pod`);
+  }
   if (expects.includes("eks")) check(sel["kubernetes.io/arch"] === "amd64", `${id(d)}: eks: nodeSelector kubernetes.io/arch amd64 (the image is x86-64)`);
   if (expects.includes("plain")) {
-    check(!tolerates(spec, { key: "sku", value: "gpu", effect: "NoSchedule" }) && Object.keys(sel).length === 0,
+    check(!tolerates(spec, { key: "sku", value: "gpu", effect: "NoSchedule" }) && Object.keys(sel).every((k) => k === "kubernetes.io/arch"),
       `${id(d)}: plain: no cloud-specific tolerations or node selectors`);
   }
 }

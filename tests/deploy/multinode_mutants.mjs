@@ -24,6 +24,15 @@ const policyOf = (docs) => docs.find((d) => d.kind === "NetworkPolicy");
 
 // name: [checker, text its FAIL line contains, what the mistake is, mutation(job, container, service)]
 const mutants = {
+  "no-anti-affinity": ["policy", "one rank per node", "no pod anti-affinity: two ranks may share a node",
+    (j) => { delete j.spec.template.spec.affinity; }],
+  "preferred-anti-affinity": ["policy", "one rank per node", "anti-affinity only preferred: the scheduler may still pair ranks",
+    (j) => { const a = j.spec.template.spec.affinity.podAntiAffinity;
+             a.preferredDuringSchedulingIgnoredDuringExecution = a.requiredDuringSchedulingIgnoredDuringExecution
+               .map((t) => ({ weight: 100, podAffinityTerm: t }));
+             delete a.requiredDuringSchedulingIgnoredDuringExecution; }],
+  "zone-anti-affinity": ["policy", "one rank per node", "anti-affinity per zone, not per node",
+    (j) => { j.spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey = "topology.kubernetes.io/zone"; }],
   "subdomain": ["policy", "no Service named", "the pod template's subdomain is not the Service's name",
     (j) => { j.spec.template.spec.subdomain = "mnist-train-elsewhere"; }],
   "no-subdomain": ["policy", "needs a subdomain", "no subdomain: the pods get no DNS names",

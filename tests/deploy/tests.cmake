@@ -22,16 +22,32 @@ add_test(NAME deploy_job_contract COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.
          $<TARGET_FILE:mnist-train> ${MNIST_K8S_DIR}/job.yaml)
 add_test(NAME deploy_benchmark_contract COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
          $<TARGET_FILE:mnist-train> ${MNIST_K8S_DIR}/benchmark/benchmark-job.yaml)
+# The manifests' mnist-train images carry CMakeLists.txt's version (VERSION, VERSION-baseline).
+add_test(NAME deploy_image_tags COMMAND bash ${MNIST_DEPLOY_DIR}/image_tags.sh ${PROJECT_SOURCE_DIR})
 set_tests_properties(deploy_k8s_manifests deploy_dockerfile deploy_tensorboard_image deploy_readme_paths
-  deploy_check_prereqs deploy_job_contract deploy_benchmark_contract PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
+  deploy_check_prereqs deploy_job_contract deploy_benchmark_contract deploy_image_tags
+  PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
 
-# Every kustomization (k8s/, k8s/base, k8s/benchmark, k8s/multinode,
-# k8s/overlays/CLOUD[/persistent|/benchmark|/multinode]):
+# scripts/check-pool.sh against a stand-in kubectl replaying recorded API answers (fake_kubectl.mjs,
+# pool_fixtures/): verdicts, exit codes, the deadline, odd node names, and the Jobs it creates
+# (valid, pinned, all of a node's GPUs). The GKE GPU type: unset, the gke overlays do not render.
+add_test(NAME deploy_check_pool COMMAND bash ${MNIST_DEPLOY_DIR}/check_pool.sh ${PROJECT_SOURCE_DIR})
+add_test(NAME deploy_gke_accelerator COMMAND bash ${MNIST_DEPLOY_DIR}/gke_accelerator.sh ${MNIST_K8S_DIR})
+# The optional runtimeclass component, on the base Job and TensorBoard (tests/deploy/variants).
+add_test(NAME deploy_render_runtimeclass COMMAND bash ${MNIST_DEPLOY_DIR}/check_overlay.sh
+         ${MNIST_DEPLOY_DIR}/variants/runtimeclass "runtimeclass,persistent")
+set_tests_properties(deploy_check_pool deploy_gke_accelerator deploy_render_runtimeclass PROPERTIES
+  LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+# Every kustomization (k8s/, k8s/base, k8s/benchmark, k8s/multinode, k8s/pool,
+# k8s/overlays/CLOUD[/persistent|/benchmark|/multinode|/pool]; the gke ones with a GPU type set, as
+# the operator must):
 #   deploy_render_NAME    rendered, schema, Pod Security, agreement, and what its path promises
 #                         (multinode: an Indexed Job whose completions, --world_size, subdomain,
 #                         headless Service and --rendezvous agree, its Secret (--rendezvous_secret_file)
 #                         mounted read-only, a NetworkPolicy admitting only its own pods; check_policy.mjs)
-#   deploy_contract_NAME  (overlays) each rendered Job's contract with the binary (an Indexed Job:
+#                         (pool: check-pool.sh's template, pinned by node affinity, backoffLimit 0)
+#   deploy_contract_NAME  (overlays, k8s/pool) each rendered Job's contract with the binary (an Indexed Job:
 #                         each pod's JOB_COMPLETION_INDEX accepted as its rank, none and
 #                         `completions` refused; job_contract.sh)
 file(GLOB_RECURSE MNIST_KUSTOMIZATIONS CONFIGURE_DEPENDS ${MNIST_K8S_DIR}/kustomization.yaml)
@@ -46,8 +62,17 @@ foreach(kustomization IN LISTS MNIST_KUSTOMIZATIONS)
     string(REGEX REPLACE "^overlays/" "" name ${rel})
     string(REPLACE "/" "_" name ${name})
   endif()
-  if(rel STREQUAL "multinode")
-    set(expect multinode)
+  if(rel STREQUAL "multinode" OR rel STREQUAL "pool")
+    set(expect ${rel})
+  endif()
+  set(env "")
+  if(rel MATCHES "^overlays/gke(/|$)")
+    set(env ENVIRONMENT MNIST_GKE_ACCELERATOR=nvidia-l4)
+  endif()
+  if(rel STREQUAL "pool")
+    add_test(NAME deploy_contract_pool COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
+             $<TARGET_FILE:mnist-train> ${dir})
+    set_tests_properties(deploy_contract_pool PROPERTIES LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
   endif()
   if(rel MATCHES "^overlays/([^/]+)(/([^/]+))?$")
     set(expect ${CMAKE_MATCH_1})
@@ -65,12 +90,12 @@ foreach(kustomization IN LISTS MNIST_KUSTOMIZATIONS)
       add_test(NAME deploy_contract_${name} COMMAND bash ${MNIST_DEPLOY_DIR}/job_contract.sh
                $<TARGET_FILE:mnist-train> ${dir} ${reference})
       set_tests_properties(deploy_contract_${name} PROPERTIES
-        LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
+        LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77 ${env})
     endif()
   endif()
   add_test(NAME deploy_render_${name} COMMAND bash ${MNIST_DEPLOY_DIR}/check_overlay.sh ${dir} "${expect}")
   set_tests_properties(deploy_render_${name} PROPERTIES
-    LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77)
+    LABELS "cpu;deploy" TIMEOUT 300 SKIP_RETURN_CODE 77 ${env})
 endforeach()
 
 # The multi-node checks can fail: broken copies of k8s/multinode (a subdomain that is not the
