@@ -618,7 +618,7 @@ void convert(const FlagTexts& t, Options& o) {
     if (o.rendezvous_secret_file.empty()) {
       refuse("--world_size " + std::to_string(o.world_size) +
              " needs --rendezvous_secret_file PATH: the Job's shared secret, so that only its own "
-             "processes can join (README: \"Training on several nodes\")");
+             "processes can join (docs/KUBERNETES.md: \"Training on several nodes\")");
     }
     try {
       read_rendezvous_secret(o.rendezvous_secret_file);  // read again at the rendezvous

@@ -1018,8 +1018,8 @@ std::string read_rendezvous_secret(const std::string& path) {
   const auto bad = [&](const std::string& why) {
     return Error(ExitCode::kBadArguments,
                  "--rendezvous_secret_file " + printable(path) + ": " + why +
-                     " (every pod of the Job mounts the same Secret; README: \"Training on "
-                     "several nodes\")");
+                     " (every pod of the Job mounts the same Secret; docs/KUBERNETES.md: "
+                     "\"Training on several nodes\")");
   };
   // open() follows symbolic links: Kubernetes mounts each key as a link into a hidden folder.
   // O_NONBLOCK: a FIFO given by mistake is refused below instead of blocking here.

@@ -49,7 +49,7 @@ mapfile -t jobs < <(node "$here/job_spec.mjs" "$rendered" --list) || true
 # spec JOB ROOT UID [--index I]: job_spec.mjs's description of JOB with its volumes under ROOT, as a
 # Job of uid UID (and, for an Indexed Job, its pod I).
 # The Secret the Job's pods mount (--rendezvous_secret_file) is written there, the same for every
-# pod, as the operator creates it once (README: kubectl create secret generic ...).
+# pod, as the operator creates it once (docs/KUBERNETES.md: kubectl create secret generic ...).
 secret_value=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 spec() {
   local out file
