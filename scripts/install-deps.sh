@@ -9,7 +9,10 @@ scripts/check-prereqs.sh
 packages=(cmake g++ make libcurl4-openssl-dev zlib1g-dev libssl-dev libcli11-dev nlohmann-json3-dev
           libgtest-dev bc dataset-fashion-mnist python3
           python3-jsonschema prometheus  # the verdict tests: docs/result.schema.json, promtool
-          clang libclang-rt-14-dev)  # clang and its libFuzzer/sanitizer runtimes: the fuzz stage
+          clang libclang-rt-14-dev  # clang and its libFuzzer/sanitizer runtimes: the fuzz stage
+          umoci runc ca-certificates  # the OCI images without Docker (scripts/build-image.sh, run-image.sh)
+          skopeo  # pushes them to a registry (docs/IMAGE.md)
+          jq)  # scripts/check-pool.sh reads the API's JSON (tests/deploy/check_pool.sh)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # Node.js and npm (test data, manifest validation): keep whatever installation is there.

@@ -1,14 +1,18 @@
 // The static checks a reviewer would make of the images, since no Docker engine runs in CI.
-// node check_dockerfile.mjs Dockerfile.gpu .dockerignore JOB_MANIFEST — the trainer's image:
-//   multi-stage on CUDA 13 Ubuntu 24.04 images, built with the README's CMake presets, CUDA
-//   architectures as a build argument covering 90, a numeric non-root USER in the final stage that
-//   is the user the Job runs as, the trainer as ENTRYPOINT (exec form), the optional baked dataset,
-//   and a .dockerignore that keeps builds and data out of the context.
+// node check_dockerfile.mjs Dockerfile.gpu .dockerignore JOB_MANIFEST — the trainer's images:
+//   built on a CUDA 13 Ubuntu 24.04 devel image with the README's CMake presets, CUDA
+//   architectures as a build argument covering 90; the images FROM scratch holding the layers
+//   scripts/build-image.sh lays out (--stage-only: a and b in the default target, the node check;
+//   c added in the `baseline` target) with the same user, environment, working folder and
+//   entrypoint as that script's daemon-less images (the script beside the Dockerfile); a numeric
+//   non-root user that is the one the Job runs as, the trainer as ENTRYPOINT (exec form), the
+//   optional baked dataset, and a .dockerignore that keeps builds and data out of the context.
 // node check_dockerfile.mjs --tensorboard Dockerfile.tensorboard TENSORBOARD_MANIFEST — the
 //   TensorBoard image: a pinned Python base, the tensorboard pip package at an exact version that
 //   is the Deployment's image tag, a numeric non-root USER that the Deployment runs as, tensorboard
 //   as ENTRYPOINT (exec form), and the port the Deployment and its Service use.
 import fs from "node:fs";
+import path from "node:path";
 import yaml from "js-yaml";
 
 const argv = process.argv.slice(2);
@@ -29,7 +33,13 @@ const args = Object.fromEntries(lines.map((l) => l.match(/^ARG\s+(\w+)="?([^"]*)
 for (const m of lines.map((l) => l.match(/^ARG\s+(\w+)\s*$/)).filter(Boolean)) args[m[1]] ??= "";
 const expand = (s) => s.replace(/\$\{(\w+)\}/g, (_, k) => args[k] ?? "");
 const final = stages.at(-1);
-const finalUser = final?.lines.filter((l) => /^USER\s/i.test(l)).at(-1)?.split(/\s+/)[1] ?? "";
+// A stage and the earlier stages it is built FROM (by name), base first: what its image holds.
+const chainOf = (stage) => {
+  const parent = stage && stages.slice(0, stages.indexOf(stage)).find((s) => s.name && s.name === stage.image);
+  return stage ? [...(parent ? chainOf(parent) : []), stage] : [];
+};
+const finalLines = tensorboard ? final?.lines ?? [] : chainOf(final).flatMap((s) => s.lines);
+const finalUser = finalLines.filter((l) => /^USER\s/i.test(l)).at(-1)?.split(/\s+/)[1] ?? "";
 const numericNonRoot = /^\d+(:\d+)?$/.test(finalUser) && !/^0(:|$)/.test(finalUser);
 // The pod template of the first workload in MANIFEST, and its main container.
 function podOf(manifest, kind) {
@@ -68,12 +78,20 @@ if (tensorboard) {
   process.exit(bad ? 1 : 0);
 }
 const dockerignore = second;
+// What scripts/build-image.sh gives its images (umoci config flags), to compare with the Dockerfile's.
+const script = fs.readFileSync(path.join(path.dirname(dockerfile), "scripts", "build-image.sh"), "utf8");
+const flag = (name) => [...script.matchAll(new RegExp(`--config\\.${name} (\\S+)`, "g"))].map((m) => m[1]);
+const dockerEnv = finalLines.filter((l) => /^ENV\s/i.test(l)).flatMap((l) => l.replace(/^ENV\s+/i, "").split(/\s+/));
+const entrypoint = JSON.parse(finalLines.filter((l) => /^ENTRYPOINT\s/i.test(l)).at(-1)?.replace(/^ENTRYPOINT\s+/i, "") ?? "[]");
+const workdir = finalLines.filter((l) => /^WORKDIR\s/i.test(l)).at(-1)?.split(/\s+/)[1];
+const layersFrom = (chain) => chain.flatMap((s) => s.lines).filter((l) => /^COPY\s/i.test(l))
+  .map((l) => l.match(/\/layers\/([abc])\/?\s/)?.[1]).filter(Boolean).join("");
+const stageNamed = (name) => stages.find((s) => s.name === name);
+const runtimeStage = chainOf(final)[0];
 const checks = [
   ["at least two stages (build, runtime)", stages.length >= 2],
   ["build stage is a CUDA 13 devel image on Ubuntu 24.04",
     /^nvidia\/cuda:13\.[\d.]+-(cudnn-)?devel-ubuntu24\.04$/.test(expand(stages[0]?.image ?? ""))],
-  ["runtime stage is the matching CUDA 13 runtime image",
-    /^nvidia\/cuda:13\.[\d.]+-(cudnn-)?runtime-ubuntu24\.04$/.test(expand(final?.image ?? ""))],
   ["builds with the README's presets (cmake --preset release, cmake --build --preset release)",
     stages[0]?.lines.some((l) => /cmake --preset release/.test(l) && /cmake --build --preset release/.test(l))],
   ["builds the mnist-train target", stages[0]?.lines.some((l) => /--target mnist-train/.test(l))],
@@ -82,12 +100,24 @@ const checks = [
       stages[0]?.lines.some((l) => /CMAKE_CUDA_ARCHITECTURES="?\$\{CUDA_ARCHITECTURES\}/.test(l))],
   ["a build argument bakes the dataset in with --download_only (same checksums)",
     "BAKE_DATA" in args && stages.some((s) => s.lines.some((l) => /--download_only/.test(l)))],
+  ["a stage lays the layers out with scripts/build-image.sh --stage-only /layers",
+    stages.some((s) => s.lines.some((l) => /^RUN\s.*scripts\/build-image\.sh\s.*--stage-only \/layers\b/.test(l)))],
+  ["the final image (the node check) starts FROM scratch and holds layers a and b, not c",
+    runtimeStage?.image === "scratch" && layersFrom(chainOf(final)) === "ab"],
+  ["a `baseline` stage is the node check's layers and c",
+    layersFrom(chainOf(stageNamed("baseline"))) === "abc" && chainOf(stageNamed("baseline"))[0] === runtimeStage],
   ["final stage runs as a numeric non-root user, the one the Job runs as",
     numericNonRoot && (!manifest || finalUser.split(":")[0] === runsAs(podOf(manifest, "Job")))],
   ["ENTRYPOINT is the trainer, exec form",
-    final?.lines.some((l) => /^ENTRYPOINT\s+\[\s*"[^"]*\/mnist-train"\s*\]$/.test(l))],
-  ["final stage copies only the binary and data from earlier stages",
-    final?.lines.filter((l) => /^COPY\s/i.test(l)).every((l) => /--from=/.test(l))],
+    finalLines.some((l) => /^ENTRYPOINT\s+\[\s*"[^"]*\/mnist-train"\s*\]$/.test(l))],
+  ["user, environment, working folder and entrypoint are scripts/build-image.sh's",
+    finalUser === flag("user")[0] && workdir === flag("workingdir")[0] &&
+      JSON.stringify(entrypoint) === JSON.stringify(flag("entrypoint")) &&
+      JSON.stringify([...dockerEnv].sort()) === JSON.stringify([...flag("env")].sort()) && dockerEnv.length > 0],
+  ["NVIDIA_VISIBLE_DEVICES is left to the runtime (the device plugin sets it)",
+    !dockerEnv.some((e) => e.startsWith("NVIDIA_VISIBLE_DEVICES="))],
+  ["final stage copies only the layers and data from earlier stages",
+    chainOf(final).flatMap((s) => s.lines).filter((l) => /^COPY\s/i.test(l)).every((l) => /--from=/.test(l))],
   [".dockerignore excludes .git, build/ and cached data",
     (() => {
       const ignore = fs.readFileSync(dockerignore, "utf8").split("\n").map((l) => l.trim());
