@@ -6,7 +6,7 @@
 #   VERSION           the node check: A the binary, exactly its run-time library closure (ldd),
 #                     passwd/group with user 65532, CA certificates, the loader's configuration;
 #                     B NCCL (data-parallel training)
-#   VERSION-baseline  the same layers and C: cuBLAS, cuBLASLt and cuDNN (--backend cublas)
+#   VERSION-baseline  the same layers and C: cuBLASLt (--backend cublas, --benchmark)
 # VERSION is CMakeLists.txt's project(VERSION). The same inputs give the same digests: every time in
 # the image is SOURCE_DATE_EPOCH (default: the last commit's time), entries are sorted, owners
 # numeric; the revision label is IMAGE_REVISION (default: the commit, "-dirty" with uncommitted
@@ -112,7 +112,7 @@ add_package() {  # TREE PACKAGE
 }
 
 # add_closure TREE ELF...: into TREE, the Debian libraries that ELF... need (ldd) and no layer
-# below holds. cuBLAS, cuDNN and NCCL are never taken from ldd (each image adds them on purpose;
+# below holds. cuBLAS(Lt), cuDNN and NCCL are never taken from ldd (each image adds them on purpose;
 # the binary dlopens them when a run needs them); the NVIDIA driver's libraries come from the node.
 nvidia='/(libcublas|libcublasLt|libcudnn[a-z_]*|libnccl|libcuda|libnvidia-[a-z-]+)\.so'
 add_closure() {
@@ -142,6 +142,15 @@ add_closure() {
 a=$work/a
 install -D -m 0755 "$binary" "$a/usr/local/bin/mnist-train"
 add_closure "$a" "$binary"
+# The driver's libraries that the node injects (libcuda.so.1, libnvidia-ml.so.1: the NVIDIA
+# container toolkit, or GKE's device plugin) link glibc's libdl, libpthread and librt, which the
+# trainer itself does not: without them CUDA reports "insufficient driver".
+for lib in /lib/x86_64-linux-gnu/libdl.so.2 /lib/x86_64-linux-gnu/libpthread.so.0 /lib/x86_64-linux-gnu/librt.so.1; do
+  [[ -n ${in_image[$lib]:-} ]] && continue
+  copy_in "$a" "$lib"
+  in_image[$lib]=1
+done
+add_package "$a" libc6
 # libcurl's default CA bundle (Debian's ca-certificates).
 copy_in "$a" /etc/ssl/certs/ca-certificates.crt
 add_package "$a" ca-certificates
@@ -160,7 +169,7 @@ printf '/usr/local/nvidia/lib64\n/usr/local/nvidia/lib\n' >"$a/etc/ld.so.conf.d/
 # mount point (a volume of the four .gz files for air-gapped clusters).
 mkdir -p "$a/tmp/tensorflow/input_data" "$a/tmp/tensorflow/logs" "$a/opt/mnist-data"
 
-# ---- layer B: NCCL; layer C: cuBLAS, cuBLASLt, cuDNN (libcudnn.so.9 dlopens its sub-libraries) ----
+# ---- layer B: NCCL; layer C: cuBLASLt, the baseline backend's one vendor library ----
 # The sonames go where Debian's packages of them put them, which the loader searches by default.
 # add_nvidia DEST PATTERN...: the files matching each PATTERN in the first of CUDA_LIB_DIR and
 # /usr/lib/x86_64-linux-gnu (NVIDIA's Debian packages) that has any, with their licence.
@@ -196,7 +205,7 @@ add_nvidia() {
 add_nvidia "$work/b" libnccl.so.2
 add_closure "$work/b" "$work/b/usr/lib/x86_64-linux-gnu/"lib*.so*
 if ((baseline)); then
-  add_nvidia "$work/c" libcublas.so.13 libcublasLt.so.13 'libcudnn*.so.9'
+  add_nvidia "$work/c" libcublasLt.so.13
   add_closure "$work/c" "$work/c/usr/lib/x86_64-linux-gnu/"lib*.so*
 fi
 
@@ -265,7 +274,7 @@ add_layer() {  # TAR TAG [NEW_TAG] WHAT
 }
 add_layer "$work/a.tar" "$version" "" "mnist-train and its run-time libraries (Debian 12)"
 add_layer "$work/b.tar" "$version" "" "NCCL"
-((baseline)) && add_layer "$work/c.tar" "$version" "$version-baseline" "cuBLAS, cuBLASLt, cuDNN"
+((baseline)) && add_layer "$work/c.tar" "$version" "$version-baseline" "cuBLASLt"
 umoci gc --layout "$layout"
 
 # ---- sizes: what a pull transfers (manifest, config, layers) and the unpacked layers ----
@@ -279,7 +288,7 @@ import json, os, sys
 layout, out, version, epoch, revision, binary_sha256, ua, ub, uc, *tags = sys.argv[1:]
 blob = lambda d: os.path.join(layout, "blobs", *d.split(":", 1))
 index = json.load(open(os.path.join(layout, "index.json")))
-what = ["layer A: mnist-train and its run-time libraries", "layer B: NCCL", "layer C: cuBLAS, cuBLASLt, cuDNN"]
+what = ["layer A: mnist-train and its run-time libraries", "layer B: NCCL", "layer C: cuBLASLt"]
 unpacked = [int(ua), int(ub), int(uc)]
 images = {}
 for m in index["manifests"]:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks what scripts/install-deps.sh cannot install from the distribution's packages: NVIDIA's
-# CUDA 13 toolkit, cuDNN 9 and NCCL 2 (from NVIDIA's own repositories), which CMake needs to configure the
-# build even on a machine without a GPU. Each missing piece is one line naming what to install;
+# CUDA 13 toolkit (with cuBLASLt) and NCCL 2 (from NVIDIA's own repositories), which CMake needs to
+# configure the build even on a machine without a GPU. Each missing piece is one line naming what to install;
 # exit 1 if any is missing. Looks where CMake looks: nvcc from CUDACXX, PATH or /usr/local/cuda/bin;
-# cudnn.h and libcudnn.so in that toolkit, the system's include and library folders, and
+# nccl.h and libnccl.so in that toolkit, the system's include and library folders, and
 # CMAKE_PREFIX_PATH. -v prints what it found.
 set -uo pipefail
 verbose=0
@@ -36,7 +36,7 @@ else
   fi
 fi
 
-# cuDNN 9: its header and the unversioned libcudnn.so link (the -dev part) are what the build needs.
+# Where CMake looks for NCCL's files: the toolkit, CMAKE_PREFIX_PATH, /usr/local, /usr.
 case $(uname -m) in
   x86_64) multiarch=x86_64-linux-gnu ;;
   aarch64) multiarch=aarch64-linux-gnu ;;
@@ -46,36 +46,9 @@ prefixes=()
 [[ -n $cuda_root ]] && prefixes+=("$cuda_root" "$cuda_root"/targets/*-linux)
 IFS=: read -ra extra <<<"${CMAKE_PREFIX_PATH:-}"
 prefixes+=("${extra[@]}" /usr/local /usr)
-header= library= runtime=
-for p in "${prefixes[@]}"; do
-  for d in "$p/include" "$p/include/$multiarch"; do
-    [[ -z $header && -f $d/cudnn.h ]] && header=$d/cudnn.h
-  done
-  for d in "$p/lib64" "$p/lib" "$p/lib/$multiarch"; do
-    [[ -z $library && -e $d/libcudnn.so ]] && library=$d/libcudnn.so
-    [[ -z $runtime ]] && compgen -G "$d/libcudnn.so.*" >/dev/null && runtime=$d
-  done
-done
-install_cudnn="install NVIDIA's package cudnn9-cuda-13 (https://docs.nvidia.com/deeplearning/cudnn/installation/linux.html)"
-if [[ -z $header || -z $library ]]; then
-  if [[ -n $runtime ]]; then
-    what=cudnn.h
-    [[ -n $header ]] && what=libcudnn.so
-    need "cuDNN 9's development files: its runtime is in $runtime, but $what is not (looked in ${cuda_root:-the CUDA toolkit}, /usr/local, /usr); $install_cudnn"
-  else
-    need "cuDNN 9 for CUDA 13: no cudnn.h and libcudnn.so in ${cuda_root:-the CUDA toolkit}, /usr/local or /usr; $install_cudnn"
-  fi
-else
-  version_h=$(dirname "$header")/cudnn_version.h
-  major=$(sed -n 's/^#define CUDNN_MAJOR \([0-9]*\)/\1/p' "$version_h" 2>/dev/null)
-  if [[ -n $major && $major != 9 ]]; then
-    need "cuDNN 9: $header is cuDNN $major; $install_cudnn"
-  else
-    found "cuDNN ${major:-9 (version header not found)}: $header, $library"
-  fi
-fi
 
-# NCCL 2 (data-parallel training over several GPUs): header and the unversioned link, like cuDNN.
+# NCCL 2 (data-parallel training over several GPUs): its header and the unversioned link (the -dev
+# part), which the build needs; the binary loads the library only when a run needs it.
 nccl_header= nccl_library=
 for p in "${prefixes[@]}"; do
   for d in "$p/include" "$p/include/$multiarch"; do

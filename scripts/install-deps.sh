@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages mnist-train builds and tests with (run as root, or with sudo).
-# First checks what no distribution package provides: NVIDIA's CUDA 13 toolkit and cuDNN 9
+# First checks what no distribution package provides: NVIDIA's CUDA 13 toolkit and NCCL 2
 # (scripts/check-prereqs.sh): when one is missing, it says which package to install and stops
 # before installing anything. scripts/run.sh and scripts/test.sh run this first.
 set -euo pipefail

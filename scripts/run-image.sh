@@ -164,8 +164,13 @@ for d in devices:
     else:
         linux.setdefault("devices", []).append({"path": d, "type": "c", "major": major, "minor": minor,
                                                 "fileMode": stat.S_IMODE(st.st_mode), "uid": 0, "gid": 0})
+mounted = set()
 for lib in libraries:
     name = os.path.basename(lib)
+    # A library found twice (ldconfig's cache and a GKE-style folder): the first one found.
+    if name in mounted:
+        continue
+    mounted.add(name)
     # ldconfig -p names the soname (a link); the mount takes the file it points at.
     c["mounts"].append(bind(os.path.realpath(lib), "/usr/local/nvidia/lib64/" + name, True))
 json.dump(c, open(out, "w"), indent=1)

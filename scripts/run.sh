@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing (scripts/install-deps.sh, which first checks
-# for the CUDA 13 toolkit and cuDNN 9), builds mnist-train and runs the main job: the TF sample's
+# for the CUDA 13 toolkit and NCCL 2), builds mnist-train and runs the main job: the TF sample's
 # 500-step run (extra flags pass through).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs the test suite (the README's test command;
-# CI runs exactly this on a fresh machine). Its set-up checks for the CUDA 13 toolkit and cuDNN 9
+# CI runs exactly this on a fresh machine). Its set-up checks for the CUDA 13 toolkit and NCCL 2
 # first (scripts/check-prereqs.sh, through install-deps.sh: one line naming what to install, before
 # CMake runs), then installs the Debian packages, the test data and the deploy checks' npm
 # packages. Then three stages, each timed:

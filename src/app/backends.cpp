@@ -12,10 +12,7 @@
 
 namespace mnist {
 
-void load_baseline_libraries() {
-  lib::cublas();
-  lib::cudnn();
-}
+void load_baseline_libraries() { lib::cublas_lt(); }
 
 BackendKind resolve_backend(BackendKind requested, std::ostream& log) {
   if (requested == BackendKind::kCpu) return requested;

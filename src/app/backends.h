@@ -15,8 +15,8 @@ namespace mnist {
 // libraries first (load_baseline_libraries). Logs the device when a GPU backend is chosen.
 BackendKind resolve_backend(BackendKind requested, std::ostream& log);
 
-// Loads cuBLAS and cuDNN (src/gpu/libraries.h), which the cublas backend and the benchmark's
-// comparison need: Error(kBadArguments, ..., "library_missing") when one cannot be loaded.
+// Loads cuBLASLt (src/gpu/libraries.h), which the cublas backend and the benchmark's comparison
+// need: Error(kBadArguments, ..., "library_missing") when it cannot be loaded.
 void load_baseline_libraries();
 
 // Whether CUDA sees at least one device.

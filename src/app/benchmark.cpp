@@ -22,7 +22,9 @@
 #include "gpu/device.h"
 #include "gpu/event_stopwatch.h"
 #include "gpu/vendor.h"
+#include "kernels/baseline/adam.h"
 #include "kernels/gemm.h"
+#include "kernels/tensor_stats.h"
 #include "stop.h"
 #include "train/epochs.h"
 #include "train/loop.h"
@@ -299,13 +301,19 @@ json time_to_accuracy(const Options& o, BackendKind kind, const MnistData& data,
           {"train_ms", train_us / 1000},   {"accuracy", accuracy}};
 }
 
-// Our forward and weight-gradient products against cuBLAS (fp32, pedantic: no TF32) at the
-// model's shapes, each run the way the training step runs it. Where the step splits the forward
-// (small batches), ours is the split-K product, whose slices the next kernel of the step adds
-// while it reads them; the unsplit product is reported next to it. Ours-with-Adam includes the
-// bias-gradient row and the Adam epilogue (and the split-K reduction where the step splits).
+// Our forward and weight-gradient products against cuBLASLt's (fp32: CUBLAS_COMPUTE_32F, no
+// TF32) at the model's shapes, each side timed to the same finished result:
+//   forward      relu(X W + b). Ours where the step splits (small batches): the split-K product
+//                and the pass that adds its slices, the bias and the ReLU (which also stores the
+//                sum before the ReLU); unsplit: one product with the ReLU epilogue (also reported
+//                where the step splits). cuBLASLt: one matmul with CUBLASLT_EPILOGUE_RELU_BIAS.
+//   weight grad  [W; b] updated by Adam from X^T dZ and the column sums of dZ. Ours: one product
+//                with the bias row and Adam in its epilogue (its split-K reduction included).
+//                cuBLASLt: dW with CUBLASLT_EPILOGUE_BGRADA (db), then the baseline's Adam kernel
+//                over the region.
 json gemm_comparison(int batch) {
   const int k = kImagePixels, n = 500;
+  const std::size_t region = std::size_t(k + 1) * n;
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
   auto random = [&](std::size_t size) {
@@ -314,16 +322,16 @@ json gemm_comparison(int batch) {
     return v;
   };
   DeviceBuffer<float> x(random(std::size_t(batch) * k)), w(random(std::size_t(k) * n)),
-      b(random(n)), y(std::size_t(batch) * n), dz(random(std::size_t(batch) * n)),
-      grad(std::size_t(k + 1) * n), p(random(std::size_t(k + 1) * n)),
-      m(std::vector<float>(std::size_t(k + 1) * n, 0.0f)),
-      v(std::vector<float>(std::size_t(k + 1) * n, 0.0f));
+      b(random(n)), y(std::size_t(batch) * n), pre(std::size_t(batch) * n),
+      dz(random(std::size_t(batch) * n)), grad(region), p(random(region)),
+      m(std::vector<float>(region, 0.0f)), v(std::vector<float>(region, 0.0f));
   const int splits = kernels::forward_splits(batch, n, k);
   DeviceBuffer<float> partials(std::size_t(splits) * batch * n),
-      scratch(kernels::weight_grad_splits(k, n, batch) * std::size_t(k + 1) * n);
+      scratch(kernels::weight_grad_splits(k, n, batch) * region);
   DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{1});
+  DeviceBuffer<std::uint8_t> workspace(kLtWorkspaceBytes);
   CudaStream stream;
-  CublasHandle blas(stream.get());
+  CublasLtHandle lt;
   auto time = [&](auto&& launch) {
     for (int i = 0; i < 20; ++i) launch();
     EventStopwatch watch(stream.get());
@@ -335,20 +343,40 @@ json gemm_comparison(int batch) {
     return summarise_timings(bracketed_us(watch)).median;
   };
   // A tiny step size keeps the parameters near their start over the timed repetitions.
-  const kernels::AdamUpdate adam{p.get(),    m.get(),      v.get(),    1e-9f,        kAdamBeta1,
+  constexpr float kLearningRate = 1e-9f;
+  const kernels::AdamUpdate adam{p.get(),    m.get(),      v.get(),    kLearningRate, kAdamBeta1,
                                  kAdamBeta2, kAdamEpsilon, step.get(), scratch.get()};
+  kernels::ReluDropout relu;
+  relu.enabled = true;  // keep_prob 1: ReLU only
   const double ours_unsplit = time([&] {
-    kernels::linear_forward(x.get(), w.get(), nullptr, y.get(), batch, k, n, {}, stream.get());
+    kernels::linear_forward(x.get(), w.get(), b.get(), y.get(), batch, k, n, relu, stream.get());
   });
   const double ours_fwd = splits == 1 ? ours_unsplit : time([&] {
     kernels::linear_forward_split(x.get(), w.get(), partials.get(), batch, k, n, stream.get());
+    kernels::finish_summary_hidden(partials.get(), splits, b.get(), pre.get(), y.get(), batch, n,
+                                   1.0f, 0, step.get(), stream.get());
   });
-  const double blas_fwd = time(
-      [&] { sgemm_row_major(blas.get(), false, false, batch, n, k, x.get(), w.get(), y.get()); });
+  LtProduct forward{"x*W + b, relu"};
+  forward.m = batch, forward.n = n, forward.k = k;
+  forward.a = x.get(), forward.b = w.get(), forward.c = y.get();
+  forward.epilogue = LtEpilogue::kReluBias;
+  forward.bias = b.get();
+  const LtMatmul lt_forward(lt.get(), forward, workspace.get(), workspace.size());
+  const double lt_fwd = time([&] { lt_forward.run(stream.get()); });
+
   const double ours_wgrad =
       time([&] { kernels::weight_grad_adam(x.get(), k, dz.get(), batch, n, adam, stream.get()); });
-  const double blas_wgrad = time([&] {
-    sgemm_row_major(blas.get(), true, false, k, n, batch, x.get(), dz.get(), grad.get());
+  LtProduct wgrad{"dW = x^T*dz, db"};
+  wgrad.transpose_a = true;
+  wgrad.m = k, wgrad.n = n, wgrad.k = batch;
+  wgrad.a = x.get(), wgrad.b = dz.get(), wgrad.c = grad.get();
+  wgrad.epilogue = LtEpilogue::kBiasGradient;
+  wgrad.bias = grad.get() + std::size_t(k) * n;
+  const LtMatmul lt_wgrad(lt.get(), wgrad, workspace.get(), workspace.size());
+  const double lt_wgrad_us = time([&] {
+    lt_wgrad.run(stream.get());
+    kernels::adam_update(p.get(), grad.get(), m.get(), v.get(), region, kLearningRate, kAdamBeta1,
+                         kAdamBeta2, kAdamEpsilon, step.get(), stream.get());
   });
   const double flops = 2.0 * batch * k * n;
   return {{"batch", batch},
@@ -356,14 +384,14 @@ json gemm_comparison(int batch) {
            {{"ours_us", ours_fwd},
             {"ours_splits", splits},
             {"ours_unsplit_us", ours_unsplit},
-            {"cublas_us", blas_fwd},
+            {"cublaslt_us", lt_fwd},
             {"ours_tflops", flops / ours_fwd / 1e6},
-            {"cublas_tflops", flops / blas_fwd / 1e6},
-            {"ours_vs_cublas", blas_fwd / ours_fwd}}},
+            {"cublaslt_tflops", flops / lt_fwd / 1e6},
+            {"ours_vs_cublaslt", lt_fwd / ours_fwd}}},
           {"weight_grad",
-           {{"ours_with_bias_and_adam_us", ours_wgrad},
-            {"cublas_us", blas_wgrad},
-            {"ours_vs_cublas", blas_wgrad / ours_wgrad}}}};
+           {{"ours_us", ours_wgrad},
+            {"cublaslt_us", lt_wgrad_us},
+            {"ours_vs_cublaslt", lt_wgrad_us / ours_wgrad}}}};
 }
 
 std::size_t device_free_bytes() {
@@ -541,22 +569,22 @@ json run_benchmark(const Options& options, const MnistData& data, bool gpu_prese
   }
 
   if (gpu_present) {
-    out << "\n== our GEMMs vs cuBLAS (fp32, no TF32), model shapes: forward B x 784 x 500; weight "
-           "gradient 784 x 500 over B\n";
+    out << "\n== our GEMMs vs cuBLASLt (fp32, no TF32), model shapes, each timed to the same "
+           "finished result: forward relu(B x 784 x 500 + b); weight gradient 784 x 500 over B "
+           "with the bias gradient, then Adam\n";
     report["gemm"] = json::array();
     for (int batch : options.benchmark_batches) {
       const json g = gemm_comparison(batch);
       std::snprintf(
           line, sizeof line,
-          "batch %5d  forward: ours %8.1f us (split-K %d; unsplit %.1f us), cuBLAS "
-          "%8.1f us (%.2fx)   weight grad (+bias row, +Adam): ours "
-          "%8.1f us, cuBLAS GEMM only %8.1f us (%.2fx)\n",
+          "batch %5d  forward: ours %8.1f us (split-K %d, slices added; unsplit %.1f us), "
+          "cuBLASLt %8.1f us (%.2fx)   weight grad + bias grad + Adam: ours %8.1f us, "
+          "cuBLASLt %8.1f us (%.2fx)\n",
           batch, g["forward"]["ours_us"].get<double>(), g["forward"]["ours_splits"].get<int>(),
-          g["forward"]["ours_unsplit_us"].get<double>(), g["forward"]["cublas_us"].get<double>(),
-          g["forward"]["ours_vs_cublas"].get<double>(),
-          g["weight_grad"]["ours_with_bias_and_adam_us"].get<double>(),
-          g["weight_grad"]["cublas_us"].get<double>(),
-          g["weight_grad"]["ours_vs_cublas"].get<double>());
+          g["forward"]["ours_unsplit_us"].get<double>(), g["forward"]["cublaslt_us"].get<double>(),
+          g["forward"]["ours_vs_cublaslt"].get<double>(), g["weight_grad"]["ours_us"].get<double>(),
+          g["weight_grad"]["cublaslt_us"].get<double>(),
+          g["weight_grad"]["ours_vs_cublaslt"].get<double>());
       out << line;
       report["gemm"].push_back(g);
     }

@@ -349,8 +349,8 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
 
   app.add_option("--backend", t.backend,
                  "auto (cuda when a GPU is visible, else cpu with a warning), cuda (hand-written "
-                 "kernels; exits 4 without a usable GPU), cublas (cuBLAS/cuDNN baseline; same exit "
-                 "4), cpu (reference)")
+                 "kernels; exits 4 without a usable GPU), cublas (cuBLASLt baseline; same exit 4), "
+                 "cpu (reference)")
       ->capture_default_str();
   app.add_option("--model", t.model, "mlp (784-hidden-10, ReLU, dropout) or softmax (784-10)")
       ->capture_default_str();
@@ -501,7 +501,8 @@ void add_flags(CLI::App& app, Options& o, FlagTexts& t) {
                "Check the flags, print the configuration and exit 0 (nothing else runs)");
   app.add_flag("--benchmark", o.benchmark,
                "Measure instead of training: step latency and throughput per backend and batch "
-               "size, the seed job, time to 98% accuracy, peak device memory, our GEMMs vs cuBLAS");
+               "size, the seed job, time to 98% accuracy, peak device memory, our GEMMs vs "
+               "cuBLASLt");
   app.add_option("--benchmark_batches", t.benchmark_batches,
                  "Batch sizes to time, comma-separated" + in(1, kMaxBatch))
       ->type_name("INT,...")

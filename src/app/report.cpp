@@ -434,8 +434,8 @@ const std::vector<Reason>& reasons() {
       {"usage", C::kBadArguments,
        "a flag, a batch too large, a checkpoint folder in use, host memory too small"},
       {"library_missing", C::kBadArguments,
-       "a library the run needs cannot be loaded: cuBLAS or cuDNN for the cublas backend, NCCL "
-       "for several GPUs or processes"},
+       "a library the run needs cannot be loaded: cuBLASLt for the cublas backend, NCCL for "
+       "several GPUs or processes"},
       {"data_unavailable", C::kDataUnavailable, "the data could not be fetched"},
       {"peers_lost", C::kDataUnavailable,
        "another process of the run, NCCL or the network between them failed (after the data "

@@ -1,6 +1,10 @@
 #include "gpu/cublas_backend.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/baseline/adam.h"
@@ -13,196 +17,434 @@ namespace mnist {
 
 namespace k = kernels;
 
-void sgemm_row_major(cublasHandle_t h, bool transpose_a, bool transpose_b, int m, int n, int k,
-                     const float* a, const float* b, float* c, float beta, Precision precision) {
-  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, and a row-major matrix read
-  // column-major is its transpose: so pass B first, with the same transpose flags.
-  const float alpha = 1.0f;
-  const int lda = transpose_a ? m : k;  // row-major leading dimensions of the stored matrices
-  const int ldb = transpose_b ? k : n;
-  const cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  if (precision == Precision::kFp32) {
-    MNIST_CUBLAS_CHECK(
-        lib::cublas().cublasSgemm(h, op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, n));
-    return;
+// ---- LtMatmul ----
+
+struct LtMatmul::Plan {
+  cublasLtHandle_t handle{};
+  cublasLtMatmulDesc_t desc{};
+  cublasLtMatrixLayout_t a_layout{}, b_layout{}, c_layout{};  // cuBLASLt's A, B and C = D
+  cublasLtMatmulAlgo_t algo{};
+  const void* a = nullptr;  // cuBLASLt's A: our B
+  const void* b = nullptr;  // cuBLASLt's B: our A
+  void* c = nullptr;
+  float alpha = 1.0f, beta = 0.0f;
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  // Where the bias gradient is not fused: bias = ones[1, k] * B, a product of its own.
+  DeviceBuffer<std::uint8_t> ones;
+  std::unique_ptr<LtMatmul> bias_sum;
+
+  Plan() = default;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  ~Plan() {
+    if (!desc) return;  // nothing made yet (the layouts come after desc)
+    const lib::CublasLt& lt = lib::cublas_lt();
+    for (cublasLtMatrixLayout_t l : {a_layout, b_layout, c_layout})
+      if (l) lt.cublasLtMatrixLayoutDestroy(l);
+    lt.cublasLtMatmulDescDestroy(desc);
   }
-  const cublasComputeType_t compute =
-      precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_FAST_16BF;
-  MNIST_CUBLAS_CHECK(lib::cublas().cublasGemmEx(h, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb,
-                                                a, CUDA_R_32F, lda, &beta, c, CUDA_R_32F, n,
-                                                compute, CUBLAS_GEMM_DEFAULT));
+};
+
+namespace {
+
+// The largest power of two up to 256 dividing the address: what the heuristic may assume of it.
+std::uint32_t alignment_of(const void* p) {
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  std::uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
 }
+
+cublasLtEpilogue_t lt_epilogue(LtEpilogue e) {
+  switch (e) {
+    case LtEpilogue::kNone:
+      return CUBLASLT_EPILOGUE_DEFAULT;
+    case LtEpilogue::kBias:
+      return CUBLASLT_EPILOGUE_BIAS;
+    case LtEpilogue::kReluBias:
+      return CUBLASLT_EPILOGUE_RELU_BIAS;
+    case LtEpilogue::kBiasGradient:
+      return CUBLASLT_EPILOGUE_BGRADA;
+  }
+  throw std::logic_error("lt_epilogue: unknown epilogue");
+}
+
+const char* epilogue_name(LtEpilogue e) {
+  switch (e) {
+    case LtEpilogue::kNone:
+      return "none";
+    case LtEpilogue::kBias:
+      return "BIAS";
+    case LtEpilogue::kReluBias:
+      return "RELU_BIAS";
+    case LtEpilogue::kBiasGradient:
+      return "BGRADA";
+  }
+  return "?";
+}
+
+template <typename T>
+void set_attribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute,
+                   const T& value) {
+  MNIST_CUBLAS_CHECK(
+      lib::cublas_lt().cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof value));
+}
+
+template <typename T>
+void set_preference(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t attribute,
+                    const T& value) {
+  MNIST_CUBLAS_CHECK(
+      lib::cublas_lt().cublasLtMatmulPreferenceSetAttribute(pref, attribute, &value, sizeof value));
+}
+
+// k ones in the operands' storage (fp32, or bf16's 1.0: 0x3f80), for a sum as a product.
+DeviceBuffer<std::uint8_t> ones(int k, Precision precision) {
+  std::vector<std::uint8_t> bytes;
+  if (precision == Precision::kBf16) {
+    const std::uint16_t one = 0x3f80;
+    bytes.resize(std::size_t(k) * sizeof one);
+    for (int i = 0; i < k; ++i) std::memcpy(bytes.data() + std::size_t(i) * sizeof one, &one, 2);
+  } else {
+    const float one = 1.0f;
+    bytes.resize(std::size_t(k) * sizeof one);
+    for (int i = 0; i < k; ++i) std::memcpy(bytes.data() + std::size_t(i) * sizeof one, &one, 4);
+  }
+  return DeviceBuffer<std::uint8_t>(bytes);
+}
+
+}  // namespace
+
+bool LtMatmul::find_algorithm(Plan& q, cublasLtHandle_t handle, const LtProduct& p, void* workspace,
+                              std::size_t workspace_bytes) {
+  const lib::CublasLt& lt = lib::cublas_lt();
+  q.handle = handle;
+  q.a = p.b;
+  q.b = p.a;
+  q.c = p.c;
+  q.alpha = p.alpha;
+  q.workspace = workspace;
+  q.workspace_bytes = workspace_bytes;
+
+  const cudaDataType_t ab_type = p.precision == Precision::kBf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t c_type = p.c_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cublasComputeType_t compute =
+      p.precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  MNIST_CUBLAS_CHECK(lt.cublasLtMatmulDescCreate(&q.desc, compute, CUDA_R_32F));
+  // cuBLASLt is column-major, and a row-major matrix read column-major is its transpose: so
+  // row-major C = op(A) op(B) is cuBLASLt's C^T = op(B)^T op(A)^T, our B its A and our A its B,
+  // each with its own transpose flag. Its C is n x m, its bias runs along its rows (our columns).
+  const cublasOperation_t op_a = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  set_attribute(q.desc, CUBLASLT_MATMUL_DESC_TRANSA, op_a);
+  set_attribute(q.desc, CUBLASLT_MATMUL_DESC_TRANSB, op_b);
+  set_attribute(q.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, lt_epilogue(p.epilogue));
+  // The bias (or bias gradient) has C's type, cuBLASLt's default; the heuristic reads the pointer
+  // for its alignment.
+  if (p.epilogue != LtEpilogue::kNone)
+    set_attribute(q.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, p.bias);
+
+  // Stored shapes, column-major: our B (k x n row-major, or n x k transposed) is n x k (k x n);
+  // our A (m x k, or k x m) is k x m (m x k); every leading dimension the stored row length.
+  const std::uint64_t a_rows = p.transpose_b ? p.k : p.n, a_cols = p.transpose_b ? p.n : p.k;
+  const std::uint64_t b_rows = p.transpose_a ? p.m : p.k, b_cols = p.transpose_a ? p.k : p.m;
+  MNIST_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&q.a_layout, ab_type, a_rows, a_cols,
+                                                   static_cast<std::int64_t>(a_rows)));
+  MNIST_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&q.b_layout, ab_type, b_rows, b_cols,
+                                                   static_cast<std::int64_t>(b_rows)));
+  MNIST_CUBLAS_CHECK(lt.cublasLtMatrixLayoutCreate(&q.c_layout, c_type, p.n, p.m, p.n));
+
+  cublasLtMatmulPreference_t pref{};
+  MNIST_CUBLAS_CHECK(lt.cublasLtMatmulPreferenceCreate(&pref));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  try {
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, std::uint64_t(workspace_bytes));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(q.a));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(q.b));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(q.c));
+    set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_of(q.c));
+    status = lt.cublasLtMatmulAlgoGetHeuristic(handle, q.desc, q.a_layout, q.b_layout, q.c_layout,
+                                               q.c_layout, pref, 1, &result, &found);
+  } catch (...) {
+    lt.cublasLtMatmulPreferenceDestroy(pref);
+    throw;
+  }
+  lt.cublasLtMatmulPreferenceDestroy(pref);
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && found == 0))
+    return false;
+  MNIST_CUBLAS_CHECK(status);
+  q.algo = result.algo;
+  return true;
+}
+
+LtMatmul::LtMatmul(cublasLtHandle_t handle, const LtProduct& p, void* workspace,
+                   std::size_t workspace_bytes)
+    : plan_(std::make_unique<Plan>()) {
+  const bool needs_bias = p.epilogue != LtEpilogue::kNone;
+  if (p.m <= 0 || p.n <= 0 || p.k <= 0 || !p.a || !p.b || !p.c ||
+      needs_bias != (p.bias != nullptr) || (p.c_bf16 && p.precision != Precision::kBf16) ||
+      (p.epilogue == LtEpilogue::kBiasGradient && p.transpose_b))
+    throw std::invalid_argument(std::string("LtMatmul ") + p.name + ": inconsistent product");
+  const bool fuse = p.epilogue != LtEpilogue::kBiasGradient || p.fuse_bias_gradient;
+  if (fuse && find_algorithm(*plan_, handle, p, workspace, workspace_bytes)) return;
+  if (p.epilogue == LtEpilogue::kBiasGradient) {
+    // Where cuBLASLt offers no BGRADA for this product (or the caller declines it), the bias
+    // gradient is a second product: bias[1, n] = ones[1, k] * B, in the same arithmetic.
+    plan_ = std::make_unique<Plan>();
+    LtProduct product = p;
+    product.epilogue = LtEpilogue::kNone;
+    product.bias = nullptr;
+    if (find_algorithm(*plan_, handle, product, workspace, workspace_bytes)) {
+      plan_->ones = ones(p.k, p.precision);
+      LtProduct sum;
+      sum.name = p.name;
+      sum.m = 1, sum.n = p.n, sum.k = p.k;
+      sum.a = plan_->ones.get(), sum.b = p.b, sum.c = p.bias;
+      sum.precision = p.precision, sum.c_bf16 = p.c_bf16;
+      plan_->bias_sum = std::make_unique<LtMatmul>(handle, sum, workspace, workspace_bytes);
+      return;
+    }
+  }
+  throw Error(ExitCode::kBadArguments,
+              std::string("cuBLASLt has no algorithm on this GPU for the product ") + p.name +
+                  " (" + std::to_string(p.m) + " x " + std::to_string(p.n) + " x " +
+                  std::to_string(p.k) + ", " + precision_name(p.precision) + ", epilogue " +
+                  epilogue_name(p.epilogue) +
+                  "): the cublas baseline cannot run this configuration (try another "
+                  "--precision or --hidden_units)");
+}
+
+LtMatmul::~LtMatmul() = default;
+LtMatmul::LtMatmul(LtMatmul&&) noexcept = default;
+LtMatmul& LtMatmul::operator=(LtMatmul&&) noexcept = default;
+
+bool LtMatmul::fused() const { return plan_ && !plan_->bias_sum; }
+
+void LtMatmul::run(cudaStream_t stream) const {
+  if (!plan_) throw std::logic_error("LtMatmul::run: not planned");
+  const Plan& q = *plan_;
+  MNIST_CUBLAS_CHECK(lib::cublas_lt().cublasLtMatmul(
+      q.handle, q.desc, &q.alpha, q.a, q.a_layout, q.b, q.b_layout, &q.beta, q.c, q.c_layout, q.c,
+      q.c_layout, &q.algo, q.workspace, q.workspace_bytes, stream));
+  if (q.bias_sum) q.bias_sum->run(stream);
+}
+
+// ---- CublasBackend ----
+
+namespace {
+
+// Calls f with a null pointer of the products' storage type (float or __nv_bfloat16), so that one
+// generic lambda serves both.
+template <typename F>
+void with_storage(bool bf16, F&& f) {
+  if (bf16) {
+    f(static_cast<__nv_bfloat16*>(nullptr));
+  } else {
+    f(static_cast<float*>(nullptr));
+  }
+}
+
+template <typename T>
+T* as(const DeviceBuffer<std::uint8_t>& b) {
+  return reinterpret_cast<T*>(b.get());
+}
+
+}  // namespace
 
 CublasBackend::CublasBackend(const TrainConfig& config, const MnistData& data,
                              std::vector<float> initial_params)
     : GpuBackendBase(config, data, initial_params),
-      cublas_(stream_.get()),
-      cudnn_(stream_.get()),
-      batch_hidden_(1, 1, config.batch_size, std::max(layout_.hidden(), 1)),
-      batch_classes_(config.batch_size, kClasses),
-      test_hidden_(1, 1, std::max(data.test.count, 1), std::max(layout_.hidden(), 1)),
-      validation_hidden_(1, 1, std::max(data.validation.count, 1), std::max(layout_.hidden(), 1)),
+      bf16_(config.precision == Precision::kBf16),
+      mlp_(layout_.layers.size() == 2),
+      dropout_(mlp_ && config.keep_prob < 1.0f),
+      workspace_(kLtWorkspaceBytes),
+      params_bf16_(bf16_ ? layout_.total : 0),
+      grads_(layout_.total),
+      logits_(std::size_t(config.batch_size) * kClasses),
+      dh_(mlp_ ? std::size_t(config.batch_size) * layout_.hidden() : 0),
+      eval_logits_(std::size_t(std::max(data.test.count, data.validation.count)) * kClasses),
+      y_(config.batch_size),
       test_labels_(data.test.labels),
       validation_labels_(data.validation.labels),
-      test_x_(std::size_t(data.test.count) * kImagePixels),
-      validation_x_(std::size_t(data.validation.count) * kImagePixels),
-      grads_(layout_.total),
-      x_(std::size_t(config.batch_size) * kImagePixels),
-      z_(batch_hidden_size()),
-      a_(batch_hidden_size()),
-      h_(batch_hidden_size()),
-      logits_(std::size_t(config.batch_size) * kClasses),
-      logp_(std::size_t(config.batch_size) * kClasses),
-      dlogp_(std::size_t(config.batch_size) * kClasses),
-      dlogits_(std::size_t(config.batch_size) * kClasses),
-      dh_(batch_hidden_size()),
-      da_(batch_hidden_size()),
-      dz_(batch_hidden_size()),
-      y_(config.batch_size),
-      eval_hidden_(std::size_t(std::max(data.test.count, data.validation.count)) *
-                   std::max(layout_.hidden(), 1)),
-      eval_logits_(std::size_t(std::max(data.test.count, data.validation.count)) * kClasses),
-      ones_(std::vector<float>(
-          std::max({config.batch_size, data.test.count, data.validation.count}), 1.0f)) {
-  for (const auto& [bytes, floats] : {std::pair{&data.test.images, &test_x_},
+      x_(operands(std::size_t(config.batch_size) * kImagePixels)),
+      a_(operands(mlp_ ? std::size_t(config.batch_size) * layout_.hidden() : 0)),
+      h_(operands(dropout_ ? std::size_t(config.batch_size) * layout_.hidden() : 0)),
+      dlogits_(operands(std::size_t(config.batch_size) * kClasses)),
+      dz_(operands(mlp_ ? std::size_t(config.batch_size) * layout_.hidden() : 0)),
+      test_x_(operands(std::size_t(data.test.count) * kImagePixels)),
+      validation_x_(operands(std::size_t(data.validation.count) * kImagePixels)),
+      eval_hidden_(operands(mlp_ ? std::size_t(std::max(data.test.count, data.validation.count)) *
+                                       layout_.hidden()
+                                 : 0)) {
+  for (const auto& [bytes, stored] : {std::pair{&data.test.images, &test_x_},
                                       std::pair{&data.validation.images, &validation_x_}}) {
     if (bytes->empty()) continue;
     DeviceBuffer<std::uint8_t> staged(*bytes);
-    k::bytes_to_unit_float(staged.get(), floats->get(), staged.size(), stream_.get());
+    with_storage(bf16_, [&](auto* type) {
+      using T = std::remove_pointer_t<decltype(type)>;
+      k::bytes_to_unit(staged.get(), as<T>(*stored), staged.size(), stream_.get());
+    });
     synchronize();
   }
+  refresh_bf16_parameters();
+  plan_products(data);
 }
 
-std::size_t CublasBackend::batch_hidden_size() const {
-  return std::size_t(config_.batch_size) * std::max(layout_.hidden(), 1);
+DeviceBuffer<std::uint8_t> CublasBackend::operands(std::size_t count) const {
+  return DeviceBuffer<std::uint8_t>(count * (bf16_ ? sizeof(__nv_bfloat16) : sizeof(float)));
 }
 
-// Y[rows, n] += 1[rows] * bias[n]^T: a rank-1 cuBLAS product (the vendor way to broadcast a bias).
-void CublasBackend::bias_add(int rows, int n, const float* bias, float* y) {
-  sgemm_row_major(cublas_.get(), false, false, rows, n, 1, ones_.get(), bias, y, 1.0f);
+LtMatmul CublasBackend::plan(const LtProduct& product) const {
+  return LtMatmul(lt_.get(), product, workspace_.get(), workspace_.size());
 }
 
-// grad[n] = 1[rows]^T * dz[rows, n]: the bias gradient as a cuBLAS product.
-void CublasBackend::bias_grad(int rows, int n, const float* dz, float* grad) {
-  sgemm_row_major(cublas_.get(), true, false, 1, n, rows, ones_.get(), dz, grad);
+void CublasBackend::refresh_bf16_parameters() {
+  if (!bf16_) return;
+  k::round_to_bf16(params_.get(), params_bf16_.get(), layout_.total, stream_.get());
+  synchronize();
+}
+
+void CublasBackend::set_state(const TrainState& state) {
+  GpuBackendBase::set_state(state);
+  refresh_bf16_parameters();
+}
+
+// Every product of the step and the evaluation, planned once for its buffers (their addresses
+// never change, so the heuristic's algorithm stays valid for the graphs that replay them).
+void CublasBackend::plan_products(const MnistData& data) {
+  const int batch = config_.batch_size;
+  const Precision precision = config_.precision;
+  // The products read the weights (and the hidden layer's bf16 output its bias) in their storage.
+  const auto weights = [&](std::size_t offset) -> const void* {
+    return bf16_ ? static_cast<const void*>(params_bf16_.get() + offset)
+                 : static_cast<const void*>(params_.get() + offset);
+  };
+  const Layer& out = layout_.layers.back();
+  const void* last_input = x_.get();
+  if (mlp_) {
+    const Layer& l1 = layout_.layers[0];
+    last_input = dropout_ ? h_.get() : a_.get();
+    LtProduct forward{"relu(x*W1 + b1)"};
+    forward.m = batch, forward.n = l1.out, forward.k = l1.in;
+    forward.a = x_.get(), forward.b = weights(l1.w), forward.c = a_.get();
+    forward.precision = precision, forward.c_bf16 = bf16_;
+    forward.epilogue = LtEpilogue::kReluBias;
+    forward.bias = const_cast<void*>(weights(l1.b));
+    forward_hidden_ = plan(forward);
+
+    LtProduct dh{"dh = dlogits*W2^T"};
+    dh.transpose_b = true;
+    dh.m = batch, dh.n = l1.out, dh.k = out.out;
+    dh.a = dlogits_.get(), dh.b = weights(out.w), dh.c = dh_.get();
+    dh.precision = precision;
+    hidden_grad_ = plan(dh);
+
+    LtProduct dw1{"dW1 = x^T*dz, db1"};
+    dw1.transpose_a = true;
+    dw1.m = l1.in, dw1.n = l1.out, dw1.k = batch;
+    dw1.a = x_.get(), dw1.b = dz_.get(), dw1.c = grads_.get() + l1.w;
+    dw1.precision = precision;
+    dw1.epilogue = LtEpilogue::kBiasGradient;
+    dw1.bias = grads_.get() + l1.b;
+    input_grad_ = plan(dw1);
+  }
+  LtProduct logits{"h*W2 + b2"};
+  logits.m = batch, logits.n = out.out, logits.k = out.in;
+  logits.a = last_input, logits.b = weights(out.w), logits.c = logits_.get();
+  logits.precision = precision;
+  logits.epilogue = LtEpilogue::kBias;
+  logits.bias = params_.get() + out.b;  // fp32, like the logits
+  forward_logits_ = plan(logits);
+
+  LtProduct dw2{"dW2 = h^T*dlogits, db2"};
+  dw2.transpose_a = true;
+  dw2.m = out.in, dw2.n = out.out, dw2.k = batch;
+  dw2.a = last_input, dw2.b = dlogits_.get(), dw2.c = grads_.get() + out.w;
+  dw2.precision = precision;
+  dw2.epilogue = LtEpilogue::kBiasGradient;
+  dw2.bias = grads_.get() + out.b;
+  output_grad_ = plan(dw2);
+
+  const std::pair<int, const DeviceBuffer<std::uint8_t>*> splits[2] = {
+      {data.test.count, &test_x_}, {data.validation.count, &validation_x_}};
+  for (int i = 0; i < 2; ++i) {
+    const int count = splits[i].first;
+    if (count == 0) continue;  // evaluate() returns before recording
+    const void* input = splits[i].second->get();
+    if (mlp_) {
+      const Layer& l1 = layout_.layers[0];
+      LtProduct hidden{"eval relu(x*W1 + b1)"};
+      hidden.m = count, hidden.n = l1.out, hidden.k = l1.in;
+      hidden.a = input, hidden.b = weights(l1.w), hidden.c = eval_hidden_.get();
+      hidden.precision = precision, hidden.c_bf16 = bf16_;
+      hidden.epilogue = LtEpilogue::kReluBias;
+      hidden.bias = const_cast<void*>(weights(l1.b));
+      eval_hidden_product_[i] = plan(hidden);
+      input = eval_hidden_.get();
+    }
+    LtProduct eval{"eval h*W2 + b2"};
+    eval.m = count, eval.n = out.out, eval.k = out.in;
+    eval.a = input, eval.b = weights(out.w), eval.c = eval_logits_.get();
+    eval.precision = precision;
+    eval.epilogue = LtEpilogue::kBias;
+    eval.bias = params_.get() + out.b;
+    eval_logits_product_[i] = plan(eval);
+  }
 }
 
 // One training step in the CPU reference's order (train/cpu_backend.cpp): forward, loss,
-// backward, update; library calls wherever a library has the op. Each library call or kernel is
-// one op() (named for a traced step).
+// backward, update (the phase map in cublas_backend.h). Each product or kernel is one op() (named
+// for a traced step).
 void CublasBackend::record_step(cudaStream_t s) {
   const int batch = config_.batch_size;
-  const float one = 1.0f, zero = 0.0f;
-  float* p = params_.get();
-  float* g = grads_.get();
-  cublasHandle_t blas = cublas_.get();
-  cudnnHandle_t dnn = cudnn_.get();
-  // Forward: x = the gathered batch; h = dropout(relu(x W1 + b1)) (mlp); logits = h W2 + b2.
-  op("gather_batch", s, [&] {
-    k::gather_batch(train_images_.get(), train_labels_.get(), orders_.get(), train_count_,
-                    step_.get(), batch, kImagePixels, x_.get(), y_.get(), s);
+  with_storage(bf16_, [&](auto* type) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    op("gather_batch", s, [&] {
+      k::gather_batch(train_images_.get(), train_labels_.get(), orders_.get(), train_count_,
+                      step_.get(), batch, kImagePixels, as<T>(x_), y_.get(), s);
+    });
+    if (mlp_) {
+      op("cublasLtMatmul relu(x*W1 + b1)", s, [&] { forward_hidden_.run(s); });
+      if (dropout_) {
+        op("dropout_forward", s, [&] {
+          k::dropout_forward(as<T>(a_), as<T>(h_), a_.size() / sizeof(T), config_.keep_prob,
+                             config_.seed, step_.get(), s);
+        });
+      }
+    }
+    op("cublasLtMatmul h*W2 + b2", s, [&] { forward_logits_.run(s); });
+    op("softmax_nll", s, [&] {
+      k::softmax_nll(logits_.get(), y_.get(), row_loss_.get(), row_correct_.get(), as<T>(dlogits_),
+                     batch, kClasses, step_.get(), s);
+    });
+    op("cublasLtMatmul dW2 = h^T*dlogits, db2", s, [&] { output_grad_.run(s); });
+    if (mlp_) {
+      op("cublasLtMatmul dh = dlogits*W2^T", s, [&] { hidden_grad_.run(s); });
+      op("relu_dropout_backward", s, [&] {
+        const T* h = as<T>(dropout_ ? h_ : a_);
+        k::relu_dropout_backward(dh_.get(), h, as<T>(dz_), dh_.size(), config_.keep_prob, s);
+      });
+      op("cublasLtMatmul dW1 = x^T*dz, db1", s, [&] { input_grad_.run(s); });
+    }
   });
-  const Layer& out = layout_.layers.back();
-  const float* last_input = x_.get();
-  const bool mlp = layout_.layers.size() == 2;
-  if (mlp) {
-    const Layer& l1 = layout_.layers[0];
-    op("cublasSgemm x*W1", s, [&] {
-      sgemm_row_major(blas, false, false, batch, l1.out, l1.in, x_.get(), p + l1.w, z_.get(), 0.0f,
-                      config_.precision);
-    });
-    op("cublasSgemm +b1", s, [&] { bias_add(batch, l1.out, p + l1.b, z_.get()); });
-    op("cudnnActivationForward relu", s, [&] {
-      MNIST_CUDNN_CHECK(lib::cudnn().cudnnActivationForward(dnn, relu_.get(), &one,
-                                                            batch_hidden_.get(), z_.get(), &zero,
-                                                            batch_hidden_.get(), a_.get()));
-    });
-    op("dropout_forward", s, [&] {
-      k::dropout_forward(a_.get(), h_.get(), h_.size(), config_.keep_prob, config_.seed,
-                         step_.get(), s);
-    });
-    last_input = h_.get();
-  }
-  op("cublasSgemm h*W2", s, [&] {
-    sgemm_row_major(blas, false, false, batch, out.out, out.in, last_input, p + out.w,
-                    logits_.get());
-  });
-  op("cublasSgemm +b2", s, [&] { bias_add(batch, out.out, p + out.b, logits_.get()); });
-  // Loss: log-softmax (cuDNN), NLL and its gradient (counts the step), dlogits (cuDNN).
-  op("cudnnSoftmaxForward log", s, [&] {
-    MNIST_CUDNN_CHECK(lib::cudnn().cudnnSoftmaxForward(
-        dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, batch_classes_.get(),
-        logits_.get(), &zero, batch_classes_.get(), logp_.get()));
-  });
-  op("nll_from_log_softmax", s, [&] {
-    k::nll_from_log_softmax(logp_.get(), y_.get(), row_loss_.get(), row_correct_.get(),
-                            dlogp_.get(), batch, kClasses, step_.get(), s);
-  });
-  op("cudnnSoftmaxBackward log", s, [&] {
-    MNIST_CUDNN_CHECK(lib::cudnn().cudnnSoftmaxBackward(
-        dnn, CUDNN_SOFTMAX_LOG, CUDNN_SOFTMAX_MODE_INSTANCE, &one, batch_classes_.get(),
-        logp_.get(), batch_classes_.get(), dlogp_.get(), &zero, batch_classes_.get(),
-        dlogits_.get()));
-  });
-  // Backward: [dW2; db2] = [h; 1]^T dlogits, then through W2, dropout and ReLU to [dW1; db1].
-  op("cublasSgemm dW2", s, [&] {
-    sgemm_row_major(blas, true, false, out.in, out.out, batch, last_input, dlogits_.get(),
-                    g + out.w);
-  });
-  op("cublasSgemm db2", s, [&] { bias_grad(batch, out.out, dlogits_.get(), g + out.b); });
-  if (mlp) {
-    const Layer& l1 = layout_.layers[0];
-    op("cublasSgemm dh", s, [&] {
-      sgemm_row_major(blas, false, true, batch, l1.out, out.out, dlogits_.get(), p + out.w,
-                      dh_.get());
-    });
-    // Dropout's backward is ours (the mask); ReLU's backward is cuDNN's.
-    op("relu_dropout_backward", s, [&] {
-      k::relu_dropout_backward(dh_.get(), h_.get(), da_.get(), da_.size(), config_.keep_prob, s);
-    });
-    op("cudnnActivationBackward relu", s, [&] {
-      MNIST_CUDNN_CHECK(lib::cudnn().cudnnActivationBackward(
-          dnn, relu_.get(), &one, batch_hidden_.get(), a_.get(), batch_hidden_.get(), da_.get(),
-          batch_hidden_.get(), z_.get(), &zero, batch_hidden_.get(), dz_.get()));
-    });
-    op("cublasSgemm dW1", s, [&] {
-      sgemm_row_major(blas, true, false, l1.in, l1.out, batch, x_.get(), dz_.get(), g + l1.w, 0.0f,
-                      config_.precision);
-    });
-    op("cublasSgemm db1", s, [&] { bias_grad(batch, l1.out, dz_.get(), g + l1.b); });
-  }
-  // Update: Adam over every parameter, t = the counted step.
+  // Update: Adam over every parameter, t = the counted step (and the products' bf16 copy).
   op("adam_update", s, [&] {
-    k::adam_update(p, g, adam_m_.get(), adam_v_.get(), layout_.total, config_.learning_rate,
-                   kAdamBeta1, kAdamBeta2, kAdamEpsilon, step_.get(), s);
+    k::adam_update(params_.get(), grads_.get(), adam_m_.get(), adam_v_.get(), layout_.total,
+                   config_.learning_rate, kAdamBeta1, kAdamBeta2, kAdamEpsilon, step_.get(), s,
+                   bf16_ ? params_bf16_.get() : nullptr);
   });
   record_step_metrics(s);
 }
 
 void CublasBackend::record_eval(cudaStream_t s, EvalSplit split, float* row_loss) {
-  const float one = 1.0f, zero = 0.0f;
-  const float* p = params_.get();
-  const bool test = split == EvalSplit::kTest;
-  const int count = split_count(split);
-  const TensorDesc& hidden_desc = test ? test_hidden_ : validation_hidden_;
-  const float* input = test ? test_x_.get() : validation_x_.get();
-  if (layout_.layers.size() == 2) {
-    const Layer& l1 = layout_.layers[0];
-    sgemm_row_major(cublas_.get(), false, false, count, l1.out, l1.in, input, p + l1.w,
-                    eval_hidden_.get(), 0.0f, config_.precision);
-    bias_add(count, l1.out, p + l1.b, eval_hidden_.get());
-    MNIST_CUDNN_CHECK(lib::cudnn().cudnnActivationForward(
-        cudnn_.get(), relu_.get(), &one, hidden_desc.get(), eval_hidden_.get(), &zero,
-        hidden_desc.get(), eval_hidden_.get()));
-    input = eval_hidden_.get();
-  }
-  const Layer& out = layout_.layers.back();
-  sgemm_row_major(cublas_.get(), false, false, count, out.out, out.in, input, p + out.w,
-                  eval_logits_.get());
-  bias_add(count, out.out, p + out.b, eval_logits_.get());
-  k::count_correct(eval_logits_.get(), test ? test_labels_.get() : validation_labels_.get(), count,
-                   out.out, correct_.get(), row_loss, s);
+  const int i = split == EvalSplit::kTest ? 0 : 1;
+  if (mlp_) eval_hidden_product_[i].run(s);
+  eval_logits_product_[i].run(s);
+  k::count_correct(eval_logits_.get(),
+                   split == EvalSplit::kTest ? test_labels_.get() : validation_labels_.get(),
+                   split_count(split), kClasses, correct_.get(), row_loss, s);
 }
 
 }  // namespace mnist

@@ -66,6 +66,9 @@ struct LtProduct {
   LtEpilogue epilogue = LtEpilogue::kNone;
   void* bias = nullptr;
   float alpha = 1.0f;
+  // kBiasGradient only: false asks for the unfused form that stands in where cuBLASLt offers no
+  // BGRADA for the product (the tests compare both).
+  bool fuse_bias_gradient = true;
 };
 
 // Workspace cuBLASLt may use per product (NVIDIA's recommendation for Hopper is 32 MiB; the
@@ -73,7 +76,9 @@ struct LtProduct {
 inline constexpr std::size_t kLtWorkspaceBytes = std::size_t(32) << 20;
 
 // One LtProduct, planned at construction: cuBLASLt's heuristic picks the algorithm for its shapes,
-// types, epilogue and the alignment of its very pointers (which therefore must not change).
+// types, epilogue and the alignment of its very pointers (which therefore must not change). A
+// bias gradient cuBLASLt cannot fuse into the product becomes a second product (ones * B), so the
+// result is the same either way; fused() tells which.
 class LtMatmul {
  public:
   LtMatmul() = default;
@@ -85,10 +90,15 @@ class LtMatmul {
 
   // Enqueues the product on `stream` (no host synchronisation; capturable into a CUDA graph).
   void run(cudaStream_t stream) const;
-  bool planned() const { return plan_ != nullptr; }
+  // Whether the epilogue runs inside the one product (false: the bias gradient's second product).
+  bool fused() const;
 
  private:
   struct Plan;
+  // Describes the product in `plan` and asks the heuristic for its algorithm: false if there is
+  // none.
+  static bool find_algorithm(Plan& plan, cublasLtHandle_t handle, const LtProduct& product,
+                             void* workspace, std::size_t workspace_bytes);
   std::unique_ptr<Plan> plan_;
 };
 

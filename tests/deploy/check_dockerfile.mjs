@@ -1,6 +1,6 @@
 // The static checks a reviewer would make of the images, since no Docker engine runs in CI.
 // node check_dockerfile.mjs Dockerfile.gpu .dockerignore JOB_MANIFEST — the trainer's images:
-//   built on a CUDA 13 Ubuntu 24.04 devel image with the README's CMake presets, CUDA
+//   built on a CUDA 13 Ubuntu 24.04 devel image with docs/BUILDING.md's CMake presets, CUDA
 //   architectures as a build argument covering 90; the images FROM scratch holding the layers
 //   scripts/build-image.sh lays out (--stage-only: a and b in the default target, the node check;
 //   c added in the `baseline` target) with the same user, environment, working folder and
@@ -92,7 +92,7 @@ const checks = [
   ["at least two stages (build, runtime)", stages.length >= 2],
   ["build stage is a CUDA 13 devel image on Ubuntu 24.04",
     /^nvidia\/cuda:13\.[\d.]+-(cudnn-)?devel-ubuntu24\.04$/.test(expand(stages[0]?.image ?? ""))],
-  ["builds with the README's presets (cmake --preset release, cmake --build --preset release)",
+  ["builds with docs/BUILDING.md's presets (cmake --preset release, cmake --build --preset release)",
     stages[0]?.lines.some((l) => /cmake --preset release/.test(l) && /cmake --build --preset release/.test(l))],
   ["builds the mnist-train target", stages[0]?.lines.some((l) => /--target mnist-train/.test(l))],
   ["CUDA architectures come from a build argument that includes 90",

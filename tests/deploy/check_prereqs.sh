@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # check_prereqs.sh REPO: scripts/check-prereqs.sh against fake CUDA installations: a missing or old
-# toolkit, a missing, partial or old cuDNN and a missing NCCL are each one line naming the package
-# to install, and exit 1; a complete one (also behind a wrapper nvcc, and this machine's, which
+# toolkit and a missing NCCL are each one line naming the package to install, and exit 1; a complete one (also behind a wrapper nvcc, and this machine's, which
 # builds the project) passes.
 set -uo pipefail
 script=$1/scripts/check-prereqs.sh
@@ -27,54 +26,44 @@ nvcc() {
     "$work" "$1" "$1" >"$work/cuda/bin/nvcc"
   chmod +x "$work/cuda/bin/nvcc"
 }
-# Only /usr/local and /usr stay outside the fake toolkit: skip the cuDNN cases if this machine has
-# cuDNN there (then a fake toolkit without it would still find it).
-system_cudnn=0 system_nccl=0
+# Only /usr/local and /usr stay outside the fake toolkit: skip the missing-NCCL case if this machine
+# has NCCL there (then a fake toolkit without it would still find it).
+system_nccl=0
 for d in /usr/include /usr/include/*-linux-gnu /usr/local/include; do
-  [[ -f $d/cudnn.h ]] && system_cudnn=1
   [[ -f $d/nccl.h ]] && system_nccl=1
 done
 
 nvcc 12.4
 case_ "CUDA 12 toolkit" 1 "cuda-toolkit-13-0"
 nvcc 13.0
-if ((system_cudnn == 0)); then
-  case_ "CUDA 13 without cuDNN" 1 "cudnn9-cuda-13"
-  mkdir -p "$work/cuda/lib64" "$work/cuda/include"
-  : >"$work/cuda/lib64/libcudnn.so.9"
-  case_ "cuDNN runtime only" 1 "development files"
-  : >"$work/cuda/include/cudnn.h"
-  case_ "cuDNN without libcudnn.so" 1 "libcudnn.so is not"
-  ln -s libcudnn.so.9 "$work/cuda/lib64/libcudnn.so"
-  echo '#define CUDNN_MAJOR 8' >"$work/cuda/include/cudnn_version.h"
-  case_ "cuDNN 8" 1 "is cuDNN 8"
-  echo '#define CUDNN_MAJOR 9' >"$work/cuda/include/cudnn_version.h"
-  if ((system_nccl == 0)); then
-    case_ "CUDA 13 and cuDNN 9 without NCCL" 1 "libnccl-dev"
-    : >"$work/cuda/include/nccl.h"
-    : >"$work/cuda/lib64/libnccl.so"
-  fi
-  case_ "CUDA 13, cuDNN 9 and NCCL" 0 ""
-  # nvcc on PATH as a wrapper script elsewhere (as /usr/local/bin/nvcc on some machines): the
-  # toolkit is where nvcc says it is (TOP), not the wrapper's folder.
-  mkdir -p "$work/wrapper"
-  printf '#!/bin/sh\nexec %s "$@"\n' "$work/cuda/bin/nvcc" >"$work/wrapper/nvcc"
-  chmod +x "$work/wrapper/nvcc"
-  out=$(env -u CUDACXX CMAKE_PREFIX_PATH= PATH="$work/wrapper:/usr/bin:/bin" "$script" 2>&1)
-  if [[ $? == 0 ]]; then
-    echo "ok   nvcc through a wrapper script"
-  else
-    echo "FAIL nvcc through a wrapper script: $out"
-    failures=$((failures + 1))
-  fi
+mkdir -p "$work/cuda/lib64" "$work/cuda/include"
+if ((system_nccl == 0)); then
+  case_ "CUDA 13 without NCCL" 1 "libnccl-dev"
+  : >"$work/cuda/include/nccl.h"
+  case_ "NCCL without libnccl.so" 1 "libnccl-dev"
+  : >"$work/cuda/lib64/libnccl.so"
 else
-  echo "note: cuDNN is installed under /usr here: the missing-cuDNN cases cannot be faked"
+  echo "note: NCCL is installed under /usr here: the missing-NCCL cases cannot be faked"
+fi
+case_ "CUDA 13 and NCCL" 0 ""
+# cuDNN is no prerequisite: a toolkit without it passes (the case above has none).
+# nvcc on PATH as a wrapper script elsewhere (as /usr/local/bin/nvcc on some machines): the
+# toolkit is where nvcc says it is (TOP), not the wrapper's folder.
+mkdir -p "$work/wrapper"
+printf '#!/bin/sh\nexec %s "$@"\n' "$work/cuda/bin/nvcc" >"$work/wrapper/nvcc"
+chmod +x "$work/wrapper/nvcc"
+out=$(env -u CUDACXX CMAKE_PREFIX_PATH= PATH="$work/wrapper:/usr/bin:/bin" "$script" 2>&1)
+if [[ $? == 0 ]]; then
+  echo "ok   nvcc through a wrapper script"
+else
+  echo "FAIL nvcc through a wrapper script: $out"
+  failures=$((failures + 1))
 fi
 rm -rf "$work/cuda"
 out=$(env -u CUDACXX PATH="/usr/bin:/bin" "$script" 2>&1)
 rc=$?
 if [[ -x /usr/local/cuda/bin/nvcc ]]; then
-  [[ $rc == 0 ]] && echo "ok   this machine's toolkit (/usr/local/cuda) and cuDNN" \
+  [[ $rc == 0 ]] && echo "ok   this machine's toolkit (/usr/local/cuda) and NCCL" \
     || { echo "FAIL this machine builds the project, but the check says: $out"; failures=$((failures + 1)); }
 else
   [[ $rc == 1 && $out == *"cuda-toolkit-13-0"* ]] && echo "ok   no toolkit here: $out" \

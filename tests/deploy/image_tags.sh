@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # image_tags.sh REPO: the manifests run the images CI builds (scripts/build-image.sh): every
 # mnist-train image in k8s/ is tagged with CMakeLists.txt's project(VERSION), the node check's as
-# VERSION and the benchmark's (which needs cuBLAS and cuDNN) as VERSION-baseline; a version bump
+# VERSION and the benchmark's (which needs cuBLASLt) as VERSION-baseline; a version bump
 # that misses a manifest fails here, as does a committed kustomization that retags them.
 set -uo pipefail
 repo=$1

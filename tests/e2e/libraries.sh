@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# libraries.sh TRAINER [gpu]: cuBLAS, cuDNN and NCCL are loaded when used, never linked.
-#   cpu (default)  `ldd` lists none of them, and the binary needs nothing beyond the C/C++
-#                  runtime, libcurl, zlib and OpenSSL; --backend cublas with cuBLAS or cuDNN
-#                  missing (or a file lacking their entry points) exits 2, reason library_missing,
-#                  naming the library, before any GPU is looked at, with a termination line and a
-#                  verdict that validate
+# libraries.sh TRAINER [gpu]: cuBLASLt and NCCL are loaded when used, never linked.
+#   cpu (default)  `ldd` lists no vendor library (cuBLAS, cuBLASLt, cuDNN, NCCL), and the binary
+#                  needs nothing beyond the C/C++ runtime, libcurl, zlib and OpenSSL; --backend
+#                  cublas with cuBLASLt missing (or a file lacking its entry points) exits 2,
+#                  reason library_missing, naming the library, before any GPU is looked at, with a
+#                  termination line and a verdict that validate
 #   gpu            with a GPU (else skip, 77): a run over two processes with NCCL missing, and
-#                  --benchmark with cuBLAS missing, exit 2 the same way before anything is
+#                  --benchmark with cuBLASLt missing, exit 2 the same way before anything is
 #                  downloaded; with every library present, NCCL loads (its unique id is made)
 # MNIST_TEST_*_LIBRARY (src/gpu/libraries.h) names the file loaded instead of the library: a path
 # that does not exist stands for a library this installation lacks.
@@ -15,8 +15,8 @@ trainer=$1 mode=${2:-cpu}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/check_json.sh
 source "$here/check_json.sh"
-unset MNIST_MIRROR MNIST_BAKED_DATA NVIDIA_VISIBLE_DEVICES NODE_NAME MNIST_TEST_CUBLAS_LIBRARY \
-  MNIST_TEST_CUDNN_LIBRARY MNIST_TEST_NCCL_LIBRARY
+unset MNIST_MIRROR MNIST_BAKED_DATA NVIDIA_VISIBLE_DEVICES NODE_NAME MNIST_TEST_CUBLASLT_LIBRARY \
+  MNIST_TEST_NCCL_LIBRARY
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -52,7 +52,7 @@ missing() {
 
 if [[ $mode == cpu ]]; then
   # What the dynamic loader must find: direct dependencies (NEEDED) only from this list, and in the
-  # whole closure no vendor library of the three.
+  # whole closure no vendor library.
   allowed='^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libgomp|libcurl|libz|libcrypto|libssl|ld-linux-x86-64)\.so'
   needed=$(readelf -d "$trainer" | sed -n 's/.*(NEEDED).*\[\(.*\)\].*/\1/p')
   [[ -n $needed ]] || fail "readelf found no NEEDED entries in $trainer"
@@ -69,14 +69,13 @@ if [[ $mode == cpu ]]; then
   fi
 
   cublas=(--backend cublas --max_steps 5)
-  missing "cuBLAS absent" libcublas.so.13 MNIST_TEST_CUBLAS_LIBRARY=/nonexistent/libcublas.so.13 -- "${cublas[@]}"
-  missing "cuDNN absent" libcudnn.so.9 MNIST_TEST_CUDNN_LIBRARY=/nonexistent/libcudnn.so.9 -- "${cublas[@]}"
-  # A file that loads but is not cuBLAS: the first missing entry point is named.
-  missing "cuBLAS without its entry points" libcublas.so.13 MNIST_TEST_CUBLAS_LIBRARY=libz.so.1 -- "${cublas[@]}"
-  grep -qF "no entry point cublasCreate_v2" "$work/err" || fail "the missing entry point is not named: $(cat "$work/err")"
-  # The cuda backend needs none of them: with all three absent it gets as far as the GPU (exit 4
-  # without one, which is this machine's case in CI; a GPU machine trains).
-  MNIST_TEST_CUBLAS_LIBRARY=/nonexistent MNIST_TEST_CUDNN_LIBRARY=/nonexistent MNIST_TEST_NCCL_LIBRARY=/nonexistent \
+  missing "cuBLASLt absent" libcublasLt.so.13 MNIST_TEST_CUBLASLT_LIBRARY=/nonexistent/libcublasLt.so.13 -- "${cublas[@]}"
+  # A file that loads but is not cuBLASLt: the first missing entry point is named.
+  missing "cuBLASLt without its entry points" libcublasLt.so.13 MNIST_TEST_CUBLASLT_LIBRARY=libz.so.1 -- "${cublas[@]}"
+  grep -qF "no entry point cublasLtCreate" "$work/err" || fail "the missing entry point is not named: $(cat "$work/err")"
+  # The cuda backend needs neither: with both absent it gets as far as the GPU (exit 4 without
+  # one, which is this machine's case in CI; a GPU machine trains).
+  MNIST_TEST_CUBLASLT_LIBRARY=/nonexistent MNIST_TEST_NCCL_LIBRARY=/nonexistent \
     "$trainer" --backend cuda --fake_data --max_steps 2 --log_dir "" --termination_log "" >"$work/out" 2>"$work/err"
   got=$?
   if grep -qF library_missing "$work/err" || grep -qiE 'cublas|cudnn|nccl' "$work/err"; then
@@ -84,7 +83,7 @@ if [[ $mode == cpu ]]; then
   elif [[ $got != 0 && $got != 4 ]]; then
     fail "--backend cuda without the vendor libraries: exit $got"; cat "$work/err"
   else
-    echo "ok   $got  --backend cuda without cuBLAS, cuDNN and NCCL: $(tail -n1 "$work/err")"
+    echo "ok   $got  --backend cuda without cuBLASLt and NCCL: $(tail -n1 "$work/err")"
   fi
 else
   # shellcheck source=tests/e2e/gpu_present.sh
@@ -95,7 +94,7 @@ else
   missing "NCCL absent, two processes" libnccl.so.2 MNIST_TEST_NCCL_LIBRARY=/nonexistent/libnccl.so.2 \
     JOB_COMPLETION_INDEX=0 -- --backend cuda --world_size 2 --rendezvous 127.0.0.1:1 \
     --rendezvous_secret_file "$secret" --max_steps 5
-  missing "cuBLAS absent, benchmark" libcublas.so.13 MNIST_TEST_CUBLAS_LIBRARY=/nonexistent/libcublas.so.13 \
+  missing "cuBLASLt absent, benchmark" libcublasLt.so.13 MNIST_TEST_CUBLASLT_LIBRARY=/nonexistent/libcublasLt.so.13 \
     -- --benchmark --fake_data --benchmark_batches 100
 fi
 

@@ -67,7 +67,7 @@ struct Pair {
   }
 };
 
-// Every test runs for both GPU backends: ours and the cuBLAS/cuDNN baseline.
+// Every test runs for both GPU backends: ours and the cuBLASLt baseline.
 class GpuBackend : public ::testing::TestWithParam<BackendKind> {};
 INSTANTIATE_TEST_SUITE_P(Backends, GpuBackend,
                          ::testing::Values(BackendKind::kCuda, BackendKind::kCublas),

@@ -6,7 +6,7 @@
 # MNIST_BAKED_DATA's folder. The first runtime set-up that runs --version is used (runc, then crun;
 # created device nodes, then bind mounts; then without a network namespace of its own). Then:
 # the Job's run must pass (exit 0, "passed" termination line, result.json by user 65532), and
-# --backend cublas must exit 2 naming cuBLAS's libcublas(Lt).so.13 (the node check has none). Exits 1 on
+# --backend cublas must exit 2 naming libcublasLt.so.13 (the node check has none). Exits 1 on
 # any failure. Times each run (the pod-start-to-verdict estimate's run time: docs/IMAGE.md).
 # GPU_RUN_GPUS= (empty) leaves the GPU out, to try this script on a machine without one.
 set -uo pipefail
@@ -64,7 +64,7 @@ cp "$work/tf/logs/result.json" "${OUT:-/tmp}/image-gpu-result.json" 2>/dev/null 
 rc=$?
 line=$(cat "$work/termination-log")
 echo "== --backend cublas: exit $rc: $line"
-[[ $rc == 2 && $line =~ libcublas(Lt)?\.so\.13.*cannot\ be\ loaded.*reason=library_missing ]] ||
+[[ $rc == 2 && $line =~ libcublasLt\.so\.13.*cannot\ be\ loaded.*reason=library_missing ]] ||
   { echo "FAIL --backend cublas in the node check: expected exit 2 naming libcublas.so.13 (or its libcublasLt.so.13)"; failures=$((failures + 1)); }
 ((failures == 0)) && echo "ok   the node-check image's layer A passes the Job's run on this GPU machine"
 ((failures == 0))

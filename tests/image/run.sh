@@ -9,9 +9,9 @@
 #                      the read-only root), cannot be written: exit 6
 #   train_cpu          real MNIST from a read-only volume on MNIST_BAKED_DATA's folder, nothing
 #                      downloaded: trains, passes a 0.9 accuracy floor, result.json by user 65532
-#   cublas_missing     the node check without cuBLAS: --backend cublas exits 2, naming libcublas.so.13
-#                      (or libcublasLt.so.13, the other half of cuBLAS)
-#   baseline_libraries the baseline's cuBLAS and cuDNN libraries resolve with the image's own loader,
+#   cublas_missing     the node check without cuBLASLt: --backend cublas exits 2, naming
+#                      libcublasLt.so.13
+#   baseline_libraries the baseline's cuBLASLt resolves with the image's own loader,
 #                      and --backend cublas gets past loading them (exit 4: no GPU)
 set -uo pipefail
 case_name=$1 image_dir=$2 version=$3 idx_dir=$4
@@ -85,12 +85,11 @@ PY
   cublas_missing)
     run "$node_check" --backend cublas --fake_data --max_steps 1
     expect_rc 2
-    # cuBLAS is two libraries; the line names the first one missing.
-    [[ $(line) =~ libcublas(Lt)?\.so\.13.*cannot\ be\ loaded.*\|\ reason=library_missing\ node=$node$ ]] ||
+    [[ $(line) =~ libcublasLt\.so\.13.*cannot\ be\ loaded.*\|\ reason=library_missing\ node=$node$ ]] ||
       fail "termination line: '$(line)'" ;;
   baseline_libraries)
     baseline=$(bundle_of baseline)
-    for lib in libcublas.so.13 libcublasLt.so.13 "$baseline"/rootfs/usr/lib/x86_64-linux-gnu/libcudnn*.so.9; do
+    for lib in libcublasLt.so.13; do
       lib=/usr/lib/x86_64-linux-gnu/$(basename "$lib")
       if ! "$run_image" --entrypoint /lib64/ld-linux-x86-64.so.2 "$baseline" -- --list "$lib" >"$work/out" 2>&1 ||
          grep -q 'not found' "$work/out"; then

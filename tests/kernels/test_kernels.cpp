@@ -420,33 +420,6 @@ TEST(SoftmaxXentKernel, LossAndGradientMatchReference) {
   }
 }
 
-// The baseline's loss from cuDNN's log-probabilities: -logp[label] and -onehot / rows, and the
-// step counted (the step convention, kernels/adam_rule.cuh).
-TEST(BaselineNllKernel, LossGradientAndStep) {
-  REQUIRE_GPU();
-  std::mt19937 rng(13);
-  for (int m : kRows) {
-    const auto logp = random_floats(std::size_t(m) * 10, rng, -20.0f, 0.0f);
-    const auto y = random_labels(m, rng);
-    DeviceBuffer<float> dlogp_in(logp);
-    DeviceBuffer<std::uint8_t> dy(y);
-    auto loss = poisoned<float>(m), dlogp = poisoned<float>(std::size_t(m) * 10);
-    DeviceBuffer<std::int64_t> step(std::vector<std::int64_t>{6});
-    DeviceBuffer<std::uint8_t> hits(std::vector<std::uint8_t>(m, 7));
-    kernels::nll_from_log_softmax(dlogp_in.get(), dy.get(), loss.get(), hits.get(), dlogp.get(), m,
-                                  10, step.get(), nullptr);
-    EXPECT_EQ(step.download()[0], 7);
-    EXPECT_EQ(hits.download(), argmax_hits(logp, y)) << "m=" << m;
-    std::vector<double> ref_loss(m), ref_grad(std::size_t(m) * 10, 0.0);
-    for (int i = 0; i < m; ++i) {
-      ref_loss[i] = -logp[std::size_t(i) * 10 + y[i]];
-      ref_grad[std::size_t(i) * 10 + y[i]] = -1.0 / m;
-    }
-    EXPECT_TRUE(close(download(loss), ref_loss, 1e-6)) << "m=" << m;
-    EXPECT_TRUE(close(download(dlogp), ref_grad, 1e-6)) << "m=" << m;
-  }
-}
-
 // Row r's logits h[r] * W2 + b2 in float64.
 std::array<double, 10> reference_logits(const std::vector<float>& h, int hidden,
                                         const std::vector<float>& w2, const std::vector<float>& b2,
@@ -700,7 +673,7 @@ TEST(BatchKernel, GatherFollowsTheEpochStreamAcrossAnEpochBoundary) {
   EXPECT_EQ(y.download(), ref_y);
 
   auto all = poisoned<float>(images.size());
-  kernels::bytes_to_unit_float(dimages.get(), all.get(), images.size(), nullptr);
+  kernels::bytes_to_unit(dimages.get(), all.get(), images.size(), nullptr);
   std::vector<double> ref_all(images.begin(), images.end());
   for (auto& v : ref_all) v /= 255.0;
   EXPECT_TRUE(close(download(all), ref_all, 1e-6));
