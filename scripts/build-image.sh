@@ -2,13 +2,16 @@
 # build-image.sh [--binary PATH] [--out DIR] [--node-check-only]: the trainer's OCI images, without
 # a Docker daemon (docs/IMAGE.md). From a built mnist-train (default build/release/mnist-train) and
 # this machine's Debian 12 files it writes the OCI image layout DIR/oci (default build/image/oci)
-# with two tags that share their first two layers:
-#   VERSION           the node check: A the binary, exactly its run-time library closure (ldd),
-#                     passwd/group with user 65532, CA certificates, the loader's configuration;
-#                     B NCCL (data-parallel training)
-#   VERSION-baseline  the same layers and C: cuBLASLt (--backend cublas, --benchmark)
+# with three tags that share their layers:
+#   VERSION             the node check: A the binary, exactly its run-time library closure (ldd)
+#                       and the glibc stubs the node's driver libraries link, passwd/group with
+#                       user 65532, CA certificates, the loader's configuration; B NCCL
+#                       (data-parallel training over several GPUs or processes)
+#   VERSION-single-gpu  A alone: the node check of one GPU (the one-GPU Job of k8s/base)
+#   VERSION-baseline    A, B and C: cuBLASLt (--backend cublas, --benchmark)
 # VERSION is CMakeLists.txt's project(VERSION). The same inputs give the same digests: every time in
-# the image is SOURCE_DATE_EPOCH (default: the last commit's time), entries are sorted, owners
+# layer A and the configuration is SOURCE_DATE_EPOCH (default: the last commit's time; layers B and
+# C, which do not depend on the commit, are dated 0), entries are sorted, owners
 # numeric; the revision label is IMAGE_REVISION (default: the commit, "-dirty" with uncommitted
 # changes). Sizes (what a pull transfers, and unpacked), the digests, SOURCE_DATE_EPOCH, the
 # revision and the binary's SHA-256 go to DIR/sizes.json, the sizes and digests to stdout too.
@@ -61,7 +64,8 @@ if [[ -z ${IMAGE_REVISION:-} ]]; then
     IMAGE_REVISION+=-dirty
 fi
 revision=$IMAGE_REVISION
-source_url=${IMAGE_SOURCE:-$(git -C "$root" remote get-url origin 2>/dev/null || true)}
+# Only a URL given on purpose: a clone's remote may embed credentials, and differs between clones.
+source_url=${IMAGE_SOURCE:-}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -201,7 +205,7 @@ add_nvidia() {
   done
 }
 # Each layer also holds what its libraries need beyond the layers below (glibc's librt, libdl and
-# libpthread stubs, which the trainer itself no longer links).
+# libpthread stubs, which the trainer itself does not link).
 add_nvidia "$work/b" libnccl.so.2
 add_closure "$work/b" "$work/b/usr/lib/x86_64-linux-gnu/"lib*.so*
 if ((baseline)); then
@@ -234,16 +238,18 @@ if [[ -n $stage ]]; then
   exit 0
 fi
 
-# make_layer TREE TAR: an uncompressed layer of TREE, entries sorted, no times but SOURCE_DATE_EPOCH.
+# make_layer TREE TAR TIME: an uncompressed layer of TREE, entries sorted, every time TIME.
 make_layer() {
   (cd "$1" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort) >"$2.list"
   tar -C "$1" --create --file "$2" --no-recursion --verbatim-files-from --files-from "$2.list" \
     --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-    --mtime="@$epoch" --numeric-owner
+    --mtime="@$3" --numeric-owner
 }
-make_layer "$work/a" "$work/a.tar"
-make_layer "$work/b" "$work/b.tar"
-((baseline)) && make_layer "$work/c" "$work/c.tar"
+make_layer "$work/a" "$work/a.tar" "$epoch"
+# NCCL's and cuBLASLt's layers do not depend on the commit: a fixed time keeps their digests from
+# build to build, so a node that pulled them once does not pull them again for a new trainer.
+make_layer "$work/b" "$work/b.tar" 0
+((baseline)) && make_layer "$work/c" "$work/c.tar" 0
 
 # ---- the OCI layout ----
 layout=$out/oci
@@ -273,12 +279,15 @@ add_layer() {  # TAR TAG [NEW_TAG] WHAT
     --history.created_by "scripts/build-image.sh: $what" "$tar"
 }
 add_layer "$work/a.tar" "$version" "" "mnist-train and its run-time libraries (Debian 12)"
+# The single-GPU node check: layer A alone. A run on one GPU never loads NCCL (the one-GPU Job of
+# k8s/base); a run over several GPUs in it exits 2, library_missing.
+umoci tag --image "$layout:$version" "$version-single-gpu"
 add_layer "$work/b.tar" "$version" "" "NCCL"
 ((baseline)) && add_layer "$work/c.tar" "$version" "$version-baseline" "cuBLASLt"
 umoci gc --layout "$layout"
 
 # ---- sizes: what a pull transfers (manifest, config, layers) and the unpacked layers ----
-tags=("$version")
+tags=("$version" "$version-single-gpu")
 ((baseline)) && tags+=("$version-baseline")
 declare -A unpacked=()
 for t in a b c; do [[ -f $work/$t.tar ]] && unpacked[$t]=$(stat -c %s "$work/$t.tar"); done

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # check-pool.sh: the node check on every GPU node of a pool, at once. One Job per node, from the
 # template k8s/pool (the base Job pinned to the node by a required node affinity on its name,
-# asking for all of the node's allocatable nvidia.com/gpu, --gpus all, never retried), then waits
+# asking for all of the node's nvidia.com/gpu, --gpus all, never retried), then waits
 # up to --timeout and prints one row per node: NODE GPUS VERDICT REASON DETAIL, the verdict read
 # from the pod's termination message (docs/KUBERNETES.md: "Every node of a pool").
 #
 # Exit codes:
-#   0  every node passed
+#   0  every node passed (skipped, cordoned, rows aside)
 #   1  a bug in this script
-#   2  bad command line, kubectl or jq missing, a template that does not render to one Job, or no
-#      node to check
+#   2  bad command line, kubectl or jq missing, a template that does not render to one Job (or a
+#      node's Job that does not render), or no node to check
 #   3  the cluster could not be asked: the node list could not be read, or no poll of the Jobs
 #      succeeded
-#   4  at least one node failed (its check failed, or it cannot be checked: no allocatable GPU
-#      where the selector chose it, a name that is not a node name, its Job not created)
+#   4  at least one node failed (its check failed, or it cannot be checked: no GPU where the
+#      selector chose it, fewer allocatable GPUs than its capacity (the device plugin marked some
+#      unhealthy), a name that is not a node name, its Job not created)
 #   5  none failed, but at least one had not finished by the deadline (pending or timeout)
 #   130, 143  interrupted (SIGINT, SIGTERM): the table so far is printed, --cleanup still applies
 # Needs kubectl (KUBECTL overrides which) and jq.
@@ -29,7 +30,8 @@ with all its GPUs; waits, then prints a table of verdicts.
 
   -l, --selector SELECTOR  the nodes to check (a kubectl label selector, e.g.
                            cloud.google.com/gke-nodepool=gpu); default: every node with
-                           allocatable nvidia.com/gpu above 0
+                           nvidia.com/gpu capacity or allocatable above 0; a node with
+                           fewer allocatable than its capacity fails (gpus_unallocatable)
   -n, --namespace NS       where the Jobs go (default: kubectl's current namespace)
       --timeout DURATION   how long to wait for the verdicts: 900, 900s, 15m or 1h (default 30m);
                            each Job's activeDeadlineSeconds too
@@ -42,7 +44,7 @@ with all its GPUs; waits, then prints a table of verdicts.
       --dry-run            print the Jobs instead of creating them
   -h, --help
 
-Exit codes: 0 all passed, 2 usage, 3 cluster unreachable, 4 a node failed, 5 a node pending or
+Exit codes: 0 all passed (cordoned nodes skipped), 2 usage, 3 cluster unreachable, 4 a node failed, 5 a node pending or
 timed out at the deadline, 130/143 interrupted.
 EOF
 }
@@ -52,6 +54,9 @@ note() { echo "check-pool.sh: $*" >&2; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 kubectl=${KUBECTL:-kubectl}
+# api ARGS...: a call to the API server, bounded (kubectl waits forever by default on a server
+# that accepts the connection and never answers). Rendering (kubectl kustomize) is local.
+api() { "$kubectl" --request-timeout=30s "$@"; }
 selector="" namespace="" timeout_text=30m interval=10 template=$here/../k8s/pool image=""
 run_id="" cleanup=0 dry_run=0
 while (($#)); do
@@ -125,14 +130,15 @@ base_name=$(sed -n '/^metadata:/,/^[a-z]/s/^  name: //p' "$work/template.yaml" |
 # ---- the nodes ----
 node_args=(get nodes -o json)
 [[ -n $selector ]] && node_args+=(-l "$selector")
-"$kubectl" "${node_args[@]}" >"$work/nodes.json" 2>"$work/err" ||
+api "${node_args[@]}" >"$work/nodes.json" 2>"$work/err" ||
   die 3 "kubectl get nodes failed: $(tr '\n' ' ' <"$work/err" | cut -c1-300)"
-# One line per node: name, allocatable nvidia.com/gpu, unschedulable, split by the unit separator
+# One line per node: name, allocatable and capacity nvidia.com/gpu, unschedulable, split by the unit separator
 # (\x1f: not whitespace, so an empty field stays a field). Control characters become "?", so a
 # name cannot split a row; whatever is missing or of another type becomes "".
 jq -r 'if (.items | type) == "array" then .items[] else error("not a NodeList") end
        | [(.metadata.name? // "" | if type == "string" then . else "" end),
           (.status.allocatable["nvidia.com/gpu"]? // "" | if type == "string" or type == "number" then tostring else "" end),
+          (.status.capacity["nvidia.com/gpu"]? // "" | if type == "string" or type == "number" then tostring else "" end),
           (.spec.unschedulable? // false | tostring)]
        | map(gsub("[\u0000-\u001f\u007f]"; "?")) | join("\u001f")' \
   "$work/nodes.json" >"$work/nodes.tsv" 2>"$work/err" ||
@@ -148,20 +154,30 @@ shown() { printf '%s' "$1" | LC_ALL=C tr -c '[:print:]' '?' | cut -c1-120; }
 
 nodes=() gpus=() verdict=() reason=() detail=() job=()
 add_row() { nodes+=("$1"); gpus+=("$2"); verdict+=("$3"); reason+=("$4"); detail+=("$5"); job+=("$6"); }
-while IFS=$'\x1f' read -r name count unschedulable; do
+while IFS=$'\x1f' read -r name count capacity unschedulable; do
   if ! valid_node_name "$name"; then
     add_row "$(shown "${name:-(no name)}")" "-" failed invalid_node_name "the API answered a node name that is not a DNS subdomain: $(shown "$name")" ""
     continue
   fi
-  if [[ ! $count =~ ^[0-9]{1,4}$ ]] || ((10#$count == 0)); then
-    # Without a selector, nodes without GPUs are simply not part of the pool.
-    [[ -z $selector && ( -z $count || $count == 0 ) ]] && continue
-    shown_count='?'
-    [[ -z $count || $count =~ ^[0-9]+$ ]] && shown_count=${count:--}
-    add_row "$name" "$shown_count" failed no_gpu "allocatable nvidia.com/gpu is '$(shown "$count")': is the NVIDIA device plugin running there?" ""
+  if [[ -n $count && ! $count =~ ^[0-9]{1,4}$ ]] || [[ -n $capacity && ! $capacity =~ ^[0-9]{1,4}$ ]]; then
+    add_row "$name" '?' failed no_gpu "nvidia.com/gpu allocatable '$(shown "$count")', capacity '$(shown "$capacity")': not GPU counts" ""
     continue
   fi
-  count=$((10#$count))
+  # A missing allocatable is none; a missing capacity says nothing beyond allocatable.
+  count=$((10#${count:-0}))
+  capacity=$((10#${capacity:-$count}))
+  if ((count == 0 && capacity == 0)); then
+    # Without a selector, nodes without GPUs are simply not part of the pool.
+    [[ -z $selector ]] && continue
+    add_row "$name" "$count" failed no_gpu "allocatable nvidia.com/gpu is 0: is the NVIDIA device plugin running there?" ""
+    continue
+  fi
+  # The device plugin takes a GPU it finds unhealthy out of allocatable and leaves capacity: a
+  # check on the rest would pass a node with broken GPUs.
+  if ((capacity > count)); then
+    add_row "$name" "$count" failed gpus_unallocatable "allocatable nvidia.com/gpu $count of capacity $capacity: the device plugin reports $((capacity - count)) GPU(s) unhealthy" ""
+    continue
+  fi
   if [[ $unschedulable == true ]]; then
     add_row "$name" "$count" skipped cordoned "spec.unschedulable: uncordon it to check it" ""
     continue
@@ -170,10 +186,16 @@ while IFS=$'\x1f' read -r name count unschedulable; do
 done <"$work/nodes.tsv"
 if ((${#nodes[@]} == 0)); then
   [[ -n $selector ]] && die 2 "no node matches --selector '$selector'"
-  die 2 "no node to check: none has allocatable nvidia.com/gpu (is the NVIDIA device plugin installed?)"
+  die 2 "no node to check: none has nvidia.com/gpu (is the NVIDIA device plugin installed?)"
 fi
 
 # ---- one Job per node ----
+# cleanup_jobs: with --cleanup, deletes this run's Jobs (their pods go with them).
+cleanup_jobs() {
+  ((cleanup)) || return 0
+  api delete jobs "${ns_args[@]}" -l "$run_selector" --ignore-not-found --wait=false >/dev/null 2>"$work/err" ||
+    note "deleting the Jobs failed: $(tr '\n' ' ' <"$work/err" | cut -c1-200)"
+}
 # job_for I NAME: renders node I's Job into $work/jobs/I/job.yaml. Every value written into the
 # kustomization was checked above (node names, image, run id) and is double-quoted, so that a node
 # called "true" or "1e3" stays a string.
@@ -222,11 +244,23 @@ job_for() {
 
 for i in "${!nodes[@]}"; do
   [[ ${verdict[i]} == pending ]] || continue
-  job_for "$i" "${nodes[i]}" || die 2 "rendering the Job for ${nodes[i]} failed: $(tr '\n' ' ' <"$work/jobs/$i/err" | cut -c1-300)"
+  if ! job_for "$i" "${nodes[i]}"; then
+    why="rendering the Job for ${nodes[i]} failed: $(tr '\n' ' ' <"$work/jobs/$i/err" | cut -c1-300)"
+    made=()
+    ((dry_run)) || for j in "${!nodes[@]}"; do
+      ((j < i)) && [[ ${verdict[j]} == pending && -n ${job[j]} ]] && made+=("${job[j]}")
+    done
+    ((${#made[@]} == 0)) && die 2 "$why"
+    if ((cleanup)); then
+      cleanup_jobs
+      die 2 "$why; this run's Jobs deleted (--cleanup)"
+    fi
+    die 2 "$why; left running: ${made[*]}; remove them: kubectl delete jobs${namespace:+ -n $namespace} -l $run_selector"
+  fi
   if ((dry_run)); then
     echo "---"
     cat "$work/jobs/$i/job.yaml"
-  elif ! "$kubectl" create "${ns_args[@]}" -f "$work/jobs/$i/job.yaml" >/dev/null 2>"$work/err"; then
+  elif ! api create "${ns_args[@]}" -f "$work/jobs/$i/job.yaml" >/dev/null 2>"$work/err"; then
     verdict[i]=failed reason[i]=job_not_created detail[i]=$(shown "$(tr '\n' ' ' <"$work/err")")
   fi
 done
@@ -283,19 +317,14 @@ poll_filter='
     end
   | map(.[0:300]) | join("\u001f")'
 poll() {
-  "$kubectl" get jobs "${ns_args[@]}" -l "$run_selector" -o json >"$work/jobs.json" 2>"$work/err" &&
-    "$kubectl" get pods "${ns_args[@]}" -l "$run_selector" -o json >"$work/pods.json" 2>>"$work/err" &&
+  api get jobs "${ns_args[@]}" -l "$run_selector" -o json >"$work/jobs.json" 2>"$work/err" &&
+    api get pods "${ns_args[@]}" -l "$run_selector" -o json >"$work/pods.json" 2>>"$work/err" &&
     jq -r --slurpfile pods "$work/pods.json" "$poll_filter" "$work/jobs.json" >"$work/states.tsv" 2>>"$work/err"
 }
 
 interrupted=0
 trap 'interrupted=130' INT
 trap 'interrupted=143' TERM
-cleanup_jobs() {
-  ((cleanup)) || return 0
-  "$kubectl" delete jobs "${ns_args[@]}" -l "$run_selector" --ignore-not-found --wait=false >/dev/null 2>"$work/err" ||
-    note "deleting the Jobs failed: $(tr '\n' ' ' <"$work/err" | cut -c1-200)"
-}
 count() { local v n=0; for v in "${verdict[@]}"; do [[ $v == "$1" ]] && n=$((n + 1)); done; echo "$n"; }
 
 started=$SECONDS polled=0 last_progress=""

@@ -4,8 +4,9 @@
 # with a writable folder on /tmp/tensorflow (the Job's emptyDir) and a file on /dev/termination-log.
 # ARGS follow the image's entrypoint (the Job's `args`). Exits with the trainer's exit code.
 #   IMAGE                 oci:LAYOUT:TAG (unpacked with umoci into a temporary bundle), or an OCI
-#                         bundle folder (config.json and rootfs/, e.g. from `umoci unpack`), which
-#                         is used as it is: read-only, its config.json never changed
+#                         bundle folder (config.json and rootfs/, e.g. from `umoci unpack`): its
+#                         config.json is never changed (the run's is a copy), but the runtime creates
+#                         the mount points it lacks in its rootfs (e.g. usr/local/nvidia/lib64)
 #   --runtime PATH|NAME   the OCI runtime (default: runc, else crun, from PATH); a binary brought
 #                         along works (Debian 12's runc needs glibc 2.34 and libseccomp.so.2)
 #   --runtime-libs DIR    a folder of shared libraries for the runtime alone (LD_LIBRARY_PATH)
@@ -30,6 +31,8 @@ mounts=() envs=()
 usage() { echo "usage: run-image.sh [--runtime PATH [--runtime-libs DIR]] [--entrypoint PATH] [--work DIR] [--termination-log FILE] [--mount SRC:DST[:rw]]... [--env N=V]... [--gpus [--gpu-devices bind] [--driver-libs DIR]] [--host-network] IMAGE [-- ARGS...]" >&2; exit 2; }
 while (($#)); do
   case $1 in
+    --runtime|--runtime-libs|--work|--termination-log|--mount|--env|--entrypoint|--gpu-devices|--driver-libs)
+      (($# >= 2)) || usage ;;&
     --runtime) runtime=${2:?}; shift 2 ;;
     --runtime-libs) runtime_libs=$(cd "${2:?}" && pwd); shift 2 ;;
     --work) work=${2:?}; shift 2 ;;
@@ -77,9 +80,10 @@ fi
 [[ -f $bundle/config.json && -d $bundle/rootfs ]] || { echo "run-image.sh: $bundle is not an OCI bundle (config.json, rootfs/)" >&2; exit 2; }
 bundle=$(cd "$bundle" && pwd)
 
-if [[ -z $work ]]; then work=$tmp/work; mkdir -p "$work"; fi
+if [[ -z $work ]]; then work=$tmp/work; fi
+mkdir -p "$work"
 if [[ -z $termlog ]]; then termlog=$tmp/termination-log; fi
-[[ -e $termlog ]] || : >"$termlog"
+: >"$termlog"  # the kubelet gives each container a fresh, empty file
 
 # The driver's user-space libraries, as the NVIDIA container toolkit picks them for
 # NVIDIA_DRIVER_CAPABILITIES=compute,utility, and the libnvidia-* libraries they need.
@@ -135,6 +139,8 @@ args = rest[1:]  # after "--"
 c = json.load(open(os.path.join(bundle, "config.json")))
 p = c["process"]
 p["terminal"] = False
+# The Job drops every capability (k8s/base/job.yaml): so does this run.
+p["capabilities"] = {k: [] for k in ("bounding", "effective", "inheritable", "permitted", "ambient")}
 p["args"] = ([entrypoint] if entrypoint else p["args"]) + args
 names = {e.split("=", 1)[0] for e in envs}
 p["env"] = [e for e in p.get("env", []) if e.split("=", 1)[0] not in names and not e.startswith("TERM=")] + envs

@@ -22,10 +22,13 @@ struct Spec {
   const char* remedy;     // where to get it
 };
 
-[[noreturn]] void missing(const Spec& spec, const std::string& detail) {
+// `remedy`: what to do, when it is not spec.remedy (a library found but of another version).
+[[noreturn]] void missing(const Spec& spec, const std::string& detail,
+                          const char* remedy = nullptr) {
   throw Error(ExitCode::kBadArguments,
               std::string(spec.what) + " (" + spec.soname + "), which " + spec.needed_by +
-                  " needs, cannot be loaded: " + detail + ". " + spec.remedy,
+                  " needs, cannot be loaded: " + detail + ". " +
+                  (remedy != nullptr ? remedy : spec.remedy),
               "library_missing");
 }
 
@@ -45,17 +48,22 @@ void* open(const Spec& spec) {
 template <typename Fn>
 void bind(const Spec& spec, void* library, const char* name, Fn& fn) {
   fn = reinterpret_cast<Fn>(dlsym(library, name));
-  if (fn == nullptr) missing(spec, std::string("it has no entry point ") + name);
+  if (fn == nullptr) {
+    missing(spec, std::string("it has no entry point ") + name,
+            "The file found is not the version this build was made for (CUDA 13's): check the "
+            "loader's path (LD_LIBRARY_PATH, ldconfig -p)");
+  }
 }
 #define MNIST_BIND(spec, table, fn) bind(spec, (table).library, MNIST_LIBRARY_NAME(fn), (table).fn)
 
 const Spec kCublasLt{"cuBLASLt", "libcublasLt.so.13", "MNIST_TEST_CUBLASLT_LIBRARY",
-                     "the cublas backend",
+                     "the cublas backend (and the benchmark's comparison with it)",
                      "The node-check image leaves it out: use the -baseline image, or install CUDA "
                      "13's cuBLAS (libcublasLt.so.13 comes with it)"};
 const Spec kNccl{"NCCL", "libnccl.so.2", "MNIST_TEST_NCCL_LIBRARY",
                  "training over several GPUs or processes",
-                 "Install NCCL 2 for CUDA 13 (both images have it), or train on one GPU"};
+                 "Install NCCL 2 for CUDA 13 (the node-check and -baseline images have it, the "
+                 "-single-gpu one does not), or train on one GPU"};
 
 CublasLt load_cublas_lt() {
   CublasLt t;

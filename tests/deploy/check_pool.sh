@@ -2,8 +2,9 @@
 # ok and fail both return 0, so `A && ok ... || fail ...` is an if-then-else here.
 # shellcheck disable=SC2015
 # check_pool.sh REPO: scripts/check-pool.sh against a stand-in kubectl (fake_kubectl.mjs) that
-# replays recorded API answers (pool_fixtures/: node lists, pod and Job statuses with termination
-# messages) and records what it was asked. Each case checks the exit code, the table's rows and the
+# answers from pool_fixtures/ (node lists, pod and Job statuses with termination messages,
+# hand-written in the shape of the API's answers: no cluster runs here) and records what it was
+# asked. Each case checks the exit code, the table's rows and the
 # Jobs created: one per node, pinned to it by a required node affinity on its name, with all its
 # GPUs and --gpus all, never retried (backoffLimit 0), unique names and the run's label, valid
 # against the API schema and Pod Security (validate_k8s.mjs, check_policy.mjs --expect pool).
@@ -93,6 +94,16 @@ valid() {
   fi
 }
 called() { grep -qF -- "$2" "$work/$1/state/calls"; }
+# bounded NAME: every API call (all but kubectl kustomize, which is local) carries --request-timeout.
+bounded() {
+  local unbounded
+  unbounded=$(grep -v '"kustomize"' "$work/$1/state/calls" | grep -vF '["--request-timeout=30s",')
+  if [[ -z $unbounded ]]; then
+    ok "$1: every API call has --request-timeout=30s ($(grep -vc '"kustomize"' "$work/$1/state/calls") calls)"
+  else
+    fail "$1: API calls without --request-timeout: $(head -n3 <<<"$unbounded")"
+  fi
+}
 
 # ---- every node passes ----
 run all_pass '{"nodes": "nodes-pool.json",
@@ -106,8 +117,9 @@ grep -q '^cpu-1 ' "$work/all_pass/out" && fail "all_pass: the node without GPUs 
 # A node with 8 GPUs gets a Job asking for 8; the cordoned one and the CPU node none.
 jobs_are all_pass gpu-a:1 gpu-b:8
 valid all_pass 60
-called all_pass '["get","nodes","-o","json"]' && ok "all_pass: nodes listed without a selector" || fail "all_pass: get nodes not called as expected"
+called all_pass '"get","nodes","-o","json"]' && ok "all_pass: nodes listed without a selector" || fail "all_pass: get nodes not called as expected"
 called all_pass '"delete"' && fail "all_pass: deleted the Jobs without --cleanup" || ok "all_pass: the Jobs are kept without --cleanup"
+bounded all_pass
 
 # ---- one node fails, with the trainer's reason ----
 run one_fails '{"nodes": "nodes-pool.json",
@@ -116,8 +128,38 @@ run one_fails '{"nodes": "nodes-pool.json",
 rc_is one_fails 4
 row one_fails gpu-a 1 passed ok
 row one_fails gpu-b 8 failed unhealthy "GPU 3 (PCI 0000:9b:00.0"
-called one_fails '["delete","jobs","-l","mnist-train/pool-run=t1"' && ok "one_fails: --cleanup deletes the run's Jobs by its label" \
+called one_fails '"delete","jobs","-l","mnist-train/pool-run=t1"' && ok "one_fails: --cleanup deletes the run's Jobs by its label" \
   || fail "one_fails: --cleanup did not delete by the run's label: $(grep delete "$work/one_fails/state/calls")"
+bounded one_fails
+
+# ---- GPUs the device plugin marked unhealthy: allocatable below capacity ----
+# Without a selector too: a node with capacity 8 and allocatable 0 is part of the pool, and failed.
+run unallocatable '{"nodes": "nodes-unhealthy.json",
+  "pods": {"gpu-healthy": "pod-passed.json", "gpu-two-unhealthy": "pod-passed.json", "gpu-all-unhealthy": "pod-passed.json"},
+  "jobs": {"gpu-healthy": "job-complete.json", "gpu-two-unhealthy": "job-complete.json", "gpu-all-unhealthy": "job-complete.json"}}' --timeout 30
+rc_is unallocatable 4
+row unallocatable gpu-healthy 8 passed ok
+row unallocatable gpu-two-unhealthy 6 failed gpus_unallocatable "allocatable nvidia.com/gpu 6 of capacity 8: the device plugin reports 2 GPU(s) unhealthy"
+row unallocatable gpu-all-unhealthy 0 failed gpus_unallocatable "allocatable nvidia.com/gpu 0 of capacity 8: the device plugin reports 8 GPU(s) unhealthy"
+jobs_are unallocatable gpu-healthy:8
+
+# ---- a node's Job that does not render: exit 2, the Jobs already created deleted or named ----
+# Render 1 is the template, 2 gpu-a's Job (created), 3 gpu-b's (fails).
+run render_fails '{"nodes": "nodes-pool.json", "kustomize_fails_from": 3}' --timeout 30 --cleanup
+rc_is render_fails 2
+jobs_are render_fails gpu-a:1
+if called render_fails '"delete","jobs","-l","mnist-train/pool-run=t1"' && grep -q 'rendering the Job for gpu-b failed.*deleted' "$work/render_fails/err"; then
+  ok "render_fails: --cleanup deletes the Job already created: $(cut -c1-120 "$work/render_fails/err")"
+else
+  fail "render_fails: with --cleanup: $(cat "$work/render_fails/err"), deletes: $(grep -c delete "$work/render_fails/state/calls")"
+fi
+run render_fails_kept '{"nodes": "nodes-pool.json", "kustomize_fails_from": 3}' --timeout 30
+rc_is render_fails_kept 2
+if ! called render_fails_kept '"delete"' && grep -q 'left running: mnist-train-pool-t1-0-gpu-a; remove them: kubectl delete jobs -l mnist-train/pool-run=t1' "$work/render_fails_kept/err"; then
+  ok "render_fails_kept: without --cleanup the Job left running is named"
+else
+  fail "render_fails_kept: $(cat "$work/render_fails_kept/err")"
+fi
 
 # ---- a node never schedules, another never finishes: the deadline ----
 run deadline '{"nodes": "nodes-pool.json",
@@ -126,13 +168,15 @@ rc_is deadline 5
 row deadline gpu-a 1 pending Unschedulable "Insufficient nvidia.com/gpu"
 row deadline gpu-b 8 timeout deadline "still running after 3s"
 secs=$(cat "$work/deadline/seconds")
-if (($(echo "$secs < 3 + 3" | bc))); then ok "deadline: returned after ${secs%.*} s (--timeout 3s, --interval 1)"; else fail "deadline: took $secs s with --timeout 3s"; fi
+# The bound leaves room for the stand-in's start-up (a node process per call) on a loaded 2-core CI
+# machine; a script that ignored the deadline would wait for ever on the running pod.
+if (($(echo "$secs < 3 + 12" | bc))); then ok "deadline: returned after ${secs%.*} s (--timeout 3s, --interval 1)"; else fail "deadline: took $secs s with --timeout 3s"; fi
 valid deadline 3
 # No pod at all (the Job controller has not made one): pending, not passed.
 run no_pod '{"nodes": "nodes-pool.json", "pods": {}}' --timeout 2 -l pool=l4
 rc_is no_pod 5
 row no_pod gpu-a 1 pending no_pod
-called no_pod '["get","nodes","-o","json","-l","pool=l4"]' && ok "no_pod: --selector goes to kubectl get nodes -l" || fail "no_pod: the selector was not passed: $(head -n2 "$work/no_pod/state/calls")"
+called no_pod '"get","nodes","-o","json","-l","pool=l4"]' && ok "no_pod: --selector goes to kubectl get nodes -l" || fail "no_pod: the selector was not passed: $(head -n2 "$work/no_pod/state/calls")"
 
 # ---- evicted: replaced on the same node, not a failure ----
 run evicted '{"nodes": "nodes-pool.json",

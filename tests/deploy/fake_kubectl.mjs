@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 // A stand-in for kubectl, for check_pool.sh's runs of scripts/check-pool.sh (KUBECTL points here):
-// no cluster, only recorded API answers. It records every command it is given and answers from a
-// scenario file:
+// no cluster runs here, so its answers are hand-written in the shape of the API's answers. It
+// records every command it is given and answers from a scenario file:
 //   FAKE_KUBECTL_SCENARIO  JSON: {
-//       "nodes": NodeList or a fixture file's name,   the answer to `get nodes -o json` as recorded
+//       "nodes": NodeList or a fixture file's name,   the answer to `get nodes -o json`
 //       "pods": {NODE: [STATUS, ...]},  each node's pod, one status per `get pods` poll (the last one
 //                                       repeats; a fixture file's name for any of them; null: no pod yet)
 //       "jobs": {NODE: [STATUS, ...]},  the same for the node's Job (default: {"active": 1})
 //       "fail": {"VERB RESOURCE": "TEXT"}  that command fails: TEXT on stderr, exit 1
+//       "kustomize_fails_from": N  the Nth `kustomize` call (from 1) and every later one fail
 //     }
+//   --request-timeout=DURATION (or --request-timeout DURATION) is accepted as kubectl accepts it
+//   (a number with an optional s, m or h); a malformed value fails, as kubectl refuses it.
 //   FAKE_KUBECTL_STATE     a folder: `calls` (one JSON array of arguments per command) and
 //                          created/N.yaml (each manifest given to `create -f`)
 //   REAL_KUBECTL           the real kubectl, for `kustomize` (rendering is local, not an API call)
 // `get jobs` and `get pods` list the Jobs created so far (only those the -l selector matches), each
-// with its node's recorded status and the labels the Job controller adds, so that the replayed
-// answers carry the names the script chose.
+// with its node's scenario status and the labels the Job controller adds, so that the answers
+// carry the names the script chose.
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -38,8 +41,22 @@ const opt = (...names) => {
   }
   return undefined;
 };
-const positional = args.filter((a, i) => !a.startsWith("-") && !["-l", "-o", "-f", "-n", "--namespace", "--selector"].includes(args[i - 1]));
+const positional = args.filter((a, i) => !a.startsWith("-") &&
+  !["-l", "-o", "-f", "-n", "--namespace", "--selector", "--request-timeout"].includes(args[i - 1]));
 const [verb, resource] = positional;
+const requestTimeout = opt("--request-timeout");
+if (requestTimeout !== undefined && !/^[0-9]+(s|m|h)?$/.test(requestTimeout)) {
+  process.stderr.write(`error: invalid argument "${requestTimeout}" for "--request-timeout" flag\n`);
+  process.exit(1);
+}
+if (verb === "kustomize" && scenario.kustomize_fails_from !== undefined) {
+  const renders = fs.readFileSync(path.join(state, "calls"), "utf8").trim().split("\n")
+    .filter((l) => JSON.parse(l).includes("kustomize")).length;
+  if (renders >= scenario.kustomize_fails_from) {
+    process.stderr.write("error: accumulating resources: fake kubectl: this render fails\n");
+    process.exit(1);
+  }
+}
 const failure = scenario.fail?.[`${verb} ${resource ?? ""}`.trim()];
 if (failure) {
   process.stderr.write(`${failure}\n`);
@@ -99,7 +116,7 @@ switch (verb) {
       });
       process.stdout.write(JSON.stringify(list(items)));
     } else {
-      process.stderr.write(`fake kubectl: no recorded answer for get ${resource}\n`);
+      process.stderr.write(`fake kubectl: no answer for get ${resource}\n`);
       process.exit(1);
     }
     break;
@@ -115,6 +132,6 @@ switch (verb) {
     console.log(`deleted ${resource} matching ${opt("-l", "--selector")}`);
     break;
   default:
-    process.stderr.write(`fake kubectl: no recorded answer for ${args.join(" ")}\n`);
+    process.stderr.write(`fake kubectl: no answer for ${args.join(" ")}\n`);
     process.exit(1);
 }

@@ -28,8 +28,9 @@ set_tests_properties(deploy_k8s_manifests deploy_dockerfile deploy_tensorboard_i
   deploy_check_prereqs deploy_job_contract deploy_benchmark_contract deploy_image_tags
   PROPERTIES LABELS "cpu;deploy" TIMEOUT 300)
 
-# scripts/check-pool.sh against a stand-in kubectl replaying recorded API answers (fake_kubectl.mjs,
-# pool_fixtures/): verdicts, exit codes, the deadline, odd node names, and the Jobs it creates
+# scripts/check-pool.sh against a stand-in kubectl (fake_kubectl.mjs) answering from pool_fixtures/,
+# hand-written in the shape of the API's answers (no cluster runs here): verdicts, exit codes, the
+# deadline, unhealthy GPUs, odd node names, and the Jobs it creates
 # (valid, pinned, all of a node's GPUs). The GKE GPU type: unset, the gke overlays do not render.
 add_test(NAME deploy_check_pool COMMAND bash ${MNIST_DEPLOY_DIR}/check_pool.sh ${PROJECT_SOURCE_DIR})
 add_test(NAME deploy_gke_accelerator COMMAND bash ${MNIST_DEPLOY_DIR}/gke_accelerator.sh ${MNIST_K8S_DIR})

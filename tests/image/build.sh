@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# build.sh TRAINER OUT: the fixture of the image tests. scripts/build-image.sh makes both images of
-# TRAINER in OUT/oci (and OUT/sizes.json); each is unpacked (umoci) into OUT/bundle/node-check and
-# OUT/bundle/baseline for the run tests.
+# build.sh TRAINER OUT: the fixture of the image tests. scripts/build-image.sh makes the three images
+# of TRAINER in OUT/oci (and OUT/sizes.json); each is unpacked (umoci) into OUT/bundle/node-check,
+# OUT/bundle/single-gpu and OUT/bundle/baseline for the run tests.
 set -euo pipefail
 trainer=$1 out=$2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,5 +14,6 @@ rm -rf "$out"
 version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$out/sizes.json")
 mkdir -p "$out/bundle"
 umoci unpack --image "$out/oci:$version" "$out/bundle/node-check" >/dev/null
+umoci unpack --image "$out/oci:$version-single-gpu" "$out/bundle/single-gpu" >/dev/null
 umoci unpack --image "$out/oci:$version-baseline" "$out/bundle/baseline" >/dev/null
-echo "ok   both images built and unpacked in $out"
+echo "ok   the three images built and unpacked in $out"

@@ -13,6 +13,9 @@
 #                      libcublasLt.so.13
 #   baseline_libraries the baseline's cuBLASLt resolves with the image's own loader,
 #                      and --backend cublas gets past loading them (exit 4: no GPU)
+#   nccl_resolves      the node check's loader finds NCCL by its soname (as the trainer's dlopen
+#                      does for several GPUs); the single-GPU image's does not, and trains on the CPU
+#                      all the same
 set -uo pipefail
 case_name=$1 image_dir=$2 version=$3 idx_dir=$4
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,16 +92,26 @@ PY
       fail "termination line: '$(line)'" ;;
   baseline_libraries)
     baseline=$(bundle_of baseline)
-    for lib in libcublasLt.so.13; do
-      lib=/usr/lib/x86_64-linux-gnu/$(basename "$lib")
-      if ! "$run_image" --entrypoint /lib64/ld-linux-x86-64.so.2 "$baseline" -- --list "$lib" >"$work/out" 2>&1 ||
-         grep -q 'not found' "$work/out"; then
-        fail "$lib does not resolve in the baseline:"; sed 's/^/  /' "$work/out"
-      fi
-    done
+    lib=/usr/lib/x86_64-linux-gnu/libcublasLt.so.13
+    if ! "$run_image" --entrypoint /lib64/ld-linux-x86-64.so.2 "$baseline" -- --list "$lib" >"$work/out" 2>&1 ||
+       grep -q 'not found' "$work/out"; then
+      fail "$lib does not resolve in the baseline:"; sed 's/^/  /' "$work/out"
+    fi
     run "$baseline" --backend cublas --fake_data --max_steps 1
     expect_rc 4
     [[ $(line) == *"| reason=no_device node=$node" ]] || fail "termination line: '$(line)'" ;;
+  nccl_resolves)
+    # --preload takes a soname and searches as dlopen does (the loader's cache, LD_LIBRARY_PATH).
+    "$run_image" --entrypoint /lib64/ld-linux-x86-64.so.2 "$node_check" -- --preload libnccl.so.2 \
+      --list /usr/local/bin/mnist-train >"$work/out" 2>&1
+    grep -Eq '^\s*libnccl\.so\.2 => /(usr/)?lib/x86_64-linux-gnu/libnccl\.so\.2 ' "$work/out" ||
+      { fail "the node check's loader does not find libnccl.so.2:"; sed 's/^/  /' "$work/out"; }
+    ! grep -q 'not found' "$work/out" || { fail "a library is missing:"; sed 's/^/  /' "$work/out"; }
+    single=$(bundle_of single-gpu)
+    ! "$run_image" --entrypoint /lib64/ld-linux-x86-64.so.2 "$single" -- --preload libnccl.so.2 \
+      --list /usr/local/bin/mnist-train 2>&1 | grep -q '=> .*libnccl' || fail "the single-GPU image holds NCCL"
+    run "$single" --backend cpu --fake_data --max_steps 20
+    expect_rc 0 ;;
   *) echo "run.sh: unknown case $case_name"; exit 2 ;;
 esac
 ((failures == 0)) && echo "ok   $case_name"

@@ -17,7 +17,8 @@ if(NOT MNIST_SANITIZE)
   add_test(NAME image_config COMMAND bash ${MNIST_IMAGE_TESTS}/config.sh ${MNIST_IMAGE_OUT} ${PROJECT_VERSION}
            ${MNIST_CUDA_LIB_DIR})
   set(MNIST_IMAGE_CHECKS image_reproducible image_config)
-  foreach(case IN ITEMS version dry_run no_gpu read_only_root train_cpu cublas_missing baseline_libraries)
+  foreach(case IN ITEMS version dry_run no_gpu read_only_root train_cpu cublas_missing baseline_libraries
+                    nccl_resolves)
     add_test(NAME image_run_${case} COMMAND bash ${MNIST_IMAGE_TESTS}/run.sh ${case} ${MNIST_IMAGE_OUT}
              ${PROJECT_VERSION} ${MNIST_IDX_DIR})
     list(APPEND MNIST_IMAGE_CHECKS image_run_${case})
