@@ -53,7 +53,8 @@ missing() {
 if [[ $mode == cpu ]]; then
   # What the dynamic loader must find: direct dependencies (NEEDED) only from this list, and in the
   # whole closure no vendor library.
-  allowed='^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libgomp|libcurl|libz|libcrypto|libssl|ld-linux-x86-64)\.so'
+  # (libasan and libubsan: the asan preset's sanitizer runtimes, part of the compiler's.)
+  allowed='^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libgomp|libasan|libubsan|libcurl|libz|libcrypto|libssl|ld-linux-x86-64)\.so'
   needed=$(readelf -d "$trainer" | sed -n 's/.*(NEEDED).*\[\(.*\)\].*/\1/p')
   [[ -n $needed ]] || fail "readelf found no NEEDED entries in $trainer"
   for lib in $needed; do
