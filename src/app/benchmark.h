@@ -1,7 +1,8 @@
 // --benchmark: training-step latency and throughput of each backend at several batch sizes, on the
 // resident dataset, plus the seed job (without and with summaries), time to 98% test accuracy,
-// device memory, and our GEMMs against cuBLASLt at the model's shapes. Prints a table and optionally
-// writes JSON (--benchmark_out) naming the program's version, the GPU, driver and runtime.
+// device memory, and our GEMMs against cuBLASLt at the model's shapes. Prints a table and
+// optionally writes JSON (--benchmark_out) naming the program's version, the GPU, driver and
+// runtime.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -51,8 +51,8 @@
 // version N" among the dropped (exit 3), and a peer that meets another version exits 3 saying so.
 // A peer never exits 2 on bytes that did not authenticate (a fake rank 0 cannot fail the Job).
 //
-// Exit codes (README's exit-code table; the Job's podFailurePolicy keys on them). No new code: the two
-// existing ones already say what a Job should do.
+// Exit codes (README's exit-code table; the Job's podFailurePolicy keys on them). No new code: the
+// two existing ones already say what a Job should do.
 //   kBadArguments (2)     the Job is misconfigured, and a retry would meet the same: an
 //                         authenticated peer's configuration, world size or GPU differing from
 //                         rank 0's (or clashing), a rank out of range, a missing or short secret,
